@@ -1,0 +1,1 @@
+//! The Envoy binary: finding or installing it, bootstraps, and supervised processes.

@@ -1,0 +1,1 @@
+//! Pure translation of a `Mesh` into the Envoy resources one proxy should see.

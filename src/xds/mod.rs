@@ -1,0 +1,1 @@
+//! The snapshot cache and the ADS server (State-of-the-World and Delta).
