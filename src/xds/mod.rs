@@ -1,1 +1,23 @@
 //! The snapshot cache and the ADS server (State-of-the-World and Delta).
+//!
+//! - [`snapshot`]: encoded, content-versioned resources, shared between proxies.
+//! - [`cache`]: the current generation, published through a `watch` (latest wins).
+//! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
+//! - [`server`]: the tonic service that drives them.
+//! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
+
+pub mod cache;
+pub mod delta;
+pub mod event;
+pub mod resource_type;
+pub mod server;
+pub mod snapshot;
+pub mod sotw;
+pub mod status;
+pub mod subscription;
+
+pub use cache::{Cache, Generation, Uniform};
+pub use resource_type::ResourceType;
+pub use server::{AdsServer, ServeError};
+pub use snapshot::{Encoded, Interner, Snapshot, SnapshotBuilder};
+pub use status::{ProxyRegistry, ProxyStatus};

@@ -1,0 +1,70 @@
+//! Where streams get their snapshots: a `watch` of the current generation, which maps a node to the
+//! snapshot of its proxy class.
+//!
+//! `watch` keeps only the latest value, so a slow stream can never fall behind by more than one
+//! generation and nothing queues up: when it looks again it sees the newest state.
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use tokio::sync::watch;
+
+use super::snapshot::Snapshot;
+
+/// One configuration generation: answers which snapshot a given node should see.
+pub trait Generation: Send + Sync + 'static {
+    /// The snapshot for `node`, or why this node cannot be served (for example an identity that matches no
+    /// workload). An error is retried on the next generation.
+    fn snapshot_for(&self, node: &Node) -> Result<Arc<Snapshot>, String>;
+}
+
+/// The same snapshot for every node: for tests and hand-built configurations.
+#[derive(Debug, Clone)]
+pub struct Uniform(pub Arc<Snapshot>);
+
+impl Generation for Uniform {
+    fn snapshot_for(&self, _node: &Node) -> Result<Arc<Snapshot>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The publishing side of the cache. Cloning shares it.
+#[derive(Clone)]
+pub struct Cache {
+    tx: Arc<watch::Sender<Arc<dyn Generation>>>,
+}
+
+impl Cache {
+    pub fn new(initial: Arc<dyn Generation>) -> Cache {
+        let (tx, _rx) = watch::channel(initial);
+        Cache { tx: Arc::new(tx) }
+    }
+
+    /// A cache that serves one snapshot to every node.
+    pub fn uniform(snapshot: Snapshot) -> Cache {
+        Cache::new(Arc::new(Uniform(Arc::new(snapshot))))
+    }
+
+    /// Publishes a new generation; every stream re-evaluates what it owes its proxy.
+    pub fn publish(&self, generation: Arc<dyn Generation>) {
+        self.tx.send_replace(generation);
+    }
+
+    pub fn set_uniform(&self, snapshot: Snapshot) {
+        self.publish(Arc::new(Uniform(Arc::new(snapshot))));
+    }
+
+    pub fn current(&self) -> Arc<dyn Generation> {
+        self.tx.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<dyn Generation>> {
+        self.tx.subscribe()
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,213 @@
+//! Delta (incremental) ADS for one stream, without I/O.
+//!
+//! The stream remembers the version of every resource the proxy holds (`Subscription::known`, seeded from
+//! `initial_resource_versions` on reconnect), so each response carries only what changed and the names
+//! that disappeared.
+
+use std::collections::BTreeSet;
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+
+use super::event::{Event, Step};
+use super::resource_type::{PerType, ResourceType};
+use super::snapshot::{aggregate_version, Snapshot};
+use super::subscription::{Nack, ResourceNames, Sent, Subscription};
+
+/// One Delta stream.
+#[derive(Debug, Default)]
+pub struct DeltaStream {
+    subs: PerType<Option<Subscription>>,
+    /// Explicitly subscribed names the proxy has not yet been told about (present or absent), per type.
+    unanswered: PerType<BTreeSet<String>>,
+    nonces: u64,
+}
+
+impl DeltaStream {
+    pub fn subscription(&self, t: ResourceType) -> Option<&Subscription> {
+        self.subs[t].as_ref()
+    }
+
+    pub fn on_request(
+        &mut self,
+        req: &DeltaDiscoveryRequest,
+        snapshot: Option<&Snapshot>,
+    ) -> Step<DeltaDiscoveryResponse> {
+        let mut step = Step::default();
+        let Some(t) = ResourceType::from_type_url(&req.type_url) else {
+            step.events.push(Event::Ignored {
+                type_url: req.type_url.clone(),
+                reason: "type not served",
+            });
+            return step;
+        };
+
+        let initial = self.subs[t].is_none();
+        let sub = self.subs[t].get_or_insert_with(|| {
+            let mut sub = Subscription::new(ResourceNames::delta_initial(
+                t,
+                &req.resource_names_subscribe,
+            ));
+            // What a reconnecting proxy already holds need not be sent again.
+            sub.known = req
+                .initial_resource_versions
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            sub
+        });
+        if initial {
+            step.events.push(Event::Subscribed { type_: t });
+        }
+
+        let added = sub.names.subscribe(&req.resource_names_subscribe);
+        self.unanswered[t].extend(added);
+        sub.names.unsubscribe(&req.resource_names_unsubscribe);
+        for name in &req.resource_names_unsubscribe {
+            sub.known.remove(name);
+            self.unanswered[t].remove(name);
+        }
+
+        if !req.response_nonce.is_empty() {
+            if !sub.is_current_nonce(&req.response_nonce) {
+                step.events.push(Event::Ignored {
+                    type_url: req.type_url.clone(),
+                    reason: "stale nonce",
+                });
+            } else if let Some(status) = &req.error_detail {
+                let nack = Nack {
+                    nonce: req.response_nonce.clone(),
+                    rejected_version: sub
+                        .sent_version_of(&req.response_nonce)
+                        .unwrap_or_default()
+                        .to_string(),
+                    kept_version: sub
+                        .acked
+                        .as_ref()
+                        .map(|a| a.version.clone())
+                        .unwrap_or_default(),
+                    message: status.message.clone(),
+                };
+                // `known` keeps the rejected versions on purpose: the proxy has seen them, and sending
+                // them again would only be rejected again. The next change to those resources is sent.
+                sub.last_nack = Some(nack.clone());
+                step.events.push(Event::Nacked { type_: t, nack });
+            } else if let Some(sent) = sub.last_sent.clone() {
+                step.events.push(Event::Acked {
+                    type_: t,
+                    version: sent.version.clone(),
+                    nonce: sent.nonce.clone(),
+                });
+                sub.acked = Some(sent);
+            }
+        }
+
+        if let Some(snapshot) = snapshot {
+            step.merge(self.respond(t, snapshot, initial));
+        }
+        step
+    }
+
+    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DeltaDiscoveryResponse> {
+        let mut step = Step::default();
+        for t in ResourceType::ALL {
+            step.merge(self.respond(t, snapshot, false));
+        }
+        step
+    }
+
+    /// Sends what changed for type `t`; `always` answers even when nothing changed (a first request must
+    /// be answered, or the proxy waits for its initial fetch timeout).
+    fn respond(
+        &mut self,
+        t: ResourceType,
+        snapshot: &Snapshot,
+        always: bool,
+    ) -> Step<DeltaDiscoveryResponse> {
+        let mut step = Step::default();
+        let Some(sub) = self.subs[t].as_mut() else {
+            return step;
+        };
+        let all = snapshot.resources(t);
+        let changed: Vec<_> = sub
+            .names
+            .select(all)
+            .into_iter()
+            .filter(|r| sub.known.get(&r.name) != Some(&r.version))
+            .cloned()
+            .collect();
+        let mut removed: BTreeSet<String> = sub
+            .known
+            .keys()
+            .filter(|name| !all.contains_key(*name) || !sub.names.covers(name))
+            .cloned()
+            .collect();
+        // Newly subscribed names that do not exist are reported removed, so the proxy stops waiting.
+        removed.extend(
+            self.unanswered[t]
+                .iter()
+                .filter(|name| !all.contains_key(*name))
+                .cloned(),
+        );
+        self.unanswered[t].clear();
+
+        if changed.is_empty() && removed.is_empty() && !always {
+            return step;
+        }
+        for r in &changed {
+            sub.known.insert(r.name.clone(), r.version.clone());
+        }
+        for name in &removed {
+            sub.known.remove(name);
+        }
+        self.nonces += 1;
+        let nonce = self.nonces.to_string();
+        let version = aggregate_version(sub.names.select(all).into_iter().map(|r| r.as_ref()));
+        step.events.push(Event::Sent {
+            type_: t,
+            version: version.clone(),
+            nonce: nonce.clone(),
+            resources: changed.len(),
+            removed: removed.len(),
+        });
+        sub.last_sent = Some(Sent {
+            nonce: nonce.clone(),
+            version: version.clone(),
+        });
+        step.responses.push(DeltaDiscoveryResponse {
+            system_version_info: version,
+            resources: changed
+                .iter()
+                .map(|r| Resource {
+                    name: r.name.clone(),
+                    version: r.version.clone(),
+                    resource: Some(r.any.clone()),
+                    ..Default::default()
+                })
+                .collect(),
+            type_url: t.type_url(),
+            removed_resources: removed.into_iter().collect(),
+            nonce,
+            ..Default::default()
+        });
+
+        // Envoy re-creates a changed cluster and keeps it warming until its endpoints arrive, but in Delta
+        // it does not ask for them again: forget what it holds so they are re-sent right after.
+        if t == ResourceType::Cluster {
+            let eds_names: Vec<String> = changed
+                .iter()
+                .filter_map(|c| snapshot.eds_name_of_cluster(&c.name).map(str::to_string))
+                .collect();
+            if let Some(eds) = self.subs[ResourceType::Endpoint].as_mut() {
+                for name in &eds_names {
+                    eds.known.remove(name);
+                }
+            }
+            if !eds_names.is_empty() {
+                step.merge(self.respond(ResourceType::Endpoint, snapshot, false));
+            }
+        }
+        step
+    }
+}

@@ -1,0 +1,337 @@
+//! The gRPC glue: one task per ADS stream that reads requests, watches the cache and sends what the
+//! protocol state machine decides. No protocol logic lives here.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::cache::{Cache, Generation};
+use super::delta::DeltaStream;
+use super::event::{Event, Step};
+use super::snapshot::Snapshot;
+use super::sotw::SotwStream;
+use super::status::{Mode, ProxyRegistry, Registration};
+
+/// Responses waiting to be written to one stream. Small on purpose: a proxy that does not read makes its
+/// stream task wait, and when it resumes it computes from the newest snapshot, so nothing piles up.
+const OUTBOUND_BUFFER: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot bind the xDS server to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("xDS server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The ADS service (both State-of-the-World and Delta).
+#[derive(Clone, Debug)]
+pub struct AdsServer {
+    cache: Cache,
+    registry: ProxyRegistry,
+}
+
+impl AdsServer {
+    pub fn new(cache: Cache, registry: ProxyRegistry) -> AdsServer {
+        AdsServer { cache, registry }
+    }
+
+    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
+        AggregatedDiscoveryServiceServer::new(self)
+    }
+
+    /// Serves on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        tonic::transport::Server::builder()
+            // Detects proxies that vanished without closing their connection.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(self.into_service())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    }
+}
+
+type ResponseStream<T> = ReceiverStream<Result<T, Status>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsServer {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        Ok(Response::new(
+            self.spawn_stream(request.into_inner(), SotwStream::default()),
+        ))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Ok(Response::new(self.spawn_stream(
+            request.into_inner(),
+            DeltaStream::default(),
+        )))
+    }
+}
+
+impl AdsServer {
+    fn spawn_stream<P: Protocol>(
+        &self,
+        inbound: Streaming<P::Request>,
+        protocol: P,
+    ) -> ResponseStream<P::Response> {
+        let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
+        let task = StreamTask {
+            protocol,
+            inbound,
+            outbound: tx,
+            generations: self.cache.subscribe(),
+            registry: self.registry.clone(),
+            node: None,
+            registration: None,
+            snapshot: None,
+        };
+        tokio::spawn(task.run());
+        ReceiverStream::new(rx)
+    }
+}
+
+/// What differs between SotW and Delta, as seen by the stream task.
+trait Protocol: Send + 'static {
+    type Request: prost::Message + Default + Send + 'static;
+    type Response: Send + 'static;
+    const MODE: Mode;
+    fn node(req: &Self::Request) -> Option<&Node>;
+    fn on_request(
+        &mut self,
+        req: &Self::Request,
+        snapshot: Option<&Snapshot>,
+    ) -> Step<Self::Response>;
+    fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<Self::Response>;
+}
+
+impl Protocol for SotwStream {
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+    const MODE: Mode = Mode::Sotw;
+    fn node(req: &DiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn on_request(
+        &mut self,
+        req: &DiscoveryRequest,
+        snapshot: Option<&Snapshot>,
+    ) -> Step<DiscoveryResponse> {
+        SotwStream::on_request(self, req, snapshot)
+    }
+    fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DiscoveryResponse> {
+        SotwStream::on_snapshot(self, snapshot)
+    }
+}
+
+impl Protocol for DeltaStream {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    const MODE: Mode = Mode::Delta;
+    fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
+    }
+    fn on_request(
+        &mut self,
+        req: &DeltaDiscoveryRequest,
+        snapshot: Option<&Snapshot>,
+    ) -> Step<DeltaDiscoveryResponse> {
+        DeltaStream::on_request(self, req, snapshot)
+    }
+    fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DeltaDiscoveryResponse> {
+        DeltaStream::on_snapshot(self, snapshot)
+    }
+}
+
+struct StreamTask<P: Protocol> {
+    protocol: P,
+    inbound: Streaming<P::Request>,
+    outbound: mpsc::Sender<Result<P::Response, Status>>,
+    generations: watch::Receiver<Arc<dyn Generation>>,
+    registry: ProxyRegistry,
+    /// Known from the first request on (Envoy sends the node only once per stream).
+    node: Option<Node>,
+    registration: Option<Registration>,
+    snapshot: Option<Arc<Snapshot>>,
+}
+
+/// Why a stream task stopped.
+enum End {
+    ClientClosed,
+    ClientError(Status),
+    ServerClosed,
+}
+
+impl<P: Protocol> StreamTask<P> {
+    async fn run(mut self) {
+        let end = self.serve().await;
+        let node_id = self.node.as_ref().map(|n| n.id.as_str()).unwrap_or("");
+        match end {
+            End::ClientClosed => tracing::info!(node = node_id, "proxy disconnected"),
+            End::ClientError(status) => {
+                tracing::info!(node = node_id, error = %status.message(), "proxy stream ended")
+            }
+            End::ServerClosed => tracing::debug!(node = node_id, "stream closed by server"),
+        }
+        // Dropping self releases the registration and everything the stream held.
+    }
+
+    async fn serve(&mut self) -> End {
+        loop {
+            tokio::select! {
+                // Requests first: an ACK or NACK must be recorded before the next push is decided.
+                biased;
+                message = self.inbound.message() => {
+                    let req = match message {
+                        Ok(Some(req)) => req,
+                        Ok(None) => return End::ClientClosed,
+                        Err(status) => return End::ClientError(status),
+                    };
+                    if self.node.is_none() {
+                        self.identify(&req);
+                    }
+                    let step = self.protocol.on_request(&req, self.snapshot.as_deref());
+                    if !self.emit(step).await {
+                        return End::ClientClosed;
+                    }
+                }
+                changed = self.generations.changed() => {
+                    if changed.is_err() {
+                        return End::ServerClosed;
+                    }
+                    if self.refresh_snapshot() {
+                        let Some(snapshot) = self.snapshot.clone() else { continue };
+                        let step = self.protocol.on_snapshot(&snapshot);
+                        if !self.emit(step).await {
+                            return End::ClientClosed;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn identify(&mut self, req: &P::Request) {
+        let node = P::node(req).cloned().unwrap_or_default();
+        tracing::info!(node = %node.id, cluster = %node.cluster, mode = ?P::MODE, "proxy connected");
+        self.registration = Some(self.registry.register(&node, P::MODE));
+        self.node = Some(node);
+        self.generations.mark_unchanged();
+        self.refresh_snapshot();
+    }
+
+    /// Looks up this proxy's snapshot in the current generation; true if it changed.
+    fn refresh_snapshot(&mut self) -> bool {
+        let Some(node) = &self.node else {
+            return false;
+        };
+        let generation = self.generations.borrow_and_update().clone();
+        let next = match generation.snapshot_for(node) {
+            Ok(snapshot) => {
+                self.set_identity_error(None);
+                Some(snapshot)
+            }
+            Err(error) => {
+                tracing::warn!(node = %node.id, %error, "cannot serve proxy");
+                self.set_identity_error(Some(error));
+                None
+            }
+        };
+        let changed = match (&self.snapshot, &next) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (None, None) => false,
+            _ => true,
+        };
+        self.snapshot = next;
+        changed
+    }
+
+    fn set_identity_error(&self, error: Option<String>) {
+        if let Some(registration) = &self.registration {
+            registration.set_identity_error(error);
+        }
+    }
+
+    /// Records the events and sends the responses; false once the proxy is gone.
+    async fn emit(&mut self, step: Step<P::Response>) -> bool {
+        let node = self.node.as_ref().map(|n| n.id.as_str()).unwrap_or("");
+        for event in &step.events {
+            log_event(node, event);
+        }
+        if let Some(registration) = &self.registration {
+            registration.apply(&step.events);
+        }
+        for response in step.responses {
+            if self.outbound.send(Ok(response)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn log_event(node: &str, event: &Event) {
+    match event {
+        Event::Nacked { type_, nack } => tracing::warn!(
+            node, type_ = %type_, rejected = %nack.rejected_version, kept = %nack.kept_version,
+            message = %nack.message, "proxy rejected config"
+        ),
+        Event::Sent {
+            type_,
+            version,
+            nonce,
+            resources,
+            removed,
+        } => tracing::debug!(
+            node, type_ = %type_, %version, %nonce, resources, removed, "sent"
+        ),
+        Event::Acked { type_, version, .. } => {
+            tracing::debug!(node, type_ = %type_, %version, "acknowledged")
+        }
+        Event::Subscribed { type_ } => tracing::debug!(node, type_ = %type_, "subscribed"),
+        Event::Ignored { type_url, reason } => {
+            tracing::debug!(node, %type_url, reason, "ignored request")
+        }
+    }
+}
+
+/// Boxed shutdown future, for callers that pick the signal at run time.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;

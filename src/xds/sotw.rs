@@ -1,0 +1,198 @@
+//! State-of-the-World ADS for one stream, without I/O: requests and snapshots in, responses and events out.
+//!
+//! The classification of a request follows the outcomes Istio names (initial or reconnect, stale nonce,
+//! NACK, ACK, re-subscribe), plus one Envoy quirk: after a cluster is re-created Envoy asks for its
+//! endpoints again with the version and nonce it already acknowledged. Treating that as a plain ACK would
+//! leave the cluster warming, so a repeated request for an already-acknowledged nonce is answered.
+
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+
+use super::event::{Event, Step};
+use super::resource_type::{PerType, ResourceType};
+use super::snapshot::{aggregate_version, Snapshot};
+use super::subscription::{Nack, ResourceNames, Sent, Subscription};
+
+/// How a request is read. Pure function of the request and the subscription's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// The first request of a type on this stream (also after a reconnect, carrying the last version).
+    Initial,
+    /// Answers a response that has since been superseded; nothing to do.
+    StaleNonce,
+    Nack(Nack),
+    Ack,
+    /// Acknowledges, and asks again: new names, or the same nonce a second time.
+    Resubscribe,
+}
+
+pub fn classify(
+    sub: Option<&Subscription>,
+    req: &DiscoveryRequest,
+    t: ResourceType,
+) -> RequestKind {
+    let Some(sub) = sub else {
+        return RequestKind::Initial;
+    };
+    if req.response_nonce.is_empty() {
+        return RequestKind::Initial;
+    }
+    if !sub.is_current_nonce(&req.response_nonce) {
+        return RequestKind::StaleNonce;
+    }
+    if let Some(status) = &req.error_detail {
+        return RequestKind::Nack(Nack {
+            nonce: req.response_nonce.clone(),
+            rejected_version: sub
+                .sent_version_of(&req.response_nonce)
+                .unwrap_or_default()
+                .to_string(),
+            kept_version: req.version_info.clone(),
+            message: status.message.clone(),
+        });
+    }
+    let already_acked = sub
+        .acked
+        .as_ref()
+        .is_some_and(|a| a.nonce == req.response_nonce);
+    if already_acked || ResourceNames::from_sotw(t, &req.resource_names) != sub.names {
+        RequestKind::Resubscribe
+    } else {
+        RequestKind::Ack
+    }
+}
+
+/// One SotW stream.
+#[derive(Debug, Default)]
+pub struct SotwStream {
+    subs: PerType<Option<Subscription>>,
+    nonces: u64,
+}
+
+impl SotwStream {
+    pub fn subscription(&self, t: ResourceType) -> Option<&Subscription> {
+        self.subs[t].as_ref()
+    }
+
+    /// Handles one request. `snapshot` is `None` while the proxy's identity cannot be served: the
+    /// subscription is still recorded and answered once a snapshot exists.
+    pub fn on_request(
+        &mut self,
+        req: &DiscoveryRequest,
+        snapshot: Option<&Snapshot>,
+    ) -> Step<DiscoveryResponse> {
+        let mut step = Step::default();
+        let Some(t) = ResourceType::from_type_url(&req.type_url) else {
+            step.events.push(Event::Ignored {
+                type_url: req.type_url.clone(),
+                reason: "type not served",
+            });
+            return step;
+        };
+        let kind = classify(self.subs[t].as_ref(), req, t);
+        let force = match kind {
+            RequestKind::StaleNonce => {
+                step.events.push(Event::Ignored {
+                    type_url: req.type_url.clone(),
+                    reason: "stale nonce",
+                });
+                return step;
+            }
+            RequestKind::Nack(nack) => {
+                if let Some(sub) = self.subs[t].as_mut() {
+                    sub.last_nack = Some(nack.clone());
+                }
+                step.events.push(Event::Nacked { type_: t, nack });
+                // The proxy keeps its last good config; sending the same version again would only be
+                // rejected again. The next snapshot change is pushed as usual.
+                return step;
+            }
+            RequestKind::Initial => {
+                let mut sub = Subscription::new(ResourceNames::from_sotw(t, &req.resource_names));
+                if !req.version_info.is_empty() {
+                    // A reconnecting proxy reports what it runs; remember it as acknowledged.
+                    sub.acked = Some(Sent {
+                        nonce: String::new(),
+                        version: req.version_info.clone(),
+                    });
+                }
+                self.subs[t] = Some(sub);
+                step.events.push(Event::Subscribed { type_: t });
+                true
+            }
+            RequestKind::Ack | RequestKind::Resubscribe => {
+                let resubscribe = kind == RequestKind::Resubscribe;
+                if let Some(sub) = self.subs[t].as_mut() {
+                    let fresh_ack = sub
+                        .acked
+                        .as_ref()
+                        .is_none_or(|a| a.nonce != req.response_nonce);
+                    sub.acked = Some(Sent {
+                        nonce: req.response_nonce.clone(),
+                        version: req.version_info.clone(),
+                    });
+                    sub.names = ResourceNames::from_sotw(t, &req.resource_names);
+                    if fresh_ack {
+                        step.events.push(Event::Acked {
+                            type_: t,
+                            version: req.version_info.clone(),
+                            nonce: req.response_nonce.clone(),
+                        });
+                    }
+                }
+                resubscribe
+            }
+        };
+        if let Some(snapshot) = snapshot {
+            step.merge(self.respond(t, snapshot, force));
+        }
+        step
+    }
+
+    /// Pushes whatever changed, type by type in push order.
+    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DiscoveryResponse> {
+        let mut step = Step::default();
+        for t in ResourceType::ALL {
+            step.merge(self.respond(t, snapshot, false));
+        }
+        step
+    }
+
+    /// Sends the current state of type `t` if it differs from what was last sent, or unconditionally when
+    /// `force` (the proxy asked).
+    fn respond(
+        &mut self,
+        t: ResourceType,
+        snapshot: &Snapshot,
+        force: bool,
+    ) -> Step<DiscoveryResponse> {
+        let mut step = Step::default();
+        let Some(sub) = self.subs[t].as_mut() else {
+            return step;
+        };
+        let selected = sub.names.select(snapshot.resources(t));
+        let version = aggregate_version(selected.iter().map(|r| r.as_ref()));
+        let unchanged = sub.last_sent.as_ref().is_some_and(|s| s.version == version);
+        if unchanged && !force {
+            return step;
+        }
+        self.nonces += 1;
+        let nonce = self.nonces.to_string();
+        let response = DiscoveryResponse {
+            version_info: version.clone(),
+            resources: selected.iter().map(|r| r.any.clone()).collect(),
+            type_url: t.type_url(),
+            nonce: nonce.clone(),
+            ..Default::default()
+        };
+        step.events.push(Event::Sent {
+            type_: t,
+            version: version.clone(),
+            nonce: nonce.clone(),
+            resources: response.resources.len(),
+            removed: 0,
+        });
+        sub.last_sent = Some(Sent { nonce, version });
+        step.responses.push(response);
+        step
+    }
+}

@@ -1,0 +1,192 @@
+//! The per-proxy record: who is connected and, per type, what was sent, acknowledged and rejected.
+//! Status pages, metrics and CSDS read it; each stream's entry disappears when the stream ends.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
+use serde::Serialize;
+
+use super::event::Event;
+use super::resource_type::ResourceType;
+use super::subscription::Nack;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Mode {
+    Sotw,
+    Delta,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TypeStatus {
+    pub sent_version: Option<String>,
+    pub sent_nonce: Option<String>,
+    pub acked_version: Option<String>,
+    pub last_nack: Option<Nack>,
+    /// True while the latest response is rejected (a later ACK clears it; `last_nack` stays as history).
+    pub rejected: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProxyStatus {
+    pub stream: u64,
+    pub node_id: String,
+    pub cluster: String,
+    pub metadata: serde_json::Value,
+    pub mode: Mode,
+    pub connected_at: SystemTime,
+    /// Why this proxy is not being served, if it is not (for example: no workload matches its identity).
+    pub identity_error: Option<String>,
+    pub types: BTreeMap<ResourceType, TypeStatus>,
+}
+
+impl ProxyStatus {
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Subscribed { type_ } => {
+                self.types.entry(*type_).or_default();
+            }
+            Event::Sent {
+                type_,
+                version,
+                nonce,
+                ..
+            } => {
+                let s = self.types.entry(*type_).or_default();
+                s.sent_version = Some(version.clone());
+                s.sent_nonce = Some(nonce.clone());
+            }
+            Event::Acked { type_, version, .. } => {
+                let s = self.types.entry(*type_).or_default();
+                s.acked_version = Some(version.clone());
+                s.rejected = false;
+            }
+            Event::Nacked { type_, nack } => {
+                let s = self.types.entry(*type_).or_default();
+                s.last_nack = Some(nack.clone());
+                s.rejected = true;
+            }
+            Event::Ignored { .. } => {}
+        }
+    }
+}
+
+/// All connected proxies. Cloning shares it.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyRegistry {
+    inner: Arc<Mutex<BTreeMap<u64, ProxyStatus>>>,
+    next_stream: Arc<AtomicU64>,
+}
+
+impl ProxyRegistry {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, ProxyStatus>> {
+        // A panic elsewhere while holding the lock leaves plain data behind; keep serving it.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn register(&self, node: &Node, mode: Mode) -> Registration {
+        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
+        let status = ProxyStatus {
+            stream,
+            node_id: node.id.clone(),
+            cluster: node.cluster.clone(),
+            metadata: node
+                .metadata
+                .as_ref()
+                .map(struct_to_json)
+                .unwrap_or(serde_json::Value::Null),
+            mode,
+            connected_at: SystemTime::now(),
+            identity_error: None,
+            types: BTreeMap::new(),
+        };
+        self.lock().insert(stream, status);
+        Registration {
+            registry: self.clone(),
+            stream,
+        }
+    }
+
+    /// Every connected proxy, by stream id.
+    pub fn list(&self) -> Vec<ProxyStatus> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// The proxies with this node id (more than one while a reconnect overlaps the old stream).
+    pub fn by_node_id(&self, node_id: &str) -> Vec<ProxyStatus> {
+        self.lock()
+            .values()
+            .filter(|p| p.node_id == node_id)
+            .cloned()
+            .collect()
+    }
+
+    fn update(&self, stream: u64, f: impl FnOnce(&mut ProxyStatus)) {
+        if let Some(status) = self.lock().get_mut(&stream) {
+            f(status);
+        }
+    }
+}
+
+/// A stream's entry in the registry; dropping it removes the entry.
+#[derive(Debug)]
+pub struct Registration {
+    registry: ProxyRegistry,
+    stream: u64,
+}
+
+impl Registration {
+    pub fn stream(&self) -> u64 {
+        self.stream
+    }
+
+    pub fn apply(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        self.registry.update(self.stream, |s| {
+            for e in events {
+                s.apply(e);
+            }
+        });
+    }
+
+    pub fn set_identity_error(&self, error: Option<String>) {
+        self.registry
+            .update(self.stream, |s| s.identity_error = error);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.stream);
+    }
+}
+
+/// A protobuf `Struct` as JSON, for status output and for reading node metadata.
+pub fn struct_to_json(s: &Struct) -> serde_json::Value {
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
+}
+
+fn value_to_json(v: &Value) -> serde_json::Value {
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
+        Some(Kind::StructValue(s)) => struct_to_json(s),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.iter().map(value_to_json).collect())
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! What one stream has asked for and been sent, per resource type: the state both protocol variants share.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::resource_type::ResourceType;
+use super::snapshot::Encoded;
+
+/// The name Delta xDS uses to ask for "everything of this type" explicitly.
+pub const WILDCARD: &str = "*";
+
+/// Which resources of a type a stream wants. The wildcard subtleties of the xDS spec are explicit here
+/// rather than encoded in empty lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResourceNames {
+    /// Legacy wildcard: an LDS/CDS request with no names at all (what Envoy 1.40 sends), meaning everything.
+    LegacyWildcard,
+    /// Everything (asked as `*`), plus names asked explicitly on top of it.
+    Wildcard(BTreeSet<String>),
+    /// Exactly these names.
+    Explicit(BTreeSet<String>),
+}
+
+impl ResourceNames {
+    /// Interprets a State-of-the-World request's names: for wildcard types an empty list means everything.
+    pub fn from_sotw(t: ResourceType, names: &[String]) -> ResourceNames {
+        if names.is_empty() && t.is_wildcard() {
+            return ResourceNames::LegacyWildcard;
+        }
+        let mut set: BTreeSet<String> = names.iter().cloned().collect();
+        if set.remove(WILDCARD) {
+            ResourceNames::Wildcard(set)
+        } else {
+            ResourceNames::Explicit(set)
+        }
+    }
+
+    /// The starting point of a Delta subscription, before its first subscribe list is applied.
+    pub fn delta_initial(t: ResourceType, subscribe: &[String]) -> ResourceNames {
+        if subscribe.is_empty() && t.is_wildcard() {
+            ResourceNames::LegacyWildcard
+        } else {
+            ResourceNames::Explicit(BTreeSet::new())
+        }
+    }
+
+    pub fn is_wildcard(&self) -> bool {
+        !matches!(self, ResourceNames::Explicit(_))
+    }
+
+    pub fn covers(&self, name: &str) -> bool {
+        match self {
+            ResourceNames::LegacyWildcard | ResourceNames::Wildcard(_) => true,
+            ResourceNames::Explicit(names) => names.contains(name),
+        }
+    }
+
+    /// Applies a Delta subscribe list; returns the explicit names that were newly added.
+    pub fn subscribe(&mut self, names: &[String]) -> Vec<String> {
+        let mut added = Vec::new();
+        for name in names {
+            if name == WILDCARD {
+                if let ResourceNames::Explicit(set) = self {
+                    *self = ResourceNames::Wildcard(std::mem::take(set));
+                }
+                continue;
+            }
+            let set = match self {
+                ResourceNames::LegacyWildcard => continue,
+                ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) => set,
+            };
+            if set.insert(name.clone()) {
+                added.push(name.clone());
+            }
+        }
+        added
+    }
+
+    /// Applies a Delta unsubscribe list.
+    pub fn unsubscribe(&mut self, names: &[String]) {
+        for name in names {
+            match self {
+                _ if name == WILDCARD => {
+                    let set = match self {
+                        ResourceNames::Wildcard(set) => std::mem::take(set),
+                        _ => BTreeSet::new(),
+                    };
+                    *self = ResourceNames::Explicit(set);
+                }
+                ResourceNames::LegacyWildcard => {}
+                ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) => {
+                    set.remove(name);
+                }
+            }
+        }
+    }
+
+    /// The resources of `all` this subscription covers, in name order.
+    pub fn select<'a>(&self, all: &'a BTreeMap<String, Arc<Encoded>>) -> Vec<&'a Arc<Encoded>> {
+        match self {
+            ResourceNames::LegacyWildcard | ResourceNames::Wildcard(_) => all.values().collect(),
+            ResourceNames::Explicit(names) => names.iter().filter_map(|n| all.get(n)).collect(),
+        }
+    }
+
+    /// Explicitly named resources (for status and logs).
+    pub fn explicit(&self) -> Option<&BTreeSet<String>> {
+        match self {
+            ResourceNames::LegacyWildcard => None,
+            ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) => Some(set),
+        }
+    }
+}
+
+/// A response sent and not yet superseded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub nonce: String,
+    pub version: String,
+}
+
+/// A rejection reported by the proxy.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Nack {
+    pub nonce: String,
+    /// The version the proxy rejected.
+    pub rejected_version: String,
+    /// The version the proxy still runs.
+    pub kept_version: String,
+    pub message: String,
+}
+
+/// Per-type state of one stream.
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    pub names: ResourceNames,
+    pub last_sent: Option<Sent>,
+    /// Version and nonce of the last response the proxy accepted.
+    pub acked: Option<Sent>,
+    pub last_nack: Option<Nack>,
+    /// Delta only: the version of each resource the proxy holds, as far as this stream has told it.
+    pub known: BTreeMap<String, String>,
+}
+
+impl Subscription {
+    pub fn new(names: ResourceNames) -> Subscription {
+        Subscription {
+            names,
+            last_sent: None,
+            acked: None,
+            last_nack: None,
+            known: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_current_nonce(&self, nonce: &str) -> bool {
+        self.last_sent.as_ref().is_some_and(|s| s.nonce == nonce)
+    }
+
+    pub fn sent_version_of(&self, nonce: &str) -> Option<&str> {
+        self.last_sent
+            .as_ref()
+            .filter(|s| s.nonce == nonce)
+            .map(|s| s.version.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn sotw_empty_list_is_wildcard_only_for_wildcard_types() {
+        assert_eq!(
+            ResourceNames::from_sotw(ResourceType::Listener, &[]),
+            ResourceNames::LegacyWildcard
+        );
+        assert_eq!(
+            ResourceNames::from_sotw(ResourceType::Route, &[]),
+            ResourceNames::Explicit(BTreeSet::new())
+        );
+        let star = ResourceNames::from_sotw(ResourceType::Cluster, &names(&["*", "a"]));
+        assert!(star.is_wildcard());
+        assert!(star.covers("anything"));
+    }
+
+    #[test]
+    fn delta_subscribe_and_unsubscribe() {
+        let mut n = ResourceNames::delta_initial(ResourceType::Endpoint, &names(&["a"]));
+        assert_eq!(n.subscribe(&names(&["a", "b"])), names(&["a", "b"]));
+        assert_eq!(n.subscribe(&names(&["a"])), Vec::<String>::new());
+        assert!(n.covers("a") && !n.covers("c"));
+        n.unsubscribe(&names(&["a"]));
+        assert!(!n.covers("a") && n.covers("b"));
+        n.subscribe(&names(&["*"]));
+        assert!(n.covers("c"));
+        n.unsubscribe(&names(&["*"]));
+        assert!(!n.covers("c") && n.covers("b"));
+    }
+}
