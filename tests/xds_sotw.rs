@@ -1,0 +1,284 @@
+//! State-of-the-World ADS behaviour, through a real tonic client against the in-process server.
+
+mod harness;
+
+use harness::fixtures::Fixture;
+use harness::{TestServer, DEADLINE};
+use switchyard::xds::ResourceType::{Cluster, Endpoint, Listener, Route};
+
+#[tokio::test]
+async fn initial_wildcard_and_named_requests() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("n1").await;
+
+    c.subscribe(Cluster, &[]).await;
+    let cds = c.recv_type(Cluster).await;
+    assert_eq!(cds.resources.len(), 2, "wildcard CDS gets every cluster");
+    assert!(!cds.version_info.is_empty() && !cds.nonce.is_empty());
+
+    c.subscribe(Endpoint, &["a"]).await;
+    let eds = c.recv_type(Endpoint).await;
+    assert_eq!(
+        eds.resources.len(),
+        1,
+        "named EDS gets only what it asked for"
+    );
+
+    // Asking for more names on the ACK is a re-subscribe, answered with the new set.
+    c.ack(&eds, &["a", "b"]).await;
+    let eds2 = c.recv_type(Endpoint).await;
+    assert_eq!(eds2.resources.len(), 2);
+    assert_ne!(eds2.version_info, eds.version_info);
+
+    c.subscribe(Listener, &[]).await;
+    assert_eq!(c.recv_type(Listener).await.resources.len(), 1);
+    c.subscribe(Route, &["main", "missing"]).await;
+    assert_eq!(
+        c.recv_type(Route).await.resources.len(),
+        1,
+        "unknown names are skipped"
+    );
+}
+
+#[tokio::test]
+async fn versions_are_identical_across_servers_for_identical_input() {
+    let first = TestServer::start(Fixture::default().snapshot()).await;
+    let second = TestServer::start(Fixture::default().snapshot()).await;
+    let mut a = first.sotw("n").await;
+    let mut b = second.sotw("n").await;
+    a.subscribe(Cluster, &[]).await;
+    b.subscribe(Cluster, &[]).await;
+    let (ra, rb) = (a.recv().await, b.recv().await);
+    assert_eq!(ra.version_info, rb.version_info);
+    assert_eq!(ra.resources, rb.resources);
+}
+
+#[tokio::test]
+async fn ack_is_recorded_and_not_answered() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("acker").await;
+    c.subscribe(Cluster, &[]).await;
+    let cds = c.recv_type(Cluster).await;
+    c.ack(&cds, &[]).await;
+    // Nothing is pushed in reply to the ACK: the next response is the sentinel's.
+    c.expect_quiet(Listener, &[]).await;
+    let status = server
+        .wait_for_status("acker", "CDS ack", |s| {
+            s.types.get(&Cluster).and_then(|t| t.acked_version.clone())
+                == Some(cds.version_info.clone())
+        })
+        .await;
+    assert_eq!(status.cluster, "test");
+}
+
+#[tokio::test]
+async fn nack_is_recorded_keeps_last_good_and_is_not_repushed() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("nacker").await;
+    c.subscribe(Cluster, &[]).await;
+    let good = c.recv_type(Cluster).await;
+    c.ack(&good, &[]).await;
+    // An ACK that arrives after the next push answers a superseded nonce and is ignored, so let it land.
+    server
+        .wait_for_status("nacker", "CDS ack", |s| {
+            s.types.get(&Cluster).and_then(|t| t.acked_version.clone())
+                == Some(good.version_info.clone())
+        })
+        .await;
+
+    server.cache.set_uniform(
+        Fixture {
+            a_timeout_ms: 2000,
+            ..Default::default()
+        }
+        .snapshot(),
+    );
+    let bad = c.recv_type(Cluster).await;
+    assert_ne!(bad.version_info, good.version_info);
+    c.nack(&bad, &good.version_info, &[]).await;
+
+    // The rejected version is not sent again.
+    c.expect_quiet(Listener, &[]).await;
+    let status = server
+        .wait_for_status("nacker", "CDS nack", |s| {
+            s.types.get(&Cluster).is_some_and(|t| t.rejected)
+        })
+        .await;
+    let cds = &status.types[&Cluster];
+    let nack = cds.last_nack.as_ref().unwrap();
+    assert_eq!(nack.message, "bad cluster: nope");
+    assert_eq!(nack.rejected_version, bad.version_info);
+    assert_eq!(nack.kept_version, good.version_info);
+    assert_eq!(
+        cds.acked_version.as_deref(),
+        Some(good.version_info.as_str())
+    );
+
+    // Publishing the same content again changes nothing; a fix is pushed and clears the rejection.
+    server.cache.set_uniform(
+        Fixture {
+            a_timeout_ms: 2000,
+            ..Default::default()
+        }
+        .snapshot(),
+    );
+    server.cache.set_uniform(
+        Fixture {
+            a_timeout_ms: 3000,
+            ..Default::default()
+        }
+        .snapshot(),
+    );
+    let fixed = c.recv_type(Cluster).await;
+    assert_ne!(fixed.version_info, bad.version_info);
+    c.ack(&fixed, &[]).await;
+    server
+        .wait_for_status("nacker", "rejection cleared", |s| {
+            s.types.get(&Cluster).is_some_and(|t| !t.rejected)
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn stale_nonce_is_ignored() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("stale").await;
+    c.subscribe(Endpoint, &["a"]).await;
+    let first = c.recv_type(Endpoint).await;
+    server.cache.set_uniform(
+        Fixture {
+            a_endpoints: vec![("127.0.0.2".into(), 9000)],
+            ..Default::default()
+        }
+        .snapshot(),
+    );
+    let second = c.recv_type(Endpoint).await;
+    // A request answering the superseded response, even with other names, is ignored.
+    c.ack(&first, &["a", "b"]).await;
+    c.expect_quiet(Cluster, &[]).await;
+    c.ack(&second, &["a"]).await;
+    c.expect_quiet(Listener, &[]).await;
+}
+
+#[tokio::test]
+async fn repeated_request_for_acked_nonce_is_answered() {
+    // Envoy re-creates a changed cluster and asks for its endpoints again with the version and nonce it
+    // already acknowledged; the cluster stays warming until it gets an answer.
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("resub").await;
+    c.subscribe(Endpoint, &["a"]).await;
+    let eds = c.recv_type(Endpoint).await;
+    c.ack(&eds, &["a"]).await;
+    c.ack(&eds, &["a"]).await;
+    let again = c.recv_type(Endpoint).await;
+    assert_eq!(again.version_info, eds.version_info);
+    assert_ne!(again.nonce, eds.nonce);
+    assert_eq!(again.resources, eds.resources);
+}
+
+#[tokio::test]
+async fn changes_are_pushed_in_cds_eds_lds_rds_order() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("order").await;
+    // Subscribe in the order Envoy uses after a reconnect, to show push order does not follow it.
+    for (t, names) in [
+        (Route, vec!["main"]),
+        (Listener, vec![]),
+        (Endpoint, vec!["a", "b"]),
+        (Cluster, vec![]),
+    ] {
+        c.subscribe(t, &names).await;
+        let r = c.recv_type(t).await;
+        c.ack(&r, &names).await;
+    }
+    server.cache.set_uniform(
+        Fixture {
+            listen: ("127.0.0.1".into(), 10001),
+            a_endpoints: vec![("127.0.0.3".into(), 9000)],
+            route_target: "b".into(),
+            a_timeout_ms: 5000,
+        }
+        .snapshot(),
+    );
+    for t in [Cluster, Endpoint, Listener, Route] {
+        c.recv_type(t).await;
+    }
+}
+
+#[tokio::test]
+async fn slow_client_sees_latest_state_without_backlog() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("slow").await;
+    c.subscribe(Cluster, &[]).await;
+    c.recv_type(Cluster).await;
+    // The client reads nothing while 500 generations are published.
+    for i in 0..500 {
+        server.cache.set_uniform(
+            Fixture {
+                a_timeout_ms: 1 + i,
+                ..Default::default()
+            }
+            .snapshot(),
+        );
+    }
+    let latest = Fixture {
+        a_timeout_ms: 500,
+        ..Default::default()
+    }
+    .snapshot();
+    let latest_version = {
+        let mut probe = TestServer::start(latest).await.sotw("probe").await;
+        probe.subscribe(Cluster, &[]).await;
+        probe.recv().await.version_info
+    };
+    let mut received = 0;
+    loop {
+        let r = c.recv_type(Cluster).await;
+        received += 1;
+        if r.version_info == latest_version {
+            break;
+        }
+        assert!(
+            received < 20,
+            "backlog grew: {received} responses and still not the latest"
+        );
+    }
+}
+
+#[tokio::test]
+async fn disconnect_frees_the_proxy_record() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("leaver").await;
+    c.node.metadata = None;
+    c.subscribe(Cluster, &[]).await;
+    c.recv_type(Cluster).await;
+    server
+        .wait_for_status("leaver", "registration", |_| true)
+        .await;
+    drop(c);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !server.registry.by_node_id("leaver").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "record not freed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn reconnect_with_version_is_answered() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("back").await;
+    c.subscribe(Cluster, &[]).await;
+    let first = c.recv_type(Cluster).await;
+    drop(c);
+    let mut c = server.sotw("back").await;
+    c.send(
+        envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest {
+            type_url: Cluster.type_url(),
+            version_info: first.version_info.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let again = c.recv_type(Cluster).await;
+    assert_eq!(again.version_info, first.version_info);
+}
