@@ -1,0 +1,245 @@
+//! The bootstrap Envoy starts from: who it is, where its admin listens, and how it reaches Switchyard.
+//! Everything else (listeners, routes, clusters, endpoints) comes over ADS.
+//!
+//! envoy-types has no serde support, so the bootstrap is rendered as a JSON value in Envoy's own field names
+//! and written out as YAML.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use serde_json::{json, Value};
+
+use super::error::EnvoyError;
+use super::node::NodeIdentity;
+
+/// The static cluster through which Envoy reaches the xDS server.
+pub const XDS_CLUSTER: &str = "xds_cluster";
+
+/// Which ADS flavour Envoy speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdsMode {
+    /// State of the World: every response carries the full set of resources of its type.
+    #[default]
+    Sotw,
+    /// Incremental: responses carry only what changed, plus removals.
+    Delta,
+}
+
+impl XdsMode {
+    fn api_type(self) -> &'static str {
+        match self {
+            XdsMode::Sotw => "GRPC",
+            XdsMode::Delta => "DELTA_GRPC",
+        }
+    }
+}
+
+impl fmt::Display for XdsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            XdsMode::Sotw => "sotw",
+            XdsMode::Delta => "delta",
+        })
+    }
+}
+
+impl FromStr for XdsMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sotw" => Ok(XdsMode::Sotw),
+            "delta" => Ok(XdsMode::Delta),
+            other => Err(format!(
+                "unknown xDS mode {other:?} (expected \"sotw\" or \"delta\")"
+            )),
+        }
+    }
+}
+
+/// Everything that differs between two Switchyard bootstraps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapOptions {
+    pub node: NodeIdentity,
+    /// Envoy's admin listener; port 0 lets the OS choose (see `EnvoyProcess::admin_address`).
+    pub admin: SocketAddr,
+    /// The xDS server.
+    pub xds: SocketAddr,
+    pub mode: XdsMode,
+}
+
+impl BootstrapOptions {
+    /// The bootstrap as a JSON value in Envoy's field names.
+    pub fn to_value(&self) -> Value {
+        let BootstrapOptions {
+            node,
+            admin,
+            xds,
+            mode,
+        } = self;
+        let ads_source = json!({ "resource_api_version": "V3", "ads": {} });
+        json!({
+            "node": {
+                "id": node.id,
+                "cluster": node.cluster,
+                "metadata": node.metadata,
+            },
+            "admin": { "address": socket_address(*admin) },
+            "dynamic_resources": {
+                "ads_config": {
+                    "api_type": mode.api_type(),
+                    "transport_api_version": "V3",
+                    "grpc_services": [ { "envoy_grpc": { "cluster_name": XDS_CLUSTER } } ],
+                },
+                "lds_config": ads_source,
+                "cds_config": ads_source,
+            },
+            "static_resources": { "clusters": [ xds_cluster(*xds) ] },
+        })
+    }
+
+    /// The bootstrap as YAML, ready for `envoy -c bootstrap.yaml`.
+    pub fn to_yaml(&self) -> Result<String, EnvoyError> {
+        Ok(serde_yaml::to_string(&self.to_value())?)
+    }
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({ "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() } })
+}
+
+fn xds_cluster(xds: SocketAddr) -> Value {
+    json!({
+        "name": XDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        // gRPC needs HTTP/2 upstream; without it Envoy fails silently (only upstream_cx_protocol_error rises).
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        // Notices a control plane that vanished without closing the connection.
+                        "connection_keepalive": { "interval": "30s", "timeout": "5s" },
+                    },
+                },
+            },
+        },
+        "upstream_connection_options": { "tcp_keepalive": { "keepalive_time": 300 } },
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [ { "lb_endpoints": [ { "endpoint": { "address": socket_address(xds) } } ] } ],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn options(mode: XdsMode) -> BootstrapOptions {
+        let mut metadata = Map::new();
+        metadata.insert("NAMESPACE".into(), json!("default"));
+        metadata.insert(
+            "LABELS".into(),
+            json!({ "app": "ratings", "version": "v1" }),
+        );
+        BootstrapOptions {
+            node: NodeIdentity::new(
+                "sidecar~127.0.6.1~ratings-v1.default~default.svc.cluster.local",
+                "ratings.default",
+                metadata,
+            ),
+            admin: "127.0.6.1:15000".parse().unwrap(),
+            xds: "127.0.0.1:15010".parse().unwrap(),
+            mode,
+        }
+    }
+
+    fn rendered(mode: XdsMode) -> Value {
+        let yaml = options(mode).to_yaml().unwrap();
+        serde_yaml::from_str(&yaml).unwrap()
+    }
+
+    #[test]
+    fn node_and_admin_round_trip_through_yaml() {
+        let b = rendered(XdsMode::Sotw);
+        assert_eq!(
+            b["node"]["id"],
+            "sidecar~127.0.6.1~ratings-v1.default~default.svc.cluster.local"
+        );
+        assert_eq!(b["node"]["cluster"], "ratings.default");
+        assert_eq!(b["node"]["metadata"]["LABELS"]["version"], "v1");
+        assert_eq!(b["node"]["metadata"]["NAMESPACE"], "default");
+        assert_eq!(
+            b["admin"]["address"]["socket_address"]["address"],
+            "127.0.6.1"
+        );
+        assert_eq!(b["admin"]["address"]["socket_address"]["port_value"], 15000);
+    }
+
+    #[test]
+    fn ads_config_per_mode() {
+        for (mode, api_type) in [(XdsMode::Sotw, "GRPC"), (XdsMode::Delta, "DELTA_GRPC")] {
+            let b = rendered(mode);
+            let ads = &b["dynamic_resources"]["ads_config"];
+            assert_eq!(ads["api_type"], api_type);
+            assert_eq!(ads["transport_api_version"], "V3");
+            assert_eq!(
+                ads["grpc_services"][0]["envoy_grpc"]["cluster_name"],
+                XDS_CLUSTER
+            );
+            for source in ["lds_config", "cds_config"] {
+                assert_eq!(
+                    b["dynamic_resources"][source],
+                    json!({ "resource_api_version": "V3", "ads": {} })
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn xds_cluster_is_static_http2_to_the_server() {
+        let b = rendered(XdsMode::Delta);
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        assert_eq!(clusters.len(), 1);
+        let c = &clusters[0];
+        assert_eq!(c["name"], XDS_CLUSTER);
+        assert_eq!(c["type"], "STATIC");
+        let options = &c["typed_extension_protocol_options"]
+            ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        assert_eq!(
+            options["@type"],
+            "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+        );
+        assert!(options["explicit_http_config"]["http2_protocol_options"].is_object());
+        let endpoint = &c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+            ["address"]["socket_address"];
+        assert_eq!(endpoint["address"], "127.0.0.1");
+        assert_eq!(endpoint["port_value"], 15010);
+        assert_eq!(c["load_assignment"]["cluster_name"], XDS_CLUSTER);
+    }
+
+    #[test]
+    fn nothing_but_the_four_sections() {
+        let b = rendered(XdsMode::Sotw);
+        let keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["admin", "dynamic_resources", "node", "static_resources"]
+        );
+    }
+
+    #[test]
+    fn mode_parses_and_prints() {
+        for mode in [XdsMode::Sotw, XdsMode::Delta] {
+            assert_eq!(mode.to_string().parse::<XdsMode>().unwrap(), mode);
+        }
+        assert!("grpc"
+            .parse::<XdsMode>()
+            .unwrap_err()
+            .contains("\"sotw\" or \"delta\""));
+    }
+}

