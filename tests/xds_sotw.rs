@@ -226,11 +226,9 @@ async fn slow_client_sees_latest_state_without_backlog() {
         ..Default::default()
     }
     .snapshot();
-    let latest_version = {
-        let mut probe = TestServer::start(latest).await.sotw("probe").await;
-        probe.subscribe(Cluster, &[]).await;
-        probe.recv().await.version_info
-    };
+    let latest_version = switchyard::xds::snapshot::aggregate_version(
+        latest.resources(Cluster).values().map(|r| r.as_ref()),
+    );
     let mut received = 0;
     loop {
         let r = c.recv_type(Cluster).await;
@@ -281,4 +279,15 @@ async fn reconnect_with_version_is_answered() {
     .await;
     let again = c.recv_type(Cluster).await;
     assert_eq!(again.version_info, first.version_info);
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("stay").await;
+    c.subscribe(Cluster, &[]).await;
+    c.recv_type(Cluster).await;
+    // Returns only once every stream has ended: ADS streams never finish by themselves.
+    server.stop().await;
+    c.expect_end().await;
 }

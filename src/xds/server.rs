@@ -46,23 +46,35 @@ pub enum ServeError {
 pub struct AdsServer {
     cache: Cache,
     registry: ProxyRegistry,
+    /// Set once the server shuts down: streams never end on their own, so they are told to.
+    closing: Arc<watch::Sender<bool>>,
 }
 
 impl AdsServer {
     pub fn new(cache: Cache, registry: ProxyRegistry) -> AdsServer {
-        AdsServer { cache, registry }
+        AdsServer {
+            cache,
+            registry,
+            closing: Arc::new(watch::channel(false).0),
+        }
     }
 
     pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
         AggregatedDiscoveryServiceServer::new(self)
     }
 
-    /// Serves on `listener` until `shutdown` resolves.
+    /// Serves on `listener` until `shutdown` resolves, then ends every open stream (proxies reconnect to
+    /// whichever server comes next) and returns.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
+        let closing = self.closing.clone();
+        let shutdown = async move {
+            shutdown.await;
+            closing.send_replace(true);
+        };
         tonic::transport::Server::builder()
             // Detects proxies that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -119,6 +131,7 @@ impl AdsServer {
             inbound,
             outbound: tx,
             generations: self.cache.subscribe(),
+            closing: self.closing.subscribe(),
             registry: self.registry.clone(),
             node: None,
             registration: None,
@@ -186,6 +199,7 @@ struct StreamTask<P: Protocol> {
     inbound: Streaming<P::Request>,
     outbound: mpsc::Sender<Result<P::Response, Status>>,
     generations: watch::Receiver<Arc<dyn Generation>>,
+    closing: watch::Receiver<bool>,
     registry: ProxyRegistry,
     /// Known from the first request on (Envoy sends the node only once per stream).
     node: Option<Node>,
@@ -215,6 +229,9 @@ impl<P: Protocol> StreamTask<P> {
     }
 
     async fn serve(&mut self) -> End {
+        if *self.closing.borrow_and_update() {
+            return End::ServerClosed;
+        }
         loop {
             tokio::select! {
                 // Requests first: an ACK or NACK must be recorded before the next push is decided.
@@ -233,6 +250,8 @@ impl<P: Protocol> StreamTask<P> {
                         return End::ClientClosed;
                     }
                 }
+                // `closing` only ever changes from false to true.
+                _ = self.closing.changed() => return End::ServerClosed,
                 changed = self.generations.changed() => {
                     if changed.is_err() {
                         return End::ServerClosed;

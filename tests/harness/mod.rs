@@ -26,7 +26,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub cache: Cache,
     pub registry: ProxyRegistry,
-    _shutdown: oneshot::Sender<()>,
+    shutdown: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), switchyard::xds::ServeError>>,
 }
 
 impl TestServer {
@@ -42,15 +43,26 @@ impl TestServer {
         let registry = ProxyRegistry::default();
         let (tx, rx) = oneshot::channel::<()>();
         let server = AdsServer::new(cache.clone(), registry.clone());
-        tokio::spawn(server.serve(listener, async {
+        let task = tokio::spawn(server.serve(listener, async {
             let _ = rx.await;
         }));
         TestServer {
             addr,
             cache,
             registry,
-            _shutdown: tx,
+            shutdown: tx,
+            task,
         }
+    }
+
+    /// Shuts the server down and waits until it has returned.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("server did not stop")
+            .expect("server task panicked")
+            .expect("server failed");
     }
 
     async fn client(&self) -> AggregatedDiscoveryServiceClient<tonic::transport::Channel> {
@@ -179,6 +191,14 @@ impl SotwClient {
         match tokio::time::timeout(DEADLINE, self.responses.message()).await {
             Ok(Ok(Some(r))) => r,
             other => panic!("expected a response, got {other:?}"),
+        }
+    }
+
+    /// The server ended the stream.
+    pub async fn expect_end(&mut self) {
+        match tokio::time::timeout(DEADLINE, self.responses.message()).await {
+            Ok(Ok(None)) | Ok(Err(_)) => {}
+            other => panic!("expected the stream to end, got {other:?}"),
         }
     }
 
