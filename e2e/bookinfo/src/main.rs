@@ -7,9 +7,9 @@ use bookinfo::{AppConfig, Service, Upstreams};
 use clap::Parser;
 
 #[derive(Parser)]
+// No `version` attribute: `--version` is the workload version (the real images' SERVICE_VERSION).
 #[command(
     name = "bookinfo",
-    version,
     about = "A stand-in for one Istio Bookinfo workload"
 )]
 struct Cli {
@@ -75,5 +75,15 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }
