@@ -214,6 +214,7 @@ async fn changes_are_pushed_in_cds_eds_lds_rds_order() {
             a_endpoints: vec![("127.0.0.3".into(), 9000)],
             route_target: "b".into(),
             a_timeout_ms: 5000,
+            ..Default::default()
         }
         .snapshot(),
     );

@@ -138,6 +138,7 @@ pub fn route_to(name: &str, cluster: &str) -> RouteConfiguration {
 pub struct Fixture {
     pub listen: (String, u16),
     pub a_endpoints: Vec<(String, u16)>,
+    pub b_endpoints: Vec<(String, u16)>,
     pub route_target: String,
     pub a_timeout_ms: i32,
 }
@@ -147,6 +148,7 @@ impl Default for Fixture {
         Fixture {
             listen: ("127.0.0.1".to_string(), 10000),
             a_endpoints: vec![("127.0.0.1".to_string(), 9000)],
+            b_endpoints: vec![("127.0.0.1".to_string(), 9001)],
             route_target: "a".to_string(),
             a_timeout_ms: 1000,
         }
@@ -155,16 +157,15 @@ impl Default for Fixture {
 
 impl Fixture {
     pub fn snapshot(&self) -> Snapshot {
-        let a_eps: Vec<(&str, u16)> = self
-            .a_endpoints
-            .iter()
-            .map(|(ip, port)| (ip.as_str(), *port))
-            .collect();
+        self.snapshot_builder().build()
+    }
+
+    pub fn snapshot_builder(&self) -> switchyard::xds::SnapshotBuilder<'static> {
         Snapshot::builder()
             .cluster(&eds_cluster("a", self.a_timeout_ms))
             .cluster(&eds_cluster("b", 1000))
-            .endpoint(&assignment("a", &a_eps))
-            .endpoint(&assignment("b", &[("127.0.0.1", 9001)]))
+            .endpoint(&assignment("a", &as_refs(&self.a_endpoints)))
+            .endpoint(&assignment("b", &as_refs(&self.b_endpoints)))
             .listener(&http_listener(
                 "main",
                 &self.listen.0,
@@ -172,6 +173,12 @@ impl Fixture {
                 "main",
             ))
             .route(&route_to("main", &self.route_target))
-            .build()
     }
+}
+
+fn as_refs(endpoints: &[(String, u16)]) -> Vec<(&str, u16)> {
+    endpoints
+        .iter()
+        .map(|(ip, port)| (ip.as_str(), *port))
+        .collect()
 }

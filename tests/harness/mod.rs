@@ -36,9 +36,12 @@ impl TestServer {
     }
 
     pub async fn start_with(cache: Cache) -> TestServer {
-        let listener = AdsServer::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        TestServer::start_on("127.0.0.1:0".parse().unwrap(), cache).await
+    }
+
+    /// Binds `addr` (a restarted server takes its predecessor's port).
+    pub async fn start_on(addr: SocketAddr, cache: Cache) -> TestServer {
+        let listener = AdsServer::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let registry = ProxyRegistry::default();
         let (tx, rx) = oneshot::channel::<()>();
