@@ -5,6 +5,7 @@
 #![deny(rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod envoy;
 pub mod mesh;
 pub mod spec;

@@ -1,0 +1,10 @@
+//! `switchyard apply`.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`apply` is not available yet")
+}

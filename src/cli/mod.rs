@@ -1,0 +1,62 @@
+//! The command line: one file per subcommand, each a thin layer over the library. The only place that
+//! uses `anyhow`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod apply;
+pub mod bootstrap;
+pub mod delete;
+pub mod demo;
+pub mod logging;
+pub mod proxy_status;
+pub mod serve;
+pub mod validate;
+
+/// Switchyard: Istio's traffic management API for stock Envoy, without Istio.
+///
+/// Write VirtualService, DestinationRule, Gateway, ServiceEntry and WorkloadEntry YAML (Istio's own
+/// `networking.istio.io/v1` format) into a directory; Switchyard translates them into Envoy configuration
+/// and streams it to every connected Envoy over ADS.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub logging: logging::LoggingArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane: watch the spec directory and serve xDS to Envoy.
+    Serve(serve::Args),
+    /// Check spec files and print Istio-analyze-style diagnostics.
+    Validate(validate::Args),
+    /// Add or replace resources in the spec directory (like `kubectl apply -f`).
+    Apply(apply::Args),
+    /// Remove resources from the spec directory (like `kubectl delete -f`).
+    Delete(delete::Args),
+    /// Print an Envoy bootstrap for a workload's sidecar or for an ingress gateway.
+    Bootstrap(bootstrap::Args),
+    /// Show the connected proxies and whether each is in sync (asks a running server).
+    ProxyStatus(proxy_status::Args),
+    /// Run Bookinfo behind real Envoy sidecars and a gateway, configured by Switchyard.
+    Demo(demo::Args),
+}
+
+impl Cli {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        logging::init(&self.logging)?;
+        match self.command {
+            Command::Serve(args) => serve::run(args),
+            Command::Validate(args) => validate::run(args),
+            Command::Apply(args) => apply::run(args),
+            Command::Delete(args) => delete::run(args),
+            Command::Bootstrap(args) => bootstrap::run(args),
+            Command::ProxyStatus(args) => proxy_status::run(args),
+            Command::Demo(args) => demo::run(args),
+        }
+    }
+}
