@@ -6,6 +6,7 @@
 //! others discard their copy.
 
 use std::fmt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -118,6 +119,15 @@ pub fn install(
     let staged_binary = binary_path(staging.path());
     check_version(&staged_binary).map_err(failed)?;
 
+    // The staging directory was made private; the finished install is readable like any cache entry.
+    std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755)).map_err(
+        |e| {
+            failed(format!(
+                "cannot set permissions on {}: {e}",
+                staging.path().display()
+            ))
+        },
+    )?;
     match std::fs::rename(staging.path(), &target) {
         Ok(()) => {}
         // Another installer finished first; its copy passed the same check.
