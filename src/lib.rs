@@ -5,9 +5,13 @@
 #![deny(rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
+pub mod control_plane;
 pub mod envoy;
 pub mod mesh;
+pub mod source;
 pub mod spec;
+pub mod topology;
 pub mod translate;
 pub mod xds;

@@ -10,7 +10,9 @@ use prost::Name;
 
 /// The order of the variants is the push order (make-before-break): a cluster exists before its endpoints
 /// arrive, and both exist before a listener or route can point at them. `ALL` relies on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ResourceType {
     Cluster,
     Endpoint,

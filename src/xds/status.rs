@@ -20,7 +20,7 @@ pub enum Mode {
     Delta,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TypeStatus {
     pub sent_version: Option<String>,
     pub sent_nonce: Option<String>,
@@ -41,9 +41,16 @@ pub struct ProxyStatus {
     /// Why this proxy is not being served, if it is not (for example: no workload matches its identity).
     pub identity_error: Option<String>,
     pub types: BTreeMap<ResourceType, TypeStatus>,
+    /// The node as the proxy sent it, to look up its snapshot again.
+    #[serde(skip)]
+    node: Node,
 }
 
 impl ProxyStatus {
+    pub fn node(&self) -> Node {
+        self.node.clone()
+    }
+
     fn apply(&mut self, event: &Event) {
         match event {
             Event::Subscribed { type_ } => {
@@ -74,11 +81,36 @@ impl ProxyStatus {
     }
 }
 
+/// Totals since start, per type, for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub pushes: [AtomicU64; 4],
+    pub acks: [AtomicU64; 4],
+    pub nacks: [AtomicU64; 4],
+}
+
+impl Counters {
+    fn count(&self, event: &Event) {
+        let (counter, t) = match event {
+            Event::Sent { type_, .. } => (&self.pushes, type_),
+            Event::Acked { type_, .. } => (&self.acks, type_),
+            Event::Nacked { type_, .. } => (&self.nacks, type_),
+            Event::Subscribed { .. } | Event::Ignored { .. } => return,
+        };
+        counter[t.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &[AtomicU64; 4], t: ResourceType) -> u64 {
+        counter[t.index()].load(Ordering::Relaxed)
+    }
+}
+
 /// All connected proxies. Cloning shares it.
 #[derive(Clone, Debug, Default)]
 pub struct ProxyRegistry {
     inner: Arc<Mutex<BTreeMap<u64, ProxyStatus>>>,
     next_stream: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 impl ProxyRegistry {
@@ -102,12 +134,17 @@ impl ProxyRegistry {
             connected_at: SystemTime::now(),
             identity_error: None,
             types: BTreeMap::new(),
+            node: node.clone(),
         };
         self.lock().insert(stream, status);
         Registration {
             registry: self.clone(),
             stream,
         }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// Every connected proxy, by stream id.
@@ -146,6 +183,9 @@ impl Registration {
     pub fn apply(&self, events: &[Event]) {
         if events.is_empty() {
             return;
+        }
+        for e in events {
+            self.registry.counters.count(e);
         }
         self.registry.update(self.stream, |s| {
             for e in events {

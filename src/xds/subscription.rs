@@ -120,7 +120,7 @@ pub struct Sent {
 }
 
 /// A rejection reported by the proxy.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Nack {
     pub nonce: String,
     /// The version the proxy rejected.

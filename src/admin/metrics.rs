@@ -1,0 +1,122 @@
+//! Prometheus text exposition, written by hand: a dozen series do not need a metrics crate.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AdminState;
+use crate::xds::status::{Counters, Mode};
+use crate::xds::ResourceType;
+
+pub async fn render(State(state): State<AdminState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text(&state),
+    )
+}
+
+fn text(state: &AdminState) -> String {
+    let mut out = String::new();
+    let proxies = state.registry.list();
+
+    family(
+        &mut out,
+        "switchyard_proxies",
+        "gauge",
+        "Connected proxies, by xDS mode.",
+    );
+    for (mode, label) in [(Mode::Sotw, "sotw"), (Mode::Delta, "delta")] {
+        let n = proxies.iter().filter(|p| p.mode == mode).count();
+        let _ = writeln!(out, "switchyard_proxies{{mode=\"{label}\"}} {n}");
+    }
+
+    family(
+        &mut out,
+        "switchyard_proxies_rejecting",
+        "gauge",
+        "Proxies whose latest response of a type was rejected (NACK).",
+    );
+    for t in ResourceType::ALL {
+        let n = proxies
+            .iter()
+            .filter(|p| p.types.get(&t).is_some_and(|s| s.rejected))
+            .count();
+        let _ = writeln!(out, "switchyard_proxies_rejecting{{type=\"{t}\"}} {n}");
+    }
+
+    family(
+        &mut out,
+        "switchyard_proxies_unidentified",
+        "gauge",
+        "Connected proxies whose identity matches no workload or gateway.",
+    );
+    let n = proxies
+        .iter()
+        .filter(|p| p.identity_error.is_some())
+        .count();
+    let _ = writeln!(out, "switchyard_proxies_unidentified {n}");
+
+    let counters = state.registry.counters();
+    for (name, help, counter) in [
+        (
+            "switchyard_xds_pushes_total",
+            "xDS responses sent.",
+            &counters.pushes,
+        ),
+        (
+            "switchyard_xds_acks_total",
+            "xDS responses acknowledged.",
+            &counters.acks,
+        ),
+        (
+            "switchyard_xds_nacks_total",
+            "xDS responses rejected.",
+            &counters.nacks,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for t in ResourceType::ALL {
+            let _ = writeln!(out, "{name}{{type=\"{t}\"}} {}", Counters::get(counter, t));
+        }
+    }
+
+    let status = state.status.borrow().clone();
+    family(
+        &mut out,
+        "switchyard_config_reloads_total",
+        "counter",
+        "Readings of the spec directory, by outcome.",
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_config_reloads_total{{outcome=\"accepted\"}} {}",
+        status.accepted_total
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_config_reloads_total{{outcome=\"rejected\"}} {}",
+        status.rejected_total
+    );
+    family(
+        &mut out,
+        "switchyard_config_errors",
+        "gauge",
+        "Errors in the latest reading of the specs (0 when it is being served).",
+    );
+    let _ = writeln!(out, "switchyard_config_errors {}", status.errors.len());
+    family(
+        &mut out,
+        "switchyard_config_warnings",
+        "gauge",
+        "Warnings in the latest reading of the specs.",
+    );
+    let _ = writeln!(out, "switchyard_config_warnings {}", status.warnings.len());
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}

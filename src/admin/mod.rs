@@ -1,0 +1,115 @@
+//! The loopback admin endpoint. It holds no state of its own: everything it shows is read from the proxy
+//! registry, the config status and the cache at request time.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/healthz` | 200 while the process runs |
+//! | `/ready` | 200 once a configuration has been accepted, 503 before |
+//! | `/metrics` | Prometheus text |
+//! | `/debug/config` | the config status: revision, errors and warnings of the latest reading |
+//! | `/debug/proxies` | connected proxies and, per type, what was sent, acknowledged and rejected |
+//! | `/debug/snapshot?proxy=<node id>` | the resources (names and versions) that proxy is being served |
+
+mod metrics;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::control_plane::ConfigStatus;
+use crate::xds::{Cache, ProxyRegistry, ResourceType};
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub registry: ProxyRegistry,
+    pub status: watch::Receiver<ConfigStatus>,
+    pub cache: Cache,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics::render))
+        .route("/debug/config", get(config))
+        .route("/debug/proxies", get(proxies))
+        .route("/debug/snapshot", get(snapshot))
+        .with_state(state)
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn ready(State(state): State<AdminState>) -> Response {
+    if state.status.borrow().accepted_revision.is_some() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no valid configuration yet\n",
+        )
+            .into_response()
+    }
+}
+
+async fn config(State(state): State<AdminState>) -> Json<ConfigStatus> {
+    Json(state.status.borrow().clone())
+}
+
+async fn proxies(State(state): State<AdminState>) -> Json<Vec<crate::xds::ProxyStatus>> {
+    Json(state.registry.list())
+}
+
+#[derive(Deserialize)]
+struct SnapshotQuery {
+    proxy: String,
+}
+
+async fn snapshot(State(state): State<AdminState>, Query(q): Query<SnapshotQuery>) -> Response {
+    let Some(proxy) = state.registry.by_node_id(&q.proxy).into_iter().next() else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no connected proxy has node id {:?}\n", q.proxy),
+        )
+            .into_response();
+    };
+    let node = proxy.node();
+    match state.cache.current().snapshot_for(&node) {
+        Ok(snapshot) => {
+            let listing: BTreeMap<ResourceType, BTreeMap<String, String>> = ResourceType::ALL
+                .into_iter()
+                .map(|t| {
+                    let names = snapshot
+                        .resources(t)
+                        .values()
+                        .map(|r| (r.name.clone(), r.version.clone()))
+                        .collect();
+                    (t, names)
+                })
+                .collect();
+            Json(listing).into_response()
+        }
+        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+    }
+}
+
+/// Where an admin endpoint ended up listening.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

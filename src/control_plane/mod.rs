@@ -1,0 +1,203 @@
+//! The running control plane: spec source → resolve → per-proxy translation → xDS cache, plus the xDS and
+//! admin servers. Each stage is a task between two `watch` channels; the logic lives in the stages' pure
+//! functions.
+
+mod generation;
+mod pipeline;
+mod status;
+
+pub use generation::{snapshot_of, MeshGeneration, NoConfig};
+pub use pipeline::apply;
+pub use status::ConfigStatus;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, AdminState};
+use crate::source::{DirectorySource, DirectorySourceOptions, Source, WatchError};
+use crate::xds::{AdsServer, Cache, ProxyRegistry, ServeError};
+
+#[derive(Debug, Clone)]
+pub struct ControlPlaneOptions {
+    pub config_dir: PathBuf,
+    pub xds: SocketAddr,
+    /// `None`: no admin endpoint.
+    pub admin: Option<SocketAddr>,
+    pub source: DirectorySourceOptions,
+}
+
+impl ControlPlaneOptions {
+    pub fn new(config_dir: impl Into<PathBuf>) -> ControlPlaneOptions {
+        ControlPlaneOptions {
+            config_dir: config_dir.into(),
+            xds: DEFAULT_XDS,
+            admin: Some(DEFAULT_ADMIN),
+            source: DirectorySourceOptions::default(),
+        }
+    }
+}
+
+/// istiod's plaintext xDS port.
+pub const DEFAULT_XDS: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 15010);
+/// istiod's monitoring port.
+pub const DEFAULT_ADMIN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 15014);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("spec directory {} does not exist or is not a directory", .0.display())]
+    NoConfigDir(PathBuf),
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error(transparent)]
+    Xds(#[from] ServeError),
+    #[error("cannot bind the admin endpoint to {addr}: {source}")]
+    Admin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running control plane. Dropping it stops everything; [`ControlPlane::shutdown`] does so gracefully.
+pub struct ControlPlane {
+    xds_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    registry: ProxyRegistry,
+    cache: Cache,
+    status: watch::Receiver<ConfigStatus>,
+    shutdown: Option<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    _source: DirectorySource,
+}
+
+impl ControlPlane {
+    /// Reads the spec directory, binds the servers and starts serving; returns once both listen.
+    pub async fn start(options: ControlPlaneOptions) -> Result<ControlPlane, StartError> {
+        if !options.config_dir.is_dir() {
+            return Err(StartError::NoConfigDir(options.config_dir));
+        }
+        let source = DirectorySource::start(&options.config_dir, options.source.clone())?;
+        let cache = Cache::new(Arc::new(NoConfig));
+        let registry = ProxyRegistry::default();
+        let (status_tx, status) = watch::channel(ConfigStatus::default());
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(pipeline::run(
+            source.subscribe(),
+            cache.clone(),
+            status_tx,
+        )));
+
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let (closing_tx, closing) = watch::channel(false);
+        tasks.push(tokio::spawn(async move {
+            let _ = shutdown_rx.await;
+            closing_tx.send_replace(true);
+        }));
+        let closed = move || {
+            let mut closing = closing.clone();
+            async move {
+                let _ = closing.wait_for(|c| *c).await;
+            }
+        };
+
+        let listener = AdsServer::bind(options.xds).await?;
+        let xds_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: options.xds,
+            source,
+        })?;
+        let server = AdsServer::new(cache.clone(), registry.clone());
+        let xds_shutdown = closed();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = server.serve(listener, xds_shutdown).await {
+                tracing::error!("{e}");
+            }
+        }));
+        tracing::info!(%xds_addr, "xDS server listening (ADS: State-of-the-World and Delta)");
+
+        let admin_addr = match options.admin {
+            None => None,
+            Some(addr) => {
+                let listener = admin::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Admin { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| StartError::Admin { addr, source })?;
+                let state = AdminState {
+                    registry: registry.clone(),
+                    status: status.clone(),
+                    cache: cache.clone(),
+                };
+                let admin_shutdown = closed();
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = admin::serve(listener, state, admin_shutdown).await {
+                        tracing::error!("admin endpoint failed: {e}");
+                    }
+                }));
+                tracing::info!(admin_addr = %bound, "admin endpoint listening");
+                Some(bound)
+            }
+        };
+
+        Ok(ControlPlane {
+            xds_addr,
+            admin_addr,
+            registry,
+            cache,
+            status,
+            shutdown: Some(shutdown_tx),
+            tasks,
+            _source: source,
+        })
+    }
+
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.xds_addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    pub fn registry(&self) -> &ProxyRegistry {
+        &self.registry
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The config status; `changed()` on it resolves at every reading of the specs.
+    pub fn status(&self) -> watch::Receiver<ConfigStatus> {
+        self.status.clone()
+    }
+
+    /// Stops accepting, ends every xDS stream (proxies keep their config and reconnect to the next
+    /// server), and waits for the servers to finish, at most `grace`.
+    pub async fn shutdown(mut self, grace: Duration) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let tasks = std::mem::take(&mut self.tasks);
+        let _ = tokio::time::timeout(grace, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The state of the configuration as the control plane last read it: what is served, and what is wrong.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::mesh::Diagnostic;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigStatus {
+    /// The latest reading of the specs.
+    pub revision: u64,
+    /// The reading being served, if any was ever valid.
+    pub accepted_revision: Option<u64>,
+    pub accepted_at: Option<SystemTime>,
+    /// Why the latest reading was rejected (empty when it was accepted). Proxies keep the accepted one.
+    pub errors: Vec<Diagnostic>,
+    /// Warnings of the latest reading.
+    pub warnings: Vec<Diagnostic>,
+    pub accepted_total: u64,
+    pub rejected_total: u64,
+}
+
+impl ConfigStatus {
+    /// True when the latest reading is the one being served.
+    pub fn is_current(&self) -> bool {
+        self.accepted_revision == Some(self.revision)
+    }
+}

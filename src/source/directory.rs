@@ -1,0 +1,102 @@
+//! A directory of YAML files, re-read as a whole whenever anything under it changes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::watcher::{DirectoryWatcher, WatchError};
+use super::{Source, SpecState};
+use crate::mesh::Diagnostic;
+use crate::spec;
+
+#[derive(Debug, Clone)]
+pub struct DirectorySourceOptions {
+    /// How long the directory must stay quiet after a change before it is read.
+    pub debounce: Duration,
+    /// When a reading fails, how long to wait for further changes before reporting it: an editor or a
+    /// copy may still be writing, and a half-written file is not an error worth reporting.
+    pub settle: Duration,
+}
+
+impl Default for DirectorySourceOptions {
+    fn default() -> Self {
+        DirectorySourceOptions {
+            debounce: Duration::from_millis(75),
+            settle: Duration::from_millis(300),
+        }
+    }
+}
+
+/// Watches a directory; the watch task stops when the source is dropped.
+pub struct DirectorySource {
+    dir: PathBuf,
+    rx: watch::Receiver<Arc<SpecState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DirectorySource {
+    /// Reads the directory once (so the first state is there before this returns), then watches it.
+    pub fn start(
+        dir: &Path,
+        options: DirectorySourceOptions,
+    ) -> Result<DirectorySource, WatchError> {
+        let watcher = DirectoryWatcher::new(dir, options.debounce)?;
+        let (tx, rx) = watch::channel(Arc::new(SpecState {
+            revision: 1,
+            outcome: read(dir),
+        }));
+        let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx));
+        Ok(DirectorySource {
+            dir: dir.to_path_buf(),
+            rx,
+            task,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Source for DirectorySource {
+    fn subscribe(&self) -> watch::Receiver<Arc<SpecState>> {
+        self.rx.clone()
+    }
+}
+
+impl Drop for DirectorySource {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn watch_loop(
+    dir: PathBuf,
+    mut watcher: DirectoryWatcher,
+    options: DirectorySourceOptions,
+    tx: watch::Sender<Arc<SpecState>>,
+) {
+    let mut revision = 1;
+    while watcher.settled().await {
+        let mut outcome = read(&dir);
+        // A failed reading is reported only once the directory has stopped changing.
+        while outcome.is_err() {
+            match tokio::time::timeout(options.settle, watcher.settled()).await {
+                Err(_quiet) => break,
+                Ok(true) => outcome = read(&dir),
+                Ok(false) => return,
+            }
+        }
+        revision += 1;
+        tracing::debug!(dir = %dir.display(), revision, ok = outcome.is_ok(), "specs re-read");
+        tx.send_replace(Arc::new(SpecState { revision, outcome }));
+    }
+}
+
+fn read(dir: &Path) -> Result<Arc<spec::Config>, Vec<Diagnostic>> {
+    spec::load_paths(&[dir.to_path_buf()])
+        .map(Arc::new)
+        .map_err(|errors| errors.0.into_iter().map(Diagnostic::from).collect())
+}
