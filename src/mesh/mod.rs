@@ -1,1 +1,27 @@
 //! Resolution and cross-resource validation: `spec::Config` in, an immutable `Mesh` or diagnostics out.
+//!
+//! Everything that can be wrong with a configuration is found here, so that `translate` cannot fail: hosts are
+//! expanded to FQDNs, subsets checked against DestinationRules, destinations against ServiceEntries, durations,
+//! regexes and percentages parsed. The result is either a complete [`Mesh`] (plus warnings) or a list of
+//! diagnostics, never half of each.
+
+mod diagnostic;
+pub mod duration;
+mod model;
+pub mod names;
+mod proxy;
+mod resolve;
+
+pub use diagnostic::{Diagnostic, Severity};
+pub use model::*;
+pub use proxy::{keys as node_metadata_keys, IdentityError, Proxy, Router, Sidecar};
+pub use resolve::resolve;
+
+use std::sync::Arc;
+
+/// A successfully resolved configuration and the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub mesh: Arc<Mesh>,
+    pub warnings: Vec<Diagnostic>,
+}

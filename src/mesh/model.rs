@@ -1,0 +1,472 @@
+//! The resolved mesh: plain, immutable data with every name resolved and every value parsed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::spec::{Origin, ResourceKey, StringMatch};
+
+pub type Labels = BTreeMap<String, String>;
+
+/// Which user object a model node came from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Meta {
+    pub resource: ResourceKey,
+    pub origin: Origin,
+}
+
+impl Meta {
+    /// Istio's `/apis/networking.istio.io/v1/namespaces/<ns>/<kind>/<name>`, stamped on routes and clusters.
+    pub fn istio_config_path(&self) -> String {
+        super::names::istio_config_path(
+            self.resource.kind.istio_path_segment(),
+            &self.resource.namespace,
+            &self.resource.name,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Mesh {
+    /// By FQDN (ServiceEntry hosts, verbatim).
+    pub services: BTreeMap<String, Service>,
+    /// By `namespace/name`.
+    pub workloads: BTreeMap<String, Workload>,
+    /// By the FQDN of their host.
+    pub destination_rules: BTreeMap<String, DestinationRule>,
+    /// Sorted by namespace, then name.
+    pub virtual_services: Vec<VirtualService>,
+    /// By `namespace/name`.
+    pub gateways: BTreeMap<String, Gateway>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub meta: Meta,
+    pub hostname: String,
+    pub namespace: String,
+    pub addresses: Vec<String>,
+    pub ports: Vec<ServicePort>,
+    pub resolution: Resolution,
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Service {
+    pub fn port(&self, number: u32) -> Option<&ServicePort> {
+        self.ports.iter().find(|p| p.number == number)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Resolution {
+    /// Endpoints are IP addresses, delivered over EDS.
+    Static,
+    /// Endpoints are host names Envoy resolves itself (STRICT_DNS).
+    Dns,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServicePort {
+    pub number: u32,
+    pub name: String,
+    pub target_port: Option<u32>,
+}
+
+/// One instance of a service, from a ServiceEntry's `endpoints` or a WorkloadEntry it selects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub address: String,
+    pub ports: BTreeMap<String, u32>,
+    pub labels: Labels,
+    pub weight: Option<u32>,
+    pub locality: Option<String>,
+    /// `namespace/name` of the WorkloadEntry, when the endpoint is one.
+    pub workload: Option<String>,
+}
+
+impl Endpoint {
+    /// The port this endpoint serves `port` on: its named port, else the service's targetPort, else the port.
+    pub fn port_for(&self, port: &ServicePort) -> u32 {
+        self.ports
+            .get(&port.name)
+            .copied()
+            .or(port.target_port)
+            .unwrap_or(port.number)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workload {
+    pub meta: Meta,
+    pub namespace: String,
+    pub name: String,
+    pub address: String,
+    pub ports: BTreeMap<String, u32>,
+    pub labels: Labels,
+    pub weight: Option<u32>,
+    pub locality: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationRule {
+    pub meta: Meta,
+    pub host: String,
+    pub traffic_policy: TrafficPolicy,
+    pub subsets: Vec<Subset>,
+}
+
+impl DestinationRule {
+    pub fn subset(&self, name: &str) -> Option<&Subset> {
+        self.subsets.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subset {
+    pub name: String,
+    pub labels: Labels,
+    pub traffic_policy: Option<TrafficPolicy>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrafficPolicy {
+    pub settings: PolicySettings,
+    pub port_level: Vec<(u32, PolicySettings)>,
+}
+
+/// The parts of a traffic policy that merge field by field (Istio's `MergeTrafficPolicy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PolicySettings {
+    pub load_balancer: Option<LoadBalancer>,
+    pub connection_pool: Option<ConnectionPool>,
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+impl PolicySettings {
+    /// `top` wins wherever it says something.
+    pub fn overridden_by(&self, top: &PolicySettings) -> PolicySettings {
+        PolicySettings {
+            load_balancer: top
+                .load_balancer
+                .clone()
+                .or_else(|| self.load_balancer.clone()),
+            connection_pool: top
+                .connection_pool
+                .clone()
+                .or_else(|| self.connection_pool.clone()),
+            outlier_detection: top
+                .outlier_detection
+                .clone()
+                .or_else(|| self.outlier_detection.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum LoadBalancer {
+    RoundRobin,
+    LeastRequest,
+    Random,
+    /// Istio's PASSTHROUGH: send to the address the client asked for.
+    Passthrough,
+    ConsistentHash(ConsistentHash),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsistentHash {
+    pub key: HashKey,
+    pub algorithm: HashAlgorithm,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum HashKey {
+    Header(String),
+    Cookie {
+        name: String,
+        path: Option<String>,
+        ttl: Option<Duration>,
+    },
+    SourceIp,
+    QueryParameter(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum HashAlgorithm {
+    RingHash { minimum_ring_size: Option<u64> },
+    Maglev { table_size: Option<u64> },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectionPool {
+    pub max_connections: Option<u32>,
+    pub connect_timeout: Option<Duration>,
+    pub max_connection_duration: Option<Duration>,
+    pub http1_max_pending_requests: Option<u32>,
+    pub http2_max_requests: Option<u32>,
+    pub max_requests_per_connection: Option<u32>,
+    pub max_retries: Option<u32>,
+    pub idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutlierDetection {
+    pub consecutive_5xx_errors: Option<u32>,
+    pub consecutive_gateway_errors: Option<u32>,
+    pub interval: Option<Duration>,
+    pub base_ejection_time: Option<Duration>,
+    pub max_ejection_percent: Option<u32>,
+    pub min_health_percent: Option<u32>,
+}
+
+/// A reference from a VirtualService to where it applies.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum GatewayRef {
+    /// Istio's reserved `mesh`: every sidecar.
+    Mesh,
+    /// `namespace/name` of a Gateway.
+    Gateway(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualService {
+    pub meta: Meta,
+    /// FQDNs (short names expanded), or `*`-style wildcards for gateway-bound services.
+    pub hosts: Vec<String>,
+    pub gateways: Vec<GatewayRef>,
+    pub http: Vec<HttpRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpRoute {
+    pub name: Option<String>,
+    /// Empty means "match everything".
+    pub matches: Vec<RouteMatch>,
+    pub action: RouteAction,
+    pub timeout: Option<Duration>,
+    pub retries: Retries,
+    pub fault: Option<Fault>,
+    pub headers: HeaderOperations,
+    pub rewrite: Option<Rewrite>,
+    pub mirrors: Vec<Mirror>,
+    pub cors: Option<Cors>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RouteMatch {
+    pub name: Option<String>,
+    pub uri: Option<StringMatch>,
+    pub scheme: Option<StringMatch>,
+    pub method: Option<StringMatch>,
+    pub authority: Option<StringMatch>,
+    /// Sorted by name.
+    pub headers: Vec<(String, StringMatch)>,
+    pub without_headers: Vec<(String, StringMatch)>,
+    pub query_params: Vec<(String, StringMatch)>,
+    pub port: Option<u32>,
+    pub source_labels: Labels,
+    pub source_namespace: Option<String>,
+    pub gateways: Vec<GatewayRef>,
+    pub ignore_uri_case: bool,
+}
+
+impl RouteMatch {
+    /// Matches every request that reaches it (Istio's `isCatchAllMatch`): routes after it are unreachable.
+    pub fn is_catch_all(&self) -> bool {
+        let uri_all = match &self.uri {
+            None => true,
+            Some(StringMatch::Prefix(p)) => p == "/",
+            Some(StringMatch::Regex(r)) => r == "*" || r == ".*",
+            Some(StringMatch::Exact(_)) => false,
+        };
+        uri_all
+            && self.scheme.is_none()
+            && self.method.is_none()
+            && self.authority.is_none()
+            && self.headers.is_empty()
+            && self.without_headers.is_empty()
+            && self.query_params.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum RouteAction {
+    /// Weighted destinations; weight-0 entries already dropped, at least one left.
+    Route(Vec<RouteDestination>),
+    Redirect(Redirect),
+    DirectResponse {
+        status: u32,
+        body: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Destination {
+    /// FQDN of a service in the mesh.
+    pub host: String,
+    pub subset: Option<String>,
+    /// Explicit port; when absent the service's only port, else the listener port.
+    pub port: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteDestination {
+    pub destination: Destination,
+    pub weight: u32,
+    pub headers: HeaderOperations,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderOperations {
+    pub request: HeaderOps,
+    pub response: HeaderOps,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderOps {
+    pub set: BTreeMap<String, String>,
+    pub add: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Redirect {
+    pub uri: Option<String>,
+    pub authority: Option<String>,
+    pub port: Option<u32>,
+    pub scheme: Option<String>,
+    pub code: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rewrite {
+    pub uri: Option<String>,
+    pub authority: Option<String>,
+    /// `(pattern, substitution)`.
+    pub uri_regex: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Retries {
+    /// Istio's mesh-wide default policy.
+    Default,
+    /// `attempts: 0`.
+    Disabled,
+    Policy(RetryPolicy),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub per_try_timeout: Option<Duration>,
+    /// Envoy `retry_on` conditions (status codes split out).
+    pub retry_on: Vec<String>,
+    pub retriable_status_codes: Vec<u32>,
+    pub retry_remote_localities: bool,
+    pub ignore_previous_hosts: bool,
+    pub backoff: Option<Duration>,
+}
+
+/// A fraction in millionths (Istio's `percentage.value * 10000` over Envoy's MILLION denominator).
+pub type PerMillion = u32;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    pub delay: Option<FaultDelay>,
+    pub abort: Option<FaultAbort>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FaultDelay {
+    pub fixed_delay: Duration,
+    pub percentage: PerMillion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum AbortStatus {
+    Http(u32),
+    Grpc(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FaultAbort {
+    pub status: AbortStatus,
+    pub percentage: PerMillion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mirror {
+    pub destination: Destination,
+    pub percentage: PerMillion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cors {
+    pub allow_origins: Vec<StringMatch>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<Duration>,
+    pub allow_credentials: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gateway {
+    pub meta: Meta,
+    pub selector: Labels,
+    pub servers: Vec<GatewayServer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayServer {
+    pub port: u32,
+    pub port_name: Option<String>,
+    /// Host patterns with any `namespace/` prefix removed.
+    pub hosts: Vec<String>,
+}
+
+/// `selector ⊆ labels`: Kubernetes label-selector semantics (an empty selector selects everything).
+pub fn labels_match(selector: &Labels, labels: &Labels) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+impl Mesh {
+    /// The traffic policy for one cluster, merged as Istio's `MergeTrafficPolicy` does: the subset's policy over
+    /// the rule's, then the port-level settings for `port` over both. A subset with its own `portLevelSettings`
+    /// replaces the rule's list.
+    pub fn policy_for(&self, host: &str, subset: Option<&str>, port: u32) -> PolicySettings {
+        let Some(dr) = self.destination_rules.get(host) else {
+            return PolicySettings::default();
+        };
+        let rule = &dr.traffic_policy;
+        let subset_policy = subset
+            .and_then(|s| dr.subset(s))
+            .and_then(|s| s.traffic_policy.as_ref());
+        let (merged, port_level) = match subset_policy {
+            Some(sp) => {
+                let port_level = if sp.port_level.is_empty() {
+                    &rule.port_level
+                } else {
+                    &sp.port_level
+                };
+                (rule.settings.overridden_by(&sp.settings), port_level)
+            }
+            None => (rule.settings.clone(), &rule.port_level),
+        };
+        match port_level.iter().find(|(n, _)| *n == port) {
+            Some((_, p)) => merged.overridden_by(p),
+            None => merged,
+        }
+    }
+
+    /// The port a destination resolves to on a listener: explicit, else the service's only port, else the
+    /// listener's (Istio's `GetDestinationCluster`).
+    pub fn destination_port(&self, destination: &Destination, listener_port: u32) -> u32 {
+        destination
+            .port
+            .unwrap_or_else(|| match self.services.get(&destination.host) {
+                Some(s) if s.ports.len() == 1 => s.ports[0].number,
+                _ => listener_port,
+            })
+    }
+}

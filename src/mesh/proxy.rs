@@ -1,0 +1,223 @@
+//! Who an Envoy is: its node (id, metadata) mapped to a WorkloadEntry (sidecar) or to Gateways (router).
+//! The contract is documented in `docs/proxy-identity.md`.
+
+use std::net::IpAddr;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{value::Kind as ValueKind, Struct};
+use serde::Serialize;
+
+use super::{labels_match, Labels, Mesh};
+
+/// Metadata keys (Istio's names where Istio has one).
+pub mod keys {
+    pub const NAMESPACE: &str = "NAMESPACE";
+    pub const LABELS: &str = "LABELS";
+    pub const WORKLOAD_NAME: &str = "WORKLOAD_NAME";
+    pub const INSTANCE_IPS: &str = "INSTANCE_IPS";
+    pub const INTERCEPTION_MODE: &str = "INTERCEPTION_MODE";
+    pub const APP_IP: &str = "SWITCHYARD_APP_IP";
+    pub const OUTBOUND_IP: &str = "SWITCHYARD_OUTBOUND_IP";
+}
+
+/// Everything translation needs to know about one proxy. Two nodes with equal `Proxy` values get identical
+/// resources, so the xDS server can cache translations per `Proxy`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Proxy {
+    Sidecar(Sidecar),
+    Router(Router),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Sidecar {
+    pub namespace: String,
+    /// The WorkloadEntry's name.
+    pub workload: String,
+    /// The WorkloadEntry's labels: what `sourceLabels` are matched against.
+    pub labels: Labels,
+    /// Pod IP: inbound listeners bind here.
+    pub ip: String,
+    /// Where the inbound cluster sends (the app's "localhost").
+    pub app_ip: String,
+    /// Where outbound listeners bind (in place of iptables capture).
+    pub outbound_ip: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Router {
+    pub namespace: String,
+    pub name: String,
+    pub labels: Labels,
+    /// Gateway listeners bind here.
+    pub ip: String,
+    /// `namespace/name` of every Gateway whose selector matches `labels`, sorted.
+    pub gateways: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("node id `{0}` is not of the form `<sidecar|router>~<ip>~<name>.<namespace>~<namespace>.svc.cluster.local`")]
+    BadNodeId(String),
+    #[error("node type `{0}` is not supported (expected `sidecar` or `router`)")]
+    UnknownNodeType(String),
+    #[error("node metadata `{key}` is invalid: {reason}")]
+    BadMetadata { key: &'static str, reason: String },
+    #[error("no WorkloadEntry {namespace}/{name} is defined for this sidecar")]
+    UnknownWorkload { namespace: String, name: String },
+}
+
+/// The parts of `node.id`: `type~ip~name.namespace~namespace.svc.cluster.local`.
+struct NodeId<'a> {
+    kind: &'a str,
+    ip: &'a str,
+    name: &'a str,
+    namespace: &'a str,
+}
+
+fn parse_node_id(id: &str) -> Result<NodeId<'_>, IdentityError> {
+    let parts: Vec<&str> = id.split('~').collect();
+    let [kind, ip, workload, _domain] = parts.as_slice() else {
+        return Err(IdentityError::BadNodeId(id.to_owned()));
+    };
+    let (name, namespace) = workload
+        .split_once('.')
+        .ok_or_else(|| IdentityError::BadNodeId(id.to_owned()))?;
+    Ok(NodeId {
+        kind,
+        ip,
+        name,
+        namespace,
+    })
+}
+
+fn string_field(meta: Option<&Struct>, key: &'static str) -> Result<Option<String>, IdentityError> {
+    match meta
+        .and_then(|m| m.fields.get(key))
+        .and_then(|v| v.kind.as_ref())
+    {
+        None | Some(ValueKind::NullValue(_)) => Ok(None),
+        Some(ValueKind::StringValue(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(IdentityError::BadMetadata {
+            key,
+            reason: "expected a string".into(),
+        }),
+    }
+}
+
+fn labels_field(meta: Option<&Struct>) -> Result<Labels, IdentityError> {
+    let key = keys::LABELS;
+    match meta
+        .and_then(|m| m.fields.get(key))
+        .and_then(|v| v.kind.as_ref())
+    {
+        None | Some(ValueKind::NullValue(_)) => Ok(Labels::new()),
+        Some(ValueKind::StructValue(s)) => s
+            .fields
+            .iter()
+            .map(|(k, v)| match &v.kind {
+                Some(ValueKind::StringValue(s)) => Ok((k.clone(), s.clone())),
+                _ => Err(IdentityError::BadMetadata {
+                    key,
+                    reason: format!("label `{k}` is not a string"),
+                }),
+            })
+            .collect(),
+        Some(_) => Err(IdentityError::BadMetadata {
+            key,
+            reason: "expected a struct of strings".into(),
+        }),
+    }
+}
+
+fn ip(key: &'static str, value: &str) -> Result<String, IdentityError> {
+    value
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| IdentityError::BadMetadata {
+            key,
+            reason: format!("`{value}` is not an IP address"),
+        })
+}
+
+impl Proxy {
+    /// Maps an Envoy node to the proxy it is. Metadata wins over the node id's fields; the id is the fallback.
+    pub fn identify(mesh: &Mesh, node: &Node) -> Result<Proxy, IdentityError> {
+        let id = parse_node_id(&node.id)?;
+        let meta = node.metadata.as_ref();
+        let namespace =
+            string_field(meta, keys::NAMESPACE)?.unwrap_or_else(|| id.namespace.to_owned());
+        let name = string_field(meta, keys::WORKLOAD_NAME)?.unwrap_or_else(|| id.name.to_owned());
+        let instance_ip = match string_field(meta, keys::INSTANCE_IPS)? {
+            Some(list) => {
+                let first = list
+                    .split(',')
+                    .map(str::trim)
+                    .find(|s| !s.is_empty())
+                    .unwrap_or(id.ip);
+                ip(keys::INSTANCE_IPS, first)?
+            }
+            None => ip(keys::INSTANCE_IPS, id.ip)?,
+        };
+        if let Some(mode) = string_field(meta, keys::INTERCEPTION_MODE)? {
+            if mode != "NONE" {
+                return Err(IdentityError::BadMetadata {
+                    key: keys::INTERCEPTION_MODE,
+                    reason: format!("`{mode}`: only NONE is supported (listeners bind real addresses, no iptables)"),
+                });
+            }
+        }
+        match id.kind {
+            "sidecar" => {
+                let workload = mesh
+                    .workloads
+                    .get(&format!("{namespace}/{name}"))
+                    .ok_or_else(|| IdentityError::UnknownWorkload {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                    })?;
+                // Without iptables the app and the outbound listeners need addresses of their own; loopback is
+                // the natural default for a single sidecar on a host.
+                let app_ip = match string_field(meta, keys::APP_IP)? {
+                    Some(v) => ip(keys::APP_IP, &v)?,
+                    None => "127.0.0.1".to_owned(),
+                };
+                let outbound_ip = match string_field(meta, keys::OUTBOUND_IP)? {
+                    Some(v) => ip(keys::OUTBOUND_IP, &v)?,
+                    None => "127.0.0.1".to_owned(),
+                };
+                Ok(Proxy::Sidecar(Sidecar {
+                    namespace,
+                    workload: name,
+                    labels: workload.labels.clone(),
+                    ip: instance_ip,
+                    app_ip,
+                    outbound_ip,
+                }))
+            }
+            "router" => {
+                let labels = labels_field(meta)?;
+                let gateways = mesh
+                    .gateways
+                    .iter()
+                    .filter(|(_, g)| labels_match(&g.selector, &labels))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                Ok(Proxy::Router(Router {
+                    namespace,
+                    name,
+                    labels,
+                    ip: instance_ip,
+                    gateways,
+                }))
+            }
+            other => Err(IdentityError::UnknownNodeType(other.to_owned())),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        match self {
+            Proxy::Sidecar(s) => &s.namespace,
+            Proxy::Router(r) => &r.namespace,
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! DestinationRule → `DestinationRule` with parsed traffic policies.
+
+use std::collections::BTreeMap;
+
+use super::validate;
+use super::{meta_of, Diags};
+use crate::mesh::names::resolve_host;
+use crate::mesh::{
+    labels_match, ConnectionPool, ConsistentHash, DestinationRule, HashAlgorithm, HashKey,
+    LoadBalancer, Meta, OutlierDetection, PolicySettings, Service, Subset, TrafficPolicy,
+};
+use crate::spec::{self, Kind, SimpleLb, Sourced};
+
+pub(super) fn resolve(
+    items: &[Sourced<spec::DestinationRule>],
+    services: &BTreeMap<String, Service>,
+    diags: &mut Diags,
+) -> BTreeMap<String, DestinationRule> {
+    let mut out: BTreeMap<String, DestinationRule> = BTreeMap::new();
+    for item in items {
+        let meta = meta_of(item, Kind::DestinationRule);
+        let spec::DestinationRule {
+            host,
+            traffic_policy,
+            subsets,
+            export_to: _,
+            workload_selector: _,
+        } = &item.value;
+        let fqdn = resolve_host(host, item.namespace());
+        if fqdn.contains('*') {
+            diags.error(
+                &meta,
+                "SY0114",
+                "spec.host",
+                "wildcard DestinationRule hosts are not supported yet",
+            );
+        }
+        let service = services.get(&fqdn);
+        if service.is_none() {
+            diags.warn(
+                &meta,
+                "SY0118",
+                "spec.host",
+                format!(
+                    "host `{fqdn}` is not defined by any ServiceEntry; this rule has no effect"
+                ),
+            );
+        }
+        let policy = traffic_policy
+            .as_ref()
+            .map(|p| traffic_policy_of(&meta, "spec.trafficPolicy", p, diags))
+            .unwrap_or_default();
+        let mut resolved_subsets: Vec<Subset> = Vec::new();
+        for (i, subset) in subsets.iter().enumerate() {
+            let field = format!("spec.subsets[{i}]");
+            if resolved_subsets.iter().any(|s| s.name == subset.name) {
+                diags.error(
+                    &meta,
+                    "SY0117",
+                    format!("{field}.name"),
+                    format!("subset `{}` is defined twice", subset.name),
+                );
+                continue;
+            }
+            if subset.name.is_empty() || subset.name.contains('|') {
+                diags.error(
+                    &meta,
+                    "SY0115",
+                    format!("{field}.name"),
+                    "a subset name must be non-empty and must not contain `|`",
+                );
+                continue;
+            }
+            if let Some(service) = service {
+                if !service
+                    .endpoints
+                    .iter()
+                    .any(|e| labels_match(&subset.labels, &e.labels))
+                {
+                    diags.warn(
+                        &meta,
+                        "SY0102",
+                        format!("{field}.labels"),
+                        format!("subset `{}` selects no workload of `{fqdn}`; traffic sent to it will fail", subset.name),
+                    );
+                }
+            }
+            let subset_policy = subset
+                .traffic_policy
+                .as_ref()
+                .map(|p| traffic_policy_of(&meta, &format!("{field}.trafficPolicy"), p, diags));
+            resolved_subsets.push(Subset {
+                name: subset.name.clone(),
+                labels: subset.labels.clone(),
+                traffic_policy: subset_policy,
+            });
+        }
+        if let Some(existing) = out.get(&fqdn) {
+            diags.error(
+                &meta,
+                "SY0120",
+                "spec.host",
+                format!("host `{fqdn}` already has {} at {}; merging DestinationRules is not supported yet", existing.meta.resource, existing.meta.origin),
+            );
+            continue;
+        }
+        out.insert(
+            fqdn.clone(),
+            DestinationRule {
+                meta,
+                host: fqdn,
+                traffic_policy: policy,
+                subsets: resolved_subsets,
+            },
+        );
+    }
+    out
+}
+
+fn traffic_policy_of(
+    meta: &Meta,
+    field: &str,
+    p: &spec::TrafficPolicy,
+    diags: &mut Diags,
+) -> TrafficPolicy {
+    let spec::TrafficPolicy {
+        load_balancer,
+        connection_pool,
+        outlier_detection,
+        tls: _, // only `mode: DISABLE` loads, which is what happens without it
+        port_level_settings,
+        tunnel: _,
+        proxy_protocol: _,
+        retry_budget: _,
+    } = p;
+    let settings = policy_settings(
+        meta,
+        field,
+        load_balancer.as_ref(),
+        connection_pool.as_ref(),
+        outlier_detection.as_ref(),
+        diags,
+    );
+    let mut port_level: Vec<(u32, PolicySettings)> = Vec::new();
+    for (i, pl) in port_level_settings.iter().enumerate() {
+        let field = format!("{field}.portLevelSettings[{i}]");
+        if port_level.iter().any(|(n, _)| *n == pl.port.number) {
+            diags.error(
+                meta,
+                "SY0115",
+                format!("{field}.port.number"),
+                format!("port {} has two portLevelSettings", pl.port.number),
+            );
+            continue;
+        }
+        let s = policy_settings(
+            meta,
+            &field,
+            pl.load_balancer.as_ref(),
+            pl.connection_pool.as_ref(),
+            pl.outlier_detection.as_ref(),
+            diags,
+        );
+        port_level.push((pl.port.number, s));
+    }
+    TrafficPolicy {
+        settings,
+        port_level,
+    }
+}
+
+fn policy_settings(
+    meta: &Meta,
+    field: &str,
+    lb: Option<&spec::LoadBalancerSettings>,
+    pool: Option<&spec::ConnectionPoolSettings>,
+    outlier: Option<&spec::OutlierDetection>,
+    diags: &mut Diags,
+) -> PolicySettings {
+    PolicySettings {
+        load_balancer: lb
+            .and_then(|lb| load_balancer(meta, &format!("{field}.loadBalancer"), lb, diags)),
+        connection_pool: pool
+            .map(|p| connection_pool(meta, &format!("{field}.connectionPool"), p, diags)),
+        outlier_detection: outlier
+            .map(|o| outlier_detection(meta, &format!("{field}.outlierDetection"), o, diags)),
+    }
+}
+
+fn load_balancer(
+    meta: &Meta,
+    field: &str,
+    lb: &spec::LoadBalancerSettings,
+    diags: &mut Diags,
+) -> Option<LoadBalancer> {
+    match (&lb.simple, &lb.consistent_hash) {
+        (Some(_), Some(_)) => {
+            diags.error(
+                meta,
+                "SY0115",
+                field,
+                "set either `simple` or `consistentHash`, not both",
+            );
+            None
+        }
+        (Some(simple), None) => {
+            match simple {
+                SimpleLb::Unspecified => None,
+                // Istio maps the deprecated LEAST_CONN to LEAST_REQUEST.
+                SimpleLb::LeastConn | SimpleLb::LeastRequest => Some(LoadBalancer::LeastRequest),
+                SimpleLb::RoundRobin => Some(LoadBalancer::RoundRobin),
+                SimpleLb::Random => Some(LoadBalancer::Random),
+                SimpleLb::Passthrough => {
+                    diags.error(meta, "SY0114", format!("{field}.simple"), "PASSTHROUGH needs original-destination routing, which is not supported yet");
+                    None
+                }
+            }
+        }
+        (None, Some(ch)) => consistent_hash(meta, &format!("{field}.consistentHash"), ch, diags)
+            .map(LoadBalancer::ConsistentHash),
+        (None, None) => None,
+    }
+}
+
+fn consistent_hash(
+    meta: &Meta,
+    field: &str,
+    ch: &spec::ConsistentHashLb,
+    diags: &mut Diags,
+) -> Option<ConsistentHash> {
+    let mut keys = Vec::new();
+    if let Some(h) = &ch.http_header_name {
+        if validate::header_name(diags, meta, &format!("{field}.httpHeaderName"), h) {
+            keys.push(HashKey::Header(h.clone()));
+        }
+    }
+    if let Some(c) = &ch.http_cookie {
+        let ttl = validate::opt_duration(
+            diags,
+            meta,
+            &format!("{field}.httpCookie.ttl"),
+            c.ttl.as_ref(),
+        );
+        keys.push(HashKey::Cookie {
+            name: c.name.clone(),
+            path: c.path.clone(),
+            ttl,
+        });
+    }
+    if ch.use_source_ip == Some(true) {
+        keys.push(HashKey::SourceIp);
+    }
+    if let Some(q) = &ch.http_query_parameter_name {
+        keys.push(HashKey::QueryParameter(q.clone()));
+    }
+    let algorithm = match (&ch.ring_hash, &ch.maglev) {
+        (Some(_), Some(_)) => {
+            diags.error(
+                meta,
+                "SY0115",
+                field,
+                "set either `ringHash` or `maglev`, not both",
+            );
+            return None;
+        }
+        (_, Some(m)) => HashAlgorithm::Maglev {
+            table_size: m.table_size,
+        },
+        (Some(r), None) => HashAlgorithm::RingHash {
+            minimum_ring_size: r.minimum_ring_size,
+        },
+        (None, None) => HashAlgorithm::RingHash {
+            minimum_ring_size: None,
+        },
+    };
+    if keys.len() != 1 {
+        diags.error(meta, "SY0115", field, "consistentHash takes exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName");
+        return None;
+    }
+    keys.pop().map(|key| ConsistentHash { key, algorithm })
+}
+
+fn connection_pool(
+    meta: &Meta,
+    field: &str,
+    p: &spec::ConnectionPoolSettings,
+    diags: &mut Diags,
+) -> ConnectionPool {
+    let mut out = ConnectionPool::default();
+    if let Some(tcp) = &p.tcp {
+        out.max_connections = tcp.max_connections;
+        out.connect_timeout = validate::opt_duration(
+            diags,
+            meta,
+            &format!("{field}.tcp.connectTimeout"),
+            tcp.connect_timeout.as_ref(),
+        );
+        out.max_connection_duration = validate::opt_duration(
+            diags,
+            meta,
+            &format!("{field}.tcp.maxConnectionDuration"),
+            tcp.max_connection_duration.as_ref(),
+        );
+    }
+    if let Some(http) = &p.http {
+        out.http1_max_pending_requests = http.http1_max_pending_requests;
+        out.http2_max_requests = http.http2_max_requests;
+        out.max_requests_per_connection = http.max_requests_per_connection;
+        out.max_retries = http.max_retries;
+        out.idle_timeout = validate::opt_duration(
+            diags,
+            meta,
+            &format!("{field}.http.idleTimeout"),
+            http.idle_timeout.as_ref(),
+        );
+    }
+    out
+}
+
+fn outlier_detection(
+    meta: &Meta,
+    field: &str,
+    o: &spec::OutlierDetection,
+    diags: &mut Diags,
+) -> OutlierDetection {
+    for (name, value) in [
+        ("maxEjectionPercent", o.max_ejection_percent),
+        ("minHealthPercent", o.min_health_percent),
+    ] {
+        if let Some(v) = value.filter(|v| *v > 100) {
+            diags.error(
+                meta,
+                "SY0109",
+                format!("{field}.{name}"),
+                format!("percentage {v} is outside 0..100"),
+            );
+        }
+    }
+    OutlierDetection {
+        consecutive_5xx_errors: o.consecutive_5xx_errors,
+        consecutive_gateway_errors: o.consecutive_gateway_errors,
+        interval: validate::opt_duration(
+            diags,
+            meta,
+            &format!("{field}.interval"),
+            o.interval.as_ref(),
+        ),
+        base_ejection_time: validate::opt_duration(
+            diags,
+            meta,
+            &format!("{field}.baseEjectionTime"),
+            o.base_ejection_time.as_ref(),
+        ),
+        max_ejection_percent: o.max_ejection_percent,
+        min_health_percent: o.min_health_percent,
+    }
+}

@@ -1,0 +1,95 @@
+//! Gateway → `Gateway` (plain HTTP servers).
+
+use std::collections::BTreeMap;
+
+use super::{meta_of, Diags};
+use crate::mesh::{labels_match, Gateway, GatewayServer, Workload};
+use crate::spec::{self, Kind, Sourced};
+
+pub(super) fn resolve(
+    items: &[Sourced<spec::Gateway>],
+    workloads: &BTreeMap<String, Workload>,
+    diags: &mut Diags,
+) -> BTreeMap<String, Gateway> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let meta = meta_of(item, Kind::Gateway);
+        let spec::Gateway { selector, servers } = &item.value;
+        if !workloads
+            .values()
+            .any(|w| labels_match(selector, &w.labels))
+        {
+            diags.warn(
+                &meta,
+                "SY0110",
+                "spec.selector",
+                "the selector matches no WorkloadEntry; no proxy is known to serve this Gateway (a gateway proxy is matched by the LABELS in its node metadata)",
+            );
+        }
+        let mut resolved = Vec::new();
+        for (i, server) in servers.iter().enumerate() {
+            let field = format!("spec.servers[{i}]");
+            let spec::Server {
+                port,
+                hosts,
+                name: _,
+                bind: _,
+                tls: _,
+                default_endpoint: _,
+            } = server;
+            if !port.protocol.eq_ignore_ascii_case("HTTP") {
+                diags.error(
+                    &meta,
+                    "SY0114",
+                    format!("{field}.port.protocol"),
+                    format!(
+                        "protocol `{}` is not supported yet (only HTTP)",
+                        port.protocol
+                    ),
+                );
+            }
+            if port.number == 0 || port.number > 65535 {
+                diags.error(
+                    &meta,
+                    "SY0115",
+                    format!("{field}.port.number"),
+                    format!("port {} is outside 1..65535", port.number),
+                );
+            }
+            if hosts.is_empty() {
+                diags.error(
+                    &meta,
+                    "SY0115",
+                    format!("{field}.hosts"),
+                    "a server needs at least one host",
+                );
+            }
+            resolved.push(GatewayServer {
+                port: port.number,
+                port_name: port.name.clone(),
+                // `namespace/host` restricts which namespaces' VirtualServices may bind; Switchyard does not
+                // scope binding by namespace yet, so only `*/` and `./` are accepted.
+                hosts: hosts
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, h)| match h.split_once('/') {
+                        None => Some(h.clone()),
+                        Some(("*" | ".", host)) => Some(host.to_owned()),
+                        Some(_) => {
+                            diags.error(&meta, "SY0114", format!("{field}.hosts[{j}]"), format!("`{h}`: namespace-scoped server hosts are not supported yet (use `*/host` or `host`)"));
+                            None
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        // Kept even when invalid, so that VirtualServices naming it do not also report it missing.
+        out.entry(format!("{}/{}", item.namespace(), item.name()))
+            .or_insert(Gateway {
+                meta,
+                selector: selector.clone(),
+                servers: resolved,
+            });
+    }
+    out
+}

@@ -1,0 +1,133 @@
+//! `spec::Config` → `Mesh`, one file per kind, in dependency order: workloads, services, destination rules,
+//! gateways, virtual services. Each step reads what the earlier ones built and reports into one [`Diags`].
+
+mod destination_rule;
+mod gateway;
+mod service_entry;
+mod validate;
+mod virtual_service;
+mod workload_entry;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{Diagnostic, Mesh, Meta, Resolved, Severity};
+use crate::spec::{Config, Kind, Sourced};
+
+/// Resolves and validates a whole configuration. Errors make the result `Err` with every diagnostic found
+/// (warnings included); otherwise the mesh comes with the warnings.
+pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
+    let mut diags = Diags::default();
+    check_duplicates(config, &mut diags);
+    let workloads = workload_entry::resolve(&config.workload_entries, &mut diags);
+    let services = service_entry::resolve(&config.service_entries, &workloads, &mut diags);
+    let destination_rules =
+        destination_rule::resolve(&config.destination_rules, &services, &mut diags);
+    let gateways = gateway::resolve(&config.gateways, &workloads, &mut diags);
+    let mut mesh = Mesh {
+        services,
+        workloads,
+        destination_rules,
+        virtual_services: Vec::new(),
+        gateways,
+    };
+    mesh.virtual_services = virtual_service::resolve(&config.virtual_services, &mesh, &mut diags);
+    let mut list = diags.list;
+    list.sort_by(|a, b| {
+        (&a.file, a.line, &a.field, a.code).cmp(&(&b.file, b.line, &b.field, b.code))
+    });
+    if list.iter().any(Diagnostic::is_error) {
+        Err(list)
+    } else {
+        Ok(Resolved {
+            mesh: Arc::new(mesh),
+            warnings: list,
+        })
+    }
+}
+
+/// Collects diagnostics for the whole resolution.
+#[derive(Default)]
+pub(crate) struct Diags {
+    list: Vec<Diagnostic>,
+}
+
+impl Diags {
+    pub(crate) fn error(
+        &mut self,
+        at: &Meta,
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.push(Severity::Error, at, code, field, message);
+    }
+
+    pub(crate) fn warn(
+        &mut self,
+        at: &Meta,
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.push(Severity::Warning, at, code, field, message);
+    }
+
+    fn push(
+        &mut self,
+        severity: Severity,
+        at: &Meta,
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.list.push(Diagnostic::new(
+            severity,
+            code,
+            &at.origin,
+            &at.resource,
+            field,
+            message,
+        ));
+    }
+
+    /// Number of errors so far; callers compare before/after to know whether a resource was clean.
+    pub(crate) fn error_count(&self) -> usize {
+        self.list.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+pub(crate) fn meta_of<T>(item: &Sourced<T>, kind: Kind) -> Meta {
+    Meta {
+        resource: item.key(kind),
+        origin: item.origin.clone(),
+    }
+}
+
+/// SY0104: the same kind/namespace/name twice. Reported on the later definition, naming the earlier one.
+fn check_duplicates(config: &Config, diags: &mut Diags) {
+    fn check<T>(items: &[Sourced<T>], kind: Kind, diags: &mut Diags) {
+        let mut seen: BTreeMap<_, &Sourced<T>> = BTreeMap::new();
+        for item in items {
+            let key = item.key(kind);
+            if let Some(first) = seen.get(&key) {
+                diags.error(
+                    &meta_of(item, kind),
+                    "SY0104",
+                    "metadata.name",
+                    format!(
+                        "{key} is defined twice: here and at {} (delete one of them)",
+                        first.origin
+                    ),
+                );
+            } else {
+                seen.insert(key, item);
+            }
+        }
+    }
+    check(&config.virtual_services, Kind::VirtualService, diags);
+    check(&config.destination_rules, Kind::DestinationRule, diags);
+    check(&config.gateways, Kind::Gateway, diags);
+    check(&config.service_entries, Kind::ServiceEntry, diags);
+    check(&config.workload_entries, Kind::WorkloadEntry, diags);
+}

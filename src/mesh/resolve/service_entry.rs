@@ -1,0 +1,252 @@
+//! ServiceEntry → `Service`, with endpoints from `endpoints` or the WorkloadEntries its selector picks.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::{meta_of, Diags};
+use crate::mesh::{labels_match, Endpoint, Meta, Resolution, Service, ServicePort, Workload};
+use crate::spec::{self, Kind, Location, ServiceEntry, Sourced};
+
+pub(super) fn resolve(
+    items: &[Sourced<ServiceEntry>],
+    workloads: &BTreeMap<String, Workload>,
+    diags: &mut Diags,
+) -> BTreeMap<String, Service> {
+    let mut out: BTreeMap<String, Service> = BTreeMap::new();
+    for item in items {
+        let meta = meta_of(item, Kind::ServiceEntry);
+        let ServiceEntry {
+            hosts,
+            addresses,
+            ports,
+            location,
+            resolution,
+            endpoints,
+            workload_selector,
+            export_to: _,
+            subject_alt_names: _,
+        } = &item.value;
+
+        if hosts.is_empty() {
+            diags.error(
+                &meta,
+                "SY0115",
+                "spec.hosts",
+                "a ServiceEntry needs at least one host",
+            );
+        }
+        for (i, host) in hosts.iter().enumerate() {
+            if host.contains('*') {
+                diags.error(
+                    &meta,
+                    "SY0114",
+                    format!("spec.hosts[{i}]"),
+                    "wildcard ServiceEntry hosts are not supported yet",
+                );
+            }
+        }
+        for (i, address) in addresses.iter().enumerate() {
+            if address.parse::<IpAddr>().is_err() {
+                diags.error(
+                    &meta,
+                    "SY0114",
+                    format!("spec.addresses[{i}]"),
+                    format!("`{address}` is not an IP address (CIDR ranges are not supported yet)"),
+                );
+            }
+        }
+        let resolved_ports = resolve_ports(&meta, ports, diags);
+        let resolution = match resolution {
+            Some(spec::Resolution::Static) => Resolution::Static,
+            Some(spec::Resolution::Dns) => Resolution::Dns,
+            None => {
+                diags.error(&meta, "SY0114", "spec.resolution", "resolution is required: Istio's default NONE (passthrough) is not supported yet; use STATIC or DNS");
+                Resolution::Static
+            }
+        };
+        let selected = match (endpoints.is_empty(), workload_selector) {
+            (false, Some(_)) => {
+                diags.error(
+                    &meta,
+                    "SY0116",
+                    "spec.workloadSelector",
+                    "a ServiceEntry takes either `endpoints` or `workloadSelector`, not both",
+                );
+                Vec::new()
+            }
+            (_, Some(selector)) => {
+                if *location != Some(Location::MeshInternal) {
+                    diags.error(
+                        &meta,
+                        "SY0115",
+                        "spec.workloadSelector",
+                        "workloadSelector needs `location: MESH_INTERNAL`",
+                    );
+                }
+                select_workloads(
+                    item.namespace(),
+                    &selector.labels,
+                    workloads,
+                    resolution,
+                    diags,
+                )
+            }
+            (_, None) => inline_endpoints(&meta, endpoints, resolution, diags),
+        };
+        for host in hosts {
+            if let Some(existing) = out.get(host) {
+                diags.error(
+                    &meta,
+                    "SY0119",
+                    "spec.hosts",
+                    format!(
+                        "host `{host}` is already defined by {} at {}",
+                        existing.meta.resource, existing.meta.origin
+                    ),
+                );
+                continue;
+            }
+            out.insert(
+                host.clone(),
+                Service {
+                    meta: meta.clone(),
+                    hostname: host.clone(),
+                    namespace: item.namespace().to_owned(),
+                    addresses: addresses.clone(),
+                    ports: resolved_ports.clone(),
+                    resolution,
+                    endpoints: selected.clone(),
+                },
+            );
+        }
+    }
+    out
+}
+
+fn resolve_ports(meta: &Meta, ports: &[spec::ServicePort], diags: &mut Diags) -> Vec<ServicePort> {
+    if ports.is_empty() {
+        diags.error(
+            meta,
+            "SY0115",
+            "spec.ports",
+            "a ServiceEntry needs at least one port",
+        );
+    }
+    let mut out: Vec<ServicePort> = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        // Istio infers the protocol from the port name when it is not given (`http`, `http-foo`).
+        let protocol = port.protocol.clone().unwrap_or_else(|| {
+            if port.name == "http" || port.name.starts_with("http-") {
+                "HTTP".to_owned()
+            } else {
+                "TCP".to_owned()
+            }
+        });
+        if !protocol.eq_ignore_ascii_case("HTTP") {
+            diags.error(
+                meta,
+                "SY0114",
+                format!("spec.ports[{i}].protocol"),
+                format!("protocol `{protocol}` is not supported yet (only HTTP)"),
+            );
+        }
+        if port.number == 0 || port.number > 65535 {
+            diags.error(
+                meta,
+                "SY0115",
+                format!("spec.ports[{i}].number"),
+                format!("port {} is outside 1..65535", port.number),
+            );
+        }
+        if out.iter().any(|p| p.number == port.number) {
+            diags.error(
+                meta,
+                "SY0115",
+                format!("spec.ports[{i}].number"),
+                format!("port {} is listed twice", port.number),
+            );
+        }
+        out.push(ServicePort {
+            number: port.number,
+            name: port.name.clone(),
+            target_port: port.target_port,
+        });
+    }
+    out
+}
+
+fn select_workloads(
+    namespace: &str,
+    selector: &BTreeMap<String, String>,
+    workloads: &BTreeMap<String, Workload>,
+    resolution: Resolution,
+    diags: &mut Diags,
+) -> Vec<Endpoint> {
+    // As in Istio, a ServiceEntry selects WorkloadEntries of its own namespace only.
+    workloads
+        .values()
+        .filter(|w| w.namespace == namespace && labels_match(selector, &w.labels))
+        .filter(|w| {
+            let ok = resolution != Resolution::Static || w.address.parse::<IpAddr>().is_ok();
+            if !ok {
+                diags.error(&w.meta, "SY0115", "spec.address", format!("`{}` is not an IP address, but it is selected by a ServiceEntry with resolution STATIC", w.address));
+            }
+            ok
+        })
+        .map(|w| Endpoint {
+            address: w.address.clone(),
+            ports: w.ports.clone(),
+            labels: w.labels.clone(),
+            weight: w.weight,
+            locality: w.locality.clone(),
+            workload: Some(format!("{}/{}", w.namespace, w.name)),
+        })
+        .collect()
+}
+
+fn inline_endpoints(
+    meta: &Meta,
+    endpoints: &[spec::WorkloadEntry],
+    resolution: Resolution,
+    diags: &mut Diags,
+) -> Vec<Endpoint> {
+    let mut out = Vec::new();
+    for (i, e) in endpoints.iter().enumerate() {
+        let spec::WorkloadEntry {
+            address,
+            ports,
+            labels,
+            weight,
+            locality,
+            network: _,
+            service_account: _,
+        } = e;
+        let Some(address) = address.clone().filter(|a| !a.is_empty()) else {
+            diags.error(
+                meta,
+                "SY0115",
+                format!("spec.endpoints[{i}].address"),
+                "an endpoint needs an address",
+            );
+            continue;
+        };
+        if resolution == Resolution::Static && address.parse::<IpAddr>().is_err() {
+            diags.error(
+                meta,
+                "SY0115",
+                format!("spec.endpoints[{i}].address"),
+                format!("`{address}` is not an IP address (resolution STATIC)"),
+            );
+            continue;
+        }
+        out.push(Endpoint {
+            address,
+            ports: ports.clone(),
+            labels: labels.clone(),
+            weight: weight.filter(|w| *w > 0),
+            locality: locality.clone(),
+            workload: None,
+        });
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! Value checks shared by several kinds. Each reports a diagnostic and returns `None` on bad input.
+
+use std::time::Duration;
+
+use super::Diags;
+use crate::mesh::{duration, Meta, PerMillion};
+use crate::spec::{Percent, StringMatch};
+
+pub(crate) fn duration(diags: &mut Diags, at: &Meta, field: &str, text: &str) -> Option<Duration> {
+    match duration::parse(text) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            diags.error(at, "SY0106", field, e.to_string());
+            None
+        }
+    }
+}
+
+pub(crate) fn opt_duration(
+    diags: &mut Diags,
+    at: &Meta,
+    field: &str,
+    text: Option<&String>,
+) -> Option<Duration> {
+    text.and_then(|t| duration(diags, at, field, t))
+}
+
+/// RE2 (what Envoy's `safe_regex` uses) and regex-syntax agree on what they reject that matters here:
+/// backreferences, look-around and malformed syntax.
+pub(crate) fn regex(diags: &mut Diags, at: &Meta, field: &str, pattern: &str) -> bool {
+    match regex_syntax::Parser::new().parse(pattern) {
+        Ok(_) => true,
+        Err(e) => {
+            let detail = e.to_string();
+            let last = detail.lines().last().unwrap_or("invalid regex").trim();
+            diags.error(
+                at,
+                "SY0105",
+                field,
+                format!("regex `{pattern}` would be rejected by Envoy (RE2): {last}"),
+            );
+            false
+        }
+    }
+}
+
+pub(crate) fn string_match(diags: &mut Diags, at: &Meta, field: &str, m: &StringMatch) -> bool {
+    match m {
+        // `*` is how an empty `{}` match ("present") is carried, not a user regex.
+        StringMatch::Regex(r) if r != "*" => regex(diags, at, &format!("{field}.regex"), r),
+        _ => true,
+    }
+}
+
+/// Istio's percentages are doubles in 0..=100; Envoy takes millionths.
+pub(crate) fn percentage(
+    diags: &mut Diags,
+    at: &Meta,
+    field: &str,
+    p: &Percent,
+) -> Option<PerMillion> {
+    if !(0.0..=100.0).contains(&p.value) || p.value.is_nan() {
+        diags.error(
+            at,
+            "SY0109",
+            format!("{field}.value"),
+            format!("percentage {} is outside 0..100", p.value),
+        );
+        return None;
+    }
+    Some((p.value * 10_000.0).round() as PerMillion)
+}
+
+/// Header names must be lowercase: HTTP/2 and Envoy lowercase them, so an uppercase match would never match.
+pub(crate) fn header_name(diags: &mut Diags, at: &Meta, field: &str, name: &str) -> bool {
+    if name.is_empty() {
+        diags.error(at, "SY0115", field, "header name is empty");
+        return false;
+    }
+    if name.chars().any(|c| c.is_ascii_uppercase()) {
+        diags.error(
+            at,
+            "SY0107",
+            field,
+            format!(
+                "header name `{name}` must be lowercase (write `{}`)",
+                name.to_ascii_lowercase()
+            ),
+        );
+        return false;
+    }
+    true
+}

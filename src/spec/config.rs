@@ -1,0 +1,243 @@
+//! The loaded configuration: every resource wrapped with where it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use super::{DestinationRule, Gateway, ServiceEntry, VirtualService, WorkloadEntry};
+
+/// Where a resource was read from. `line` is 1-based and points at the document's first line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub doc_index: usize,
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// The five kinds Switchyard understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Kind {
+    VirtualService,
+    DestinationRule,
+    Gateway,
+    ServiceEntry,
+    WorkloadEntry,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::VirtualService => "VirtualService",
+            Kind::DestinationRule => "DestinationRule",
+            Kind::Gateway => "Gateway",
+            Kind::ServiceEntry => "ServiceEntry",
+            Kind::WorkloadEntry => "WorkloadEntry",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Kind> {
+        [
+            Kind::VirtualService,
+            Kind::DestinationRule,
+            Kind::Gateway,
+            Kind::ServiceEntry,
+            Kind::WorkloadEntry,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+    }
+
+    /// The lower-case, dash-separated name Istio uses in config paths (`virtual-service`).
+    pub fn istio_path_segment(self) -> &'static str {
+        match self {
+            Kind::VirtualService => "virtual-service",
+            Kind::DestinationRule => "destination-rule",
+            Kind::Gateway => "gateway",
+            Kind::ServiceEntry => "service-entry",
+            Kind::WorkloadEntry => "workload-entry",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// kind/namespace/name: the identity of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ResourceKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// Kubernetes object metadata. Only `name`, `namespace`, `labels` and `annotations` mean anything here; the other
+/// standard fields are accepted so that `kubectl get -o yaml` output loads, and ignored.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, rename = "uid")]
+    _uid: Option<IgnoredAny>,
+    #[serde(default, rename = "resourceVersion")]
+    _resource_version: Option<IgnoredAny>,
+    #[serde(default, rename = "generation")]
+    _generation: Option<IgnoredAny>,
+    #[serde(default, rename = "creationTimestamp")]
+    _creation_timestamp: Option<IgnoredAny>,
+    #[serde(default, rename = "deletionTimestamp")]
+    _deletion_timestamp: Option<IgnoredAny>,
+    #[serde(default, rename = "deletionGracePeriodSeconds")]
+    _deletion_grace_period_seconds: Option<IgnoredAny>,
+    #[serde(default, rename = "generateName")]
+    _generate_name: Option<IgnoredAny>,
+    #[serde(default, rename = "finalizers")]
+    _finalizers: Option<IgnoredAny>,
+    #[serde(default, rename = "ownerReferences")]
+    _owner_references: Option<IgnoredAny>,
+    #[serde(default, rename = "managedFields")]
+    _managed_fields: Option<IgnoredAny>,
+    #[serde(default, rename = "selfLink")]
+    _self_link: Option<IgnoredAny>,
+}
+
+impl ObjectMeta {
+    /// Istio's samples omit the namespace; like `kubectl apply` without `-n`, that means `default`.
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+}
+
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// One resource with its metadata and provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sourced<T> {
+    pub origin: Origin,
+    pub metadata: ObjectMeta,
+    pub value: T,
+}
+
+impl<T> Sourced<T> {
+    pub fn namespace(&self) -> &str {
+        self.metadata.namespace()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    pub fn key(&self, kind: Kind) -> ResourceKey {
+        ResourceKey {
+            kind,
+            namespace: self.namespace().to_owned(),
+            name: self.metadata.name.clone(),
+        }
+    }
+}
+
+/// Everything loaded from a set of spec files, in load order (files sorted, documents in file order).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub virtual_services: Vec<Sourced<VirtualService>>,
+    pub destination_rules: Vec<Sourced<DestinationRule>>,
+    pub gateways: Vec<Sourced<Gateway>>,
+    pub service_entries: Vec<Sourced<ServiceEntry>>,
+    pub workload_entries: Vec<Sourced<WorkloadEntry>>,
+}
+
+impl Config {
+    /// Adds `other` on top of `self` the way `kubectl apply` would: a resource with the same kind/namespace/name
+    /// replaces the existing one (keeping its position), new ones are appended.
+    pub fn overlay(mut self, other: Config) -> Config {
+        fn merge<T>(base: &mut Vec<Sourced<T>>, top: Vec<Sourced<T>>, kind: Kind) {
+            for item in top {
+                let key = item.key(kind);
+                match base.iter_mut().find(|b| b.key(kind) == key) {
+                    Some(slot) => *slot = item,
+                    None => base.push(item),
+                }
+            }
+        }
+        let Config {
+            virtual_services,
+            destination_rules,
+            gateways,
+            service_entries,
+            workload_entries,
+        } = other;
+        merge(
+            &mut self.virtual_services,
+            virtual_services,
+            Kind::VirtualService,
+        );
+        merge(
+            &mut self.destination_rules,
+            destination_rules,
+            Kind::DestinationRule,
+        );
+        merge(&mut self.gateways, gateways, Kind::Gateway);
+        merge(
+            &mut self.service_entries,
+            service_entries,
+            Kind::ServiceEntry,
+        );
+        merge(
+            &mut self.workload_entries,
+            workload_entries,
+            Kind::WorkloadEntry,
+        );
+        self
+    }
+
+    /// Removes resources by key (the `delete` counterpart of [`Config::overlay`]). Returns how many were removed.
+    pub fn remove(&mut self, key: &ResourceKey) -> usize {
+        fn drop_key<T>(items: &mut Vec<Sourced<T>>, kind: Kind, key: &ResourceKey) -> usize {
+            let before = items.len();
+            items.retain(|i| &i.key(kind) != key);
+            before - items.len()
+        }
+        match key.kind {
+            Kind::VirtualService => drop_key(&mut self.virtual_services, key.kind, key),
+            Kind::DestinationRule => drop_key(&mut self.destination_rules, key.kind, key),
+            Kind::Gateway => drop_key(&mut self.gateways, key.kind, key),
+            Kind::ServiceEntry => drop_key(&mut self.service_entries, key.kind, key),
+            Kind::WorkloadEntry => drop_key(&mut self.workload_entries, key.kind, key),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.virtual_services.len()
+            + self.destination_rules.len()
+            + self.gateways.len()
+            + self.service_entries.len()
+            + self.workload_entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,87 @@
+//! EDS: one ClusterLoadAssignment per EDS cluster; a subset's endpoints are the service's endpoints whose labels
+//! include the subset's labels (`endpoint_builder.go`).
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, LbEndpoint};
+
+use super::build;
+use crate::mesh::names::ClusterName;
+use crate::mesh::{labels_match, Labels, Mesh, Resolution, Service, ServicePort};
+
+type HostPort<'a> = (&'a str, u32, Option<u32>);
+
+pub(super) fn outbound(mesh: &Mesh) -> Vec<ClusterLoadAssignment> {
+    let mut out = Vec::new();
+    for service in mesh
+        .services
+        .values()
+        .filter(|s| s.resolution == Resolution::Static)
+    {
+        let dr = mesh.destination_rules.get(&service.hostname);
+        let subsets: Vec<Option<&str>> = std::iter::once(None)
+            .chain(
+                dr.iter()
+                    .flat_map(|dr| dr.subsets.iter().map(|s| Some(s.name.as_str()))),
+            )
+            .collect();
+        for port in &service.ports {
+            for subset in &subsets {
+                let name =
+                    ClusterName::outbound(port.number, *subset, &service.hostname).to_string();
+                out.push(assignment(&name, service, port, *subset, mesh));
+            }
+        }
+    }
+    out
+}
+
+/// Endpoints grouped by locality (in locality order, endpoints by address), each group weighted by the sum of
+/// its endpoints' weights as Istio does.
+pub(super) fn assignment(
+    name: &str,
+    service: &Service,
+    port: &ServicePort,
+    subset: Option<&str>,
+    mesh: &Mesh,
+) -> ClusterLoadAssignment {
+    let empty = Labels::new();
+    let selector = subset
+        .and_then(|s| {
+            mesh.destination_rules
+                .get(&service.hostname)
+                .and_then(|dr| dr.subset(s))
+        })
+        .map_or(&empty, |s| &s.labels);
+    // locality → (address, port, weight)
+    let mut by_locality: BTreeMap<&str, Vec<HostPort<'_>>> = BTreeMap::new();
+    for e in service
+        .endpoints
+        .iter()
+        .filter(|e| labels_match(selector, &e.labels))
+    {
+        by_locality
+            .entry(e.locality.as_deref().unwrap_or(""))
+            .or_default()
+            .push((e.address.as_str(), e.port_for(port), e.weight));
+    }
+    let groups = by_locality
+        .into_iter()
+        .map(|(locality, mut list)| {
+            list.sort();
+            let total: u32 = list
+                .iter()
+                .map(|(_, _, w)| w.unwrap_or(1))
+                .fold(0u32, u32::saturating_add);
+            let lb: Vec<LbEndpoint> = list
+                .into_iter()
+                .map(|(address, p, weight)| {
+                    build::lb_endpoint(build::socket_address(address, p), weight)
+                })
+                .collect();
+            let locality = (!locality.is_empty()).then(|| build::locality(locality));
+            build::locality_lb_endpoints(locality, lb, Some(total))
+        })
+        .collect();
+    build::cluster_load_assignment(name, groups)
+}

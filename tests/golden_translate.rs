@@ -1,0 +1,96 @@
+//! Golden tests for `resolve` + `translate`: every case directory under `tests/golden/translate` names its inputs
+//! and proxies in `case.yaml`; each proxy's resources are compared with `<proxy>/{listeners,routes,clusters,
+//! endpoints}.yaml`, and the resolve warnings with `warnings.yaml`. `SWITCHYARD_BLESS=1` rewrites them.
+
+#[path = "support/golden.rs"]
+mod golden;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use serde::Deserialize;
+use switchyard::mesh::{self, Proxy};
+use switchyard::translate;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    inputs: Vec<String>,
+    proxies: String,
+}
+
+fn run_case(dir: &Path) -> Vec<String> {
+    let case: Case =
+        serde_yaml::from_str(&fs::read_to_string(dir.join("case.yaml")).expect("case.yaml"))
+            .expect("parse case.yaml");
+    let config = golden::load_inputs(dir, &case.inputs);
+    let resolved = match mesh::resolve(&config) {
+        Ok(r) => r,
+        Err(diags) => {
+            let text: Vec<String> = diags.iter().map(ToString::to_string).collect();
+            return vec![format!(
+                "{}: resolve failed:\n{}",
+                dir.display(),
+                text.join("\n")
+            )];
+        }
+    };
+    let proxies: BTreeMap<String, serde_yaml::Value> =
+        serde_yaml::from_str(&fs::read_to_string(dir.join(&case.proxies)).expect("proxies file"))
+            .expect("parse proxies");
+    let mut files = vec![(
+        "warnings.yaml".to_owned(),
+        serde_yaml::to_string(&resolved.warnings).expect("warnings"),
+    )];
+    let mut problems = Vec::new();
+    for (name, node) in &proxies {
+        let node = golden::node_from_yaml(node);
+        let proxy = match Proxy::identify(&resolved.mesh, &node) {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(format!("{}: proxy {name}: {e}", dir.display()));
+                continue;
+            }
+        };
+        let resources = translate::translate(&resolved.mesh, &proxy);
+        if let Err(e) = resources.check_consistent() {
+            problems.push(format!(
+                "{}: proxy {name} is inconsistent: {e:?}",
+                dir.display()
+            ));
+        }
+        let again = translate::translate(&resolved.mesh, &proxy);
+        if golden::encode_all(&resources) != golden::encode_all(&again) {
+            problems.push(format!(
+                "{}: proxy {name}: translating twice gave different bytes",
+                dir.display()
+            ));
+        }
+        for (file, contents) in golden::render_resources(&resources) {
+            files.push((format!("{name}/{file}"), contents));
+        }
+    }
+    problems.extend(golden::check_dir(dir, &files));
+    problems
+}
+
+#[test]
+fn translate_goldens() {
+    let root = golden::golden_dir().join("translate");
+    let mut cases: Vec<_> = fs::read_dir(&root)
+        .expect("tests/golden/translate")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("case.yaml").is_file())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no cases under {}", root.display());
+    let problems: Vec<String> = cases.iter().flat_map(|c| run_case(c)).collect();
+    assert!(
+        problems.is_empty(),
+        "{} golden problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
