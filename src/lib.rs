@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod cli;
 pub mod control_plane;
+pub mod demo;
 pub mod envoy;
 pub mod mesh;
 pub mod source;

