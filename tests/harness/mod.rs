@@ -130,6 +130,47 @@ impl TestServer {
     }
 }
 
+/// An ADS channel to any server (for example a whole `ControlPlane`).
+async fn connect(addr: SocketAddr) -> AggregatedDiscoveryServiceClient<tonic::transport::Channel> {
+    AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+}
+
+/// A SotW client for the server at `addr`, identifying itself as `node` on its first request.
+pub async fn sotw_client(addr: SocketAddr, node: Node) -> SotwClient {
+    let (tx, rx) = mpsc::channel(16);
+    let responses = connect(addr)
+        .await
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    SotwClient {
+        node,
+        first: true,
+        tx,
+        responses,
+    }
+}
+
+/// A Delta client for the server at `addr`, identifying itself as `node` on its first request.
+pub async fn delta_client(addr: SocketAddr, node: Node) -> DeltaClient {
+    let (tx, rx) = mpsc::channel(16);
+    let responses = connect(addr)
+        .await
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    DeltaClient {
+        node,
+        first: true,
+        tx,
+        responses,
+    }
+}
+
 pub fn node(id: &str) -> Node {
     Node {
         id: id.to_string(),
