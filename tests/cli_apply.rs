@@ -1,0 +1,407 @@
+//! `switchyard apply` through the real binary, on a copy of the spec directory.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/istio-bookinfo");
+
+/// A scratch checkout: `<tmp>/main/config` (a copy of the repository's) and `<tmp>/shared/istio-bookinfo` (the
+/// samples), so commands run from `<tmp>/main` read exactly as in the Istio tasks.
+struct Checkout {
+    _tmp: tempfile::TempDir,
+    main: PathBuf,
+}
+
+impl Checkout {
+    fn new() -> Checkout {
+        let tmp = tempfile::tempdir().unwrap();
+        let main = tmp.path().join("main");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+            &main.join("config"),
+        );
+        copy_dir(
+            Path::new(SAMPLES),
+            &tmp.path().join("shared/istio-bookinfo"),
+        );
+        Checkout { _tmp: tmp, main }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.main.join("config")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::cargo_bin("switchyard")
+            .unwrap()
+            .current_dir(&self.main)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.main.join(name);
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Every file of the spec directory (hidden ones included), byte for byte.
+    fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        fs::read_dir(self.config())
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let bytes = fs::read(&path).unwrap();
+                (path, bytes)
+            })
+            .collect()
+    }
+
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.config().join(name)).unwrap()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn sample(name: &str) -> String {
+    fs::read_to_string(Path::new(SAMPLES).join(name)).unwrap()
+}
+
+/// Runs `apply` expecting a refusal: exit status 1, `expected` in stderr, not a byte of the directory changed.
+fn assert_refused(checkout: &Checkout, args: &[&str], expected: &[&str]) {
+    let before = checkout.snapshot();
+    let out = checkout.run(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    for text in expected {
+        assert!(err.contains(text), "{args:?}: expected {text:?} in:\n{err}");
+    }
+    assert_eq!(stdout(&out), "", "{args:?}");
+    assert_eq!(
+        checkout.snapshot(),
+        before,
+        "{args:?} changed the spec directory"
+    );
+}
+
+const REVIEWS_V9: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\nspec:\n  hosts:\n  - reviews\n  http:\n  - route:\n    - destination:\n        host: reviews\n        subset: v9\n";
+
+#[test]
+fn istio_task_steps_read_one_to_one() {
+    let c = Checkout::new();
+    let untouched = c.read("bookinfo-services.yaml");
+
+    let out = c.run(&[
+        "apply",
+        "-f",
+        "../shared/istio-bookinfo/virtual-service-all-v1.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "virtualservice.networking.istio.io/productpage created\n\
+         virtualservice.networking.istio.io/reviews created\n\
+         virtualservice.networking.istio.io/ratings created\n\
+         virtualservice.networking.istio.io/details created\n"
+    );
+    // A new file named after the input, holding the input's documents (its trailing empty one aside).
+    let all_v1 = sample("virtual-service-all-v1.yaml");
+    assert_eq!(
+        c.read("virtual-service-all-v1.yaml"),
+        all_v1.strip_suffix("---\n").unwrap()
+    );
+
+    let out = c.run(&[
+        "apply",
+        "-f",
+        "../shared/istio-bookinfo/virtual-service-reviews-test-v2.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "virtualservice.networking.istio.io/reviews configured\n"
+    );
+    // Replaced where it was defined, not added a second time.
+    let all = c.read("virtual-service-all-v1.yaml");
+    assert!(all.contains("exact: jason"));
+    assert!(!c
+        .config()
+        .join("virtual-service-reviews-test-v2.yaml")
+        .exists());
+    assert_eq!(
+        all.replace(&sample("virtual-service-reviews-test-v2.yaml"), ""),
+        all_v1
+            .strip_suffix("---\n")
+            .unwrap()
+            .replace(reviews_doc_of_all_v1().as_str(), "")
+    );
+
+    let before = c.snapshot();
+    let out = c.run(&[
+        "apply",
+        "-f",
+        "../shared/istio-bookinfo/virtual-service-reviews-test-v2.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "virtualservice.networking.istio.io/reviews unchanged\n"
+    );
+    assert_eq!(c.snapshot(), before);
+
+    for step in [
+        "virtual-service-ratings-test-delay.yaml",
+        "virtual-service-ratings-test-abort.yaml",
+        "virtual-service-reviews-50-v3.yaml",
+        "virtual-service-reviews-v3.yaml",
+    ] {
+        let out = c.run(&["apply", "-f", &format!("../shared/istio-bookinfo/{step}")]);
+        assert_eq!(out.status.code(), Some(0), "{step}: {}", stderr(&out));
+        assert!(
+            stdout(&out).ends_with(" configured\n"),
+            "{step}: {}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(c.read("bookinfo-services.yaml"), untouched);
+    // No temporary file is left behind, and the result validates.
+    assert!(c
+        .snapshot()
+        .keys()
+        .all(|p| !p.to_string_lossy().ends_with(".tmp")));
+    let out = c.run(&["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+/// The `reviews` document of virtual-service-all-v1.yaml, separator included.
+fn reviews_doc_of_all_v1() -> String {
+    let all = sample("virtual-service-all-v1.yaml");
+    let start = all.find("---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews").unwrap();
+    let end = start + 4 + all[start + 4..].find("---\n").unwrap();
+    all[start + 4..end].to_owned()
+}
+
+#[test]
+fn a_new_resource_goes_to_a_file_named_after_the_input() {
+    let c = Checkout::new();
+    let out = c.run(&[
+        "apply",
+        "-f",
+        "../shared/istio-bookinfo/virtual-service-reviews-test-v2.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "virtualservice.networking.istio.io/reviews created\n"
+    );
+    assert_eq!(
+        c.read("virtual-service-reviews-test-v2.yaml"),
+        sample("virtual-service-reviews-test-v2.yaml")
+    );
+}
+
+#[test]
+fn replacing_one_document_keeps_the_others_and_their_comments() {
+    let c = Checkout::new();
+    let original = c.read("destination-rule-all.yaml");
+    let old_reviews = "  name: reviews\nspec:\n  host: reviews\n  subsets:\n  - name: v1\n    labels:\n      version: v1\n  - name: v2\n    labels:\n      version: v2\n  - name: v3\n    labels:\n      version: v3\n";
+    assert!(original.contains(old_reviews));
+    let new_doc = "# reviews gets a v4 nobody runs yet\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: reviews\nspec:\n  host: reviews\n  subsets:\n  - name: v1\n    labels:\n      version: v1\n  - name: v4\n    labels:\n      version: v4\n";
+    let input = c.write("reviews-dr.yaml", new_doc);
+    let out = c.run(&["apply", "-f", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "destinationrule.networking.istio.io/reviews configured\n"
+    );
+    // Warnings about the applied resource are shown; the sample's other warnings are not.
+    let err = stderr(&out);
+    assert!(
+        err.contains("Warning [SY0102] (DestinationRule default/reviews)"),
+        "{err}"
+    );
+    assert!(!err.contains("default/ratings"), "{err}");
+
+    let doc_start = original
+        .find(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: reviews",
+        )
+        .unwrap();
+    let doc_end = original.find(old_reviews).unwrap() + old_reviews.len();
+    let expected = format!(
+        "{}{}{}",
+        &original[..doc_start],
+        new_doc,
+        &original[doc_end..]
+    );
+    assert_eq!(c.read("destination-rule-all.yaml"), expected);
+    assert!(expected.starts_with("# Copied verbatim from Istio"));
+}
+
+#[test]
+fn refuses_invalid_yaml() {
+    let c = Checkout::new();
+    let input = c.write(
+        "broken.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x\n",
+    );
+    assert_refused(
+        &c,
+        &["apply", "-f", input.to_str().unwrap()],
+        &["Error [SY0001]", "broken.yaml:", "nothing was changed"],
+    );
+}
+
+#[test]
+fn refuses_an_unknown_field() {
+    let c = Checkout::new();
+    let input = c.write(
+        "typo.yaml",
+        &REVIEWS_V9.replace("subset: v9", "subset: v1\n        weigth: 100"),
+    );
+    assert_refused(
+        &c,
+        &["apply", "-f", input.to_str().unwrap()],
+        &[
+            "Error [SY0003] (VirtualService default/reviews)",
+            "typo.yaml:",
+            "unknown field `weigth`",
+            "is not valid; nothing was changed",
+        ],
+    );
+}
+
+#[test]
+fn refuses_a_field_not_supported_yet() {
+    let c = Checkout::new();
+    assert_refused(
+        &c,
+        &[
+            "apply",
+            "-f",
+            "../shared/istio-bookinfo/destination-rule-all-mtls.yaml",
+        ],
+        &[
+            "Error [SY0004]",
+            "spec.trafficPolicy.tls",
+            "not supported yet",
+        ],
+    );
+}
+
+#[test]
+fn refuses_a_merged_result_with_errors_pointing_at_the_input() {
+    let c = Checkout::new();
+    let input = c.write("reviews-v9.yaml", REVIEWS_V9);
+    assert_refused(
+        &c,
+        &["apply", "-f", "reviews-v9.yaml"],
+        &[
+            // The resource would land in config/reviews-v9.yaml; the error points where the user wrote it.
+            "Error [IST0101] (VirtualService default/reviews) reviews-v9.yaml:1 spec.http[0].route[0].destination.subset: subset `v9`",
+            "the spec directory `config` would not be valid with these resources; nothing was changed",
+        ],
+    );
+    assert!(input.exists());
+    let out = c.run(&["apply", "-f", "reviews-v9.yaml"]);
+    assert!(
+        !stderr(&out).contains("Warning ["),
+        "only errors explain a refusal"
+    );
+}
+
+#[test]
+fn refuses_when_a_later_file_breaks_the_result() {
+    let c = Checkout::new();
+    c.write("reviews-v9.yaml", REVIEWS_V9);
+    assert_refused(
+        &c,
+        &[
+            "apply",
+            "-f",
+            "../shared/istio-bookinfo/virtual-service-all-v1.yaml",
+            "-f",
+            "reviews-v9.yaml",
+        ],
+        &["Error [IST0101]", "subset `v9`"],
+    );
+}
+
+#[test]
+fn refuses_a_missing_file() {
+    let c = Checkout::new();
+    assert_refused(
+        &c,
+        &["apply", "-f", "no-such-file.yaml"],
+        &["cannot read `no-such-file.yaml`"],
+    );
+}
+
+#[test]
+fn refuses_a_missing_spec_directory() {
+    let c = Checkout::new();
+    let out = c.run(&[
+        "apply",
+        "-f",
+        "../shared/istio-bookinfo/virtual-service-all-v1.yaml",
+        "--config",
+        "elsewhere",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("spec directory `elsewhere` does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!c.main.join("elsewhere").exists());
+}
+
+#[test]
+fn refuses_a_file_without_resources() {
+    let c = Checkout::new();
+    let input = c.write("empty.yaml", "# nothing\n---\n");
+    assert_refused(
+        &c,
+        &["apply", "-f", input.to_str().unwrap()],
+        &["no resources found"],
+    );
+}
+
+#[test]
+fn refuses_a_directory_that_is_already_broken() {
+    let c = Checkout::new();
+    fs::write(
+        c.config().join("typo.yaml"),
+        REVIEWS_V9.replace("hosts:", "hostz:").replace("name: reviews", "name: other"),
+    )
+    .unwrap();
+    assert_refused(
+        &c,
+        &[
+            "apply",
+            "-f",
+            "../shared/istio-bookinfo/virtual-service-all-v1.yaml",
+        ],
+        &["Error [SY0003]", "config/typo.yaml:", "hostz"],
+    );
+}
