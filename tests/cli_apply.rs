@@ -392,7 +392,9 @@ fn refuses_a_directory_that_is_already_broken() {
     let c = Checkout::new();
     fs::write(
         c.config().join("typo.yaml"),
-        REVIEWS_V9.replace("hosts:", "hostz:").replace("name: reviews", "name: other"),
+        REVIEWS_V9
+            .replace("hosts:", "hostz:")
+            .replace("name: reviews", "name: other"),
     )
     .unwrap();
     assert_refused(
