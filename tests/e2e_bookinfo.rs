@@ -1,0 +1,413 @@
+//! Istio's "Intelligent Routing" tasks on Bookinfo, end to end: the stand-in apps behind real Envoy
+//! sidecars and a real ingress gateway, every Envoy configured by Switchyard, each step applied with
+//! `switchyard apply -f` and Istio's own sample files, in State-of-the-World and in Delta mode.
+//!
+//! The demo topology uses fixed loopback addresses (pods 127.0.N.x, the gateway on 127.0.0.1:8080), so
+//! the tests take turns.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use switchyard::demo::{Demo, DemoOptions};
+use switchyard::envoy::{find_or_install, XdsMode};
+use switchyard::xds::snapshot::aggregate_version;
+use switchyard::xds::ResourceType;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+static TOPOLOGY: Mutex<()> = Mutex::const_new(());
+
+const SYNC_DEADLINE: Duration = Duration::from_secs(10);
+const STARS: &str = "glyphicon glyphicon-star";
+const REVIEWS_UNAVAILABLE: &str = "Sorry, product reviews are currently unavailable for this book.";
+const RATINGS_UNAVAILABLE: &str = "Ratings service is currently unavailable";
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/istio-bookinfo")
+}
+
+/// A running demo over a private copy of `config/`.
+struct Bookinfo {
+    demo: Demo,
+    config: tempfile::TempDir,
+    gateway: String,
+}
+
+impl Bookinfo {
+    async fn start(mode: XdsMode) -> Bookinfo {
+        let config = tempfile::tempdir().unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for entry in std::fs::read_dir(&source).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                std::fs::copy(&path, config.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let envoy = find_or_install(None).unwrap_or_else(|e| {
+            panic!(
+                "the end-to-end suite needs a real Envoy and none could be found or installed: {e}"
+            )
+        });
+        let mut options = DemoOptions::new(config.path(), envoy);
+        options.mode = mode;
+        options.xds = "127.0.0.1:0".parse().unwrap();
+        options.admin = None;
+        let demo = Demo::start(options).await.unwrap();
+        let gateway = demo
+            .productpage_url()
+            .trim_end_matches("/productpage")
+            .to_string();
+        Bookinfo {
+            demo,
+            config,
+            gateway,
+        }
+    }
+
+    /// `switchyard apply -f <sample>`, then waits until all seven Envoys run the result.
+    async fn apply(&self, sample: &str) {
+        self.kubectl_like("apply", sample).await;
+    }
+
+    async fn delete(&self, sample: &str) {
+        self.kubectl_like("delete", sample).await;
+    }
+
+    async fn kubectl_like(&self, verb: &str, sample: &str) {
+        let mut status = self.demo.control_plane().status();
+        let before = status.borrow_and_update().accepted_revision;
+        let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args([verb, "-f"])
+            .arg(samples().join(sample))
+            .arg("--config")
+            .arg(self.config.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "switchyard {verb} -f {sample} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let applied_at = Instant::now();
+        let accepted = tokio::time::timeout(
+            SYNC_DEADLINE,
+            status.wait_for(|s| s.is_current() && s.accepted_revision != before),
+        )
+        .await
+        .is_ok();
+        assert!(
+            accepted,
+            "{sample} was not accepted: {:?}",
+            *status.borrow()
+        );
+        self.wait_all_in_sync().await;
+        eprintln!(
+            "{verb} {sample}: all Envoys in sync after {:?}",
+            applied_at.elapsed()
+        );
+    }
+
+    /// Every Envoy's config dump carries the route configuration versions Switchyard serves it now.
+    async fn wait_all_in_sync(&self) {
+        let generation = self.demo.control_plane().cache().current();
+        let deadline = Instant::now() + SYNC_DEADLINE;
+        for proxy in self.demo.proxies() {
+            let status = self
+                .demo
+                .control_plane()
+                .registry()
+                .by_node_id(&proxy.node_id);
+            let node = status.first().expect("proxy not connected").node();
+            let snapshot = generation.snapshot_for(&node).unwrap();
+            let routes = snapshot.resources(ResourceType::Route);
+            let sotw = self
+                .demo
+                .control_plane()
+                .registry()
+                .by_node_id(&proxy.node_id)[0]
+                .mode
+                == switchyard::xds::status::Mode::Sotw;
+            // SotW versions a response (all route configurations at once); Delta versions each resource.
+            let expected: BTreeMap<String, String> = routes
+                .values()
+                .map(|r| {
+                    let version = if sotw {
+                        aggregate_version(routes.values().map(|r| r.as_ref()))
+                    } else {
+                        r.version.clone()
+                    };
+                    (r.name.clone(), version)
+                })
+                .collect();
+            let mut seen = BTreeMap::new();
+            while Instant::now() < deadline {
+                seen = route_versions(&proxy.process.config_dump(false).await.unwrap());
+                if seen == expected {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(
+                seen, expected,
+                "{} did not get the new routes in time",
+                proxy.name
+            );
+        }
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .no_proxy()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// A browser session logged in as `user` (productpage keeps it in its session cookie).
+    async fn login(&self, user: &str) -> reqwest::Client {
+        let client = self.client();
+        let response = client
+            .post(format!("{}/login", self.gateway))
+            .header("Referer", format!("{}/productpage", self.gateway))
+            .form(&[("username", user), ("passwd", "password")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 302, "login as {user}");
+        client
+    }
+
+    async fn page(&self, client: &reqwest::Client) -> Page {
+        let started = Instant::now();
+        let response = client
+            .get(format!("{}/productpage", self.gateway))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let html = response.text().await.unwrap();
+        assert!(html.contains("<title>Simple Bookstore App</title>"));
+        Page {
+            html,
+            took: started.elapsed(),
+        }
+    }
+
+    /// A counter of the productpage sidecar (the caller of reviews).
+    async fn productpage_stat(&self, name: &str) -> u64 {
+        let proxy = self.demo.proxy("productpage-v1").unwrap();
+        proxy.process.stat(name).await.unwrap().unwrap_or(0)
+    }
+}
+
+struct Page {
+    html: String,
+    took: Duration,
+}
+
+impl Page {
+    fn stars(&self) -> usize {
+        self.html.matches(STARS).count()
+    }
+    /// Filled stars sit in a container coloured like the real template's (`text-black-500` for reviews-v2,
+    /// `text-red-500` for reviews-v3).
+    fn stars_in(&self, color: &str) -> bool {
+        self.stars() > 0 && self.html.contains(&format!("gap-x-1 text-{color}-500"))
+    }
+    fn black(&self) -> bool {
+        self.stars_in("black")
+    }
+    fn red(&self) -> bool {
+        self.stars_in("red")
+    }
+    fn served_by(&self) -> Option<&str> {
+        let start = self.html.find("Reviews served by:")?;
+        let rest = &self.html[start..];
+        let dd = rest.find("<dd>")? + 4;
+        let end = rest[dd..].find("</dd>")?;
+        Some(&rest[dd..dd + end])
+    }
+}
+
+fn route_versions(dump: &serde_json::Value) -> BTreeMap<String, String> {
+    dump["configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["dynamic_route_configs"].as_array().into_iter().flatten())
+        .filter_map(|r| {
+            Some((
+                r["route_config"]["name"].as_str()?.to_string(),
+                r["version_info"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+async fn request_routing(mode: XdsMode) {
+    let _turn = TOPOLOGY.lock().await;
+    let bookinfo = Bookinfo::start(mode).await;
+
+    bookinfo.apply("virtual-service-all-v1.yaml").await;
+    let anonymous = bookinfo.client();
+    let jason = bookinfo.login("jason").await;
+    for client in [&anonymous, &jason] {
+        for _ in 0..5 {
+            let page = bookinfo.page(client).await;
+            assert_eq!(page.stars(), 0, "all-v1: no stars for anyone");
+            assert_eq!(page.served_by(), Some("reviews-v1"));
+        }
+    }
+
+    bookinfo.apply("virtual-service-reviews-test-v2.yaml").await;
+    for _ in 0..5 {
+        let page = bookinfo.page(&jason).await;
+        assert!(page.black(), "reviews-test-v2: jason sees black stars");
+        assert_eq!(page.served_by(), Some("reviews-v2"));
+        assert!(page.html.contains(">jason<"), "the navbar shows jason");
+    }
+    let tom = bookinfo.login("tom").await;
+    for client in [&anonymous, &tom] {
+        for _ in 0..5 {
+            let page = bookinfo.page(client).await;
+            assert_eq!(page.stars(), 0, "reviews-test-v2: no stars for others");
+        }
+    }
+
+    bookinfo.delete("virtual-service-all-v1.yaml").await;
+    bookinfo.demo.shutdown().await;
+}
+
+async fn fault_injection(mode: XdsMode) {
+    let _turn = TOPOLOGY.lock().await;
+    let bookinfo = Bookinfo::start(mode).await;
+    bookinfo.apply("virtual-service-all-v1.yaml").await;
+    bookinfo.apply("virtual-service-reviews-test-v2.yaml").await;
+    let anonymous = bookinfo.client();
+    let jason = bookinfo.login("jason").await;
+
+    // A 7 s delay on jason's calls to ratings: reviews-v2 would wait 10 s, but productpage gives up on
+    // reviews after 3 s and one retry, so the page arrives after about 6 s with the reviews error.
+    bookinfo
+        .apply("virtual-service-ratings-test-delay.yaml")
+        .await;
+    let page = bookinfo.page(&jason).await;
+    assert!(
+        page.took >= Duration::from_secs(5) && page.took <= Duration::from_secs(8),
+        "jason's page took {:?}",
+        page.took
+    );
+    assert!(page.html.contains(REVIEWS_UNAVAILABLE));
+    let page = bookinfo.page(&anonymous).await;
+    assert!(
+        page.took < Duration::from_secs(2),
+        "others are not delayed: {:?}",
+        page.took
+    );
+    assert!(!page.html.contains(REVIEWS_UNAVAILABLE));
+
+    // An HTTP 500 abort for jason: the page arrives at once, each review without its rating.
+    bookinfo
+        .apply("virtual-service-ratings-test-abort.yaml")
+        .await;
+    let page = bookinfo.page(&jason).await;
+    assert!(
+        page.took < Duration::from_secs(2),
+        "abort is immediate: {:?}",
+        page.took
+    );
+    assert!(page.html.contains(RATINGS_UNAVAILABLE));
+    assert_eq!(page.served_by(), Some("reviews-v2"));
+    let page = bookinfo.page(&anonymous).await;
+    assert!(!page.html.contains(RATINGS_UNAVAILABLE));
+
+    bookinfo.delete("virtual-service-all-v1.yaml").await;
+    bookinfo.demo.shutdown().await;
+}
+
+async fn traffic_shifting(mode: XdsMode) {
+    let _turn = TOPOLOGY.lock().await;
+    let bookinfo = Bookinfo::start(mode).await;
+    let client = bookinfo.client();
+
+    bookinfo.apply("virtual-service-all-v1.yaml").await;
+    for _ in 0..20 {
+        assert_eq!(bookinfo.page(&client).await.stars(), 0, "all-v1: no stars");
+    }
+
+    bookinfo.apply("virtual-service-reviews-50-v3.yaml").await;
+    let v1 = "cluster.outbound|9080|v1|reviews.default.svc.cluster.local.upstream_rq_total";
+    let v3 = "cluster.outbound|9080|v3|reviews.default.svc.cluster.local.upstream_rq_total";
+    let (v1_before, v3_before) = (
+        bookinfo.productpage_stat(v1).await,
+        bookinfo.productpage_stat(v3).await,
+    );
+    let (mut red, mut none) = (0u64, 0u64);
+    for _ in 0..100 {
+        let page = bookinfo.page(&client).await;
+        assert!(!page.black(), "reviews-50-v3 never gives black stars");
+        match page.served_by() {
+            Some("reviews-v3") => {
+                assert!(page.red());
+                red += 1;
+            }
+            Some("reviews-v1") => {
+                assert_eq!(page.stars(), 0);
+                none += 1;
+            }
+            other => panic!("unexpected reviews instance {other:?}"),
+        }
+    }
+    assert!(
+        (35..=65).contains(&red),
+        "red stars in {red} of 100 requests"
+    );
+    // The caller's sidecar counted exactly what the pages showed.
+    assert_eq!(bookinfo.productpage_stat(v3).await - v3_before, red);
+    assert_eq!(bookinfo.productpage_stat(v1).await - v1_before, none);
+
+    bookinfo.apply("virtual-service-reviews-v3.yaml").await;
+    for _ in 0..30 {
+        let page = bookinfo.page(&client).await;
+        assert!(page.red(), "reviews-v3: red stars every time");
+        assert_eq!(page.served_by(), Some("reviews-v3"));
+    }
+
+    bookinfo.delete("virtual-service-all-v1.yaml").await;
+    bookinfo.demo.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_routing_sotw() {
+    request_routing(XdsMode::Sotw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_routing_delta() {
+    request_routing(XdsMode::Delta).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_injection_sotw() {
+    fault_injection(XdsMode::Sotw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_injection_delta() {
+    fault_injection(XdsMode::Delta).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_shifting_sotw() {
+    traffic_shifting(XdsMode::Sotw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_shifting_delta() {
+    traffic_shifting(XdsMode::Delta).await;
+}
