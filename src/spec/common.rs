@@ -1,6 +1,6 @@
 //! Small value types shared by several kinds.
 
-use serde::de::{Deserializer, Error as _, IgnoredAny};
+use serde::de::{Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
 
 /// A field Istio defines but Switchyard does not implement yet: present in the YAML, it is a load error.
@@ -9,8 +9,8 @@ pub struct NotSupported;
 
 impl<'de> Deserialize<'de> for NotSupported {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Consume the value first so the error points at this field and not at whatever follows it.
-        IgnoredAny::deserialize(deserializer)?;
+        // Fail before consuming the value, so the error's location is where the field's value starts.
+        let _ = deserializer;
         Err(D::Error::custom("this field is not supported yet"))
     }
 }

@@ -281,7 +281,9 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             Kind::WorkloadEntry => typed(doc.text, origin).map(|r| config.workload_entries.push(r)),
         };
         if let Err(e) = result {
-            let at = e.line.map_or(line, |l| doc.first_line + l - 1);
+            let at = e.line.map_or(line, |l| {
+                doc.first_line + refine_line(doc.text, l, &e.path) - 1
+            });
             let code = if e.message.contains("not supported yet") {
                 "SY0004"
             } else {
@@ -352,6 +354,33 @@ fn typed<S: DeserializeOwned>(text: &str, origin: Origin) -> Result<Sourced<S>, 
             })
         }
     }
+}
+
+/// serde_yaml sometimes places an error on the last event it consumed (the end of the previous value) rather
+/// than on the offending key. Moves forward from `reported` (1-based, within the document) to the line that
+/// holds the path's last key, when there is one within reach.
+fn refine_line(text: &str, reported: usize, path: &str) -> usize {
+    let Some(key) = path
+        .rsplit('.')
+        .next()
+        .map(|k| k.split('[').next().unwrap_or(k))
+        .filter(|k| !k.is_empty())
+    else {
+        return reported;
+    };
+    let holds_key = |l: &str| {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        let t = t.strip_prefix('{').unwrap_or(t);
+        t.starts_with(&format!("{key}:"))
+            || t.contains(&format!(" {key}:"))
+            || t.contains(&format!("{{{key}:"))
+    };
+    text.lines()
+        .enumerate()
+        .skip(reported.saturating_sub(1))
+        .take(4)
+        .find(|(_, l)| holds_key(l))
+        .map_or(reported, |(i, _)| i + 1)
 }
 
 /// serde_yaml appends " at line N column M"; the line is reported separately, in file coordinates.

@@ -1,0 +1,396 @@
+//! One test per diagnostic `mesh::resolve` reports: its code, severity, file, line, resource and field path.
+
+use std::fs;
+
+use switchyard::mesh::{self, Diagnostic, Severity};
+use switchyard::spec::{self, Kind};
+
+fn fixture() -> spec::Config {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/fixtures/bookinfo-mesh.yaml"
+    );
+    let mesh = spec::load_str("mesh.yaml", &fs::read_to_string(path).expect("fixture"))
+        .expect("fixture loads");
+    let dr = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/istio-bookinfo/destination-rule-all.yaml"
+    );
+    mesh.overlay(
+        spec::load_str("dr.yaml", &fs::read_to_string(dr).expect("samples")).expect("samples load"),
+    )
+}
+
+/// A filler document so that the resource under test starts on line 8 of `test.yaml`, not line 1.
+const FILLER: &str = "# filler\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: filler\nspec:\n  hosts: [details]\n---\n";
+const LINE: usize = 9;
+
+/// All diagnostics (errors and warnings) for the Bookinfo mesh plus `yaml` loaded as `test.yaml`.
+fn diagnostics(yaml: &str) -> (bool, Vec<Diagnostic>) {
+    let filler_route = FILLER.replace(
+        "  hosts: [details]\n",
+        "  hosts: [details]\n  http:\n  - route:\n    - destination: {host: details}\n",
+    );
+    let text = format!("{filler_route}{yaml}");
+    let config = fixture().overlay(spec::load_str("test.yaml", &text).expect("test input loads"));
+    match mesh::resolve(&config) {
+        Ok(r) => (true, r.warnings),
+        Err(d) => (false, d),
+    }
+}
+
+/// The one diagnostic with `code` reported against `test.yaml`.
+fn the(diags: &[Diagnostic], code: &str) -> Diagnostic {
+    let found: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == code && d.file.to_str() == Some("test.yaml"))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {code} in test.yaml, got: {diags:#?}"
+    );
+    found[0].clone()
+}
+
+fn assert_at(d: &Diagnostic, severity: Severity, kind: Kind, name: &str, field: &str) {
+    assert_eq!(d.severity, severity, "{d}");
+    assert_eq!(d.line, LINE + FILLER_ROUTE_EXTRA, "{d}");
+    let r = d.resource.as_ref().expect("resource");
+    assert_eq!(
+        (r.kind, r.namespace.as_str(), r.name.as_str()),
+        (kind, "default", name),
+        "{d}"
+    );
+    assert_eq!(d.field, field, "{d}");
+}
+
+/// `diagnostics` adds three lines of routes to the filler document.
+const FILLER_ROUTE_EXTRA: usize = 3;
+
+fn vs(name: &str, body: &str) -> String {
+    format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: {name}\nspec:\n{body}")
+}
+
+#[test]
+fn sy0101_destination_host_without_service_entry() {
+    let (ok, d) = diagnostics(&vs(
+        "reviews",
+        "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: nosuch}\n",
+    ));
+    assert!(!ok);
+    let d = the(&d, "SY0101");
+    assert_at(
+        &d,
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].route[0].destination.host",
+    );
+    assert!(
+        d.message.contains("nosuch.default.svc.cluster.local"),
+        "{d}"
+    );
+}
+
+#[test]
+fn ist0101_subset_without_destination_rule() {
+    let (ok, d) = diagnostics(&vs(
+        "reviews",
+        "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v9}\n",
+    ));
+    assert!(!ok);
+    let d = the(&d, "IST0101");
+    assert_at(
+        &d,
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].route[0].destination.subset",
+    );
+    assert!(
+        d.message.contains("v9") && d.message.contains("v1, v2, v3"),
+        "{d}"
+    );
+}
+
+#[test]
+fn sy0102_subset_selecting_no_workload_is_a_warning() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: reviews\nspec:\n  host: reviews\n  subsets:\n  - name: v1\n    labels: {version: v1}\n  - name: v9\n    labels: {version: v9}\n";
+    let (ok, d) = diagnostics(dr);
+    assert!(ok, "a warning must not fail resolution: {d:#?}");
+    let d = the(&d, "SY0102");
+    assert_at(
+        &d,
+        Severity::Warning,
+        Kind::DestinationRule,
+        "reviews",
+        "spec.subsets[1].labels",
+    );
+}
+
+#[test]
+fn sy0103_negative_weight() {
+    let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 110\n    - destination: {host: reviews, subset: v3}\n      weight: -10\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0103"),
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].route[1].weight",
+    );
+}
+
+#[test]
+fn sy0103_all_weights_zero() {
+    let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 0\n    - destination: {host: reviews, subset: v3}\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0103"),
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].route",
+    );
+}
+
+#[test]
+fn sy0104_same_resource_twice_names_both_files() {
+    let first = spec::load_str(
+        "first.yaml",
+        &vs(
+            "reviews",
+            "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n",
+        ),
+    )
+    .expect("load");
+    let second = spec::load_str(
+        "second.yaml",
+        &format!(
+            "# a comment\n{}",
+            vs(
+                "reviews",
+                "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n"
+            )
+        ),
+    )
+    .expect("load");
+    let mut config = fixture();
+    // Appending, not overlaying: two files in one spec directory.
+    config.virtual_services.extend(first.virtual_services);
+    config.virtual_services.extend(second.virtual_services);
+    let d = mesh::resolve(&config).expect_err("duplicates are errors");
+    let d: Vec<&Diagnostic> = d.iter().filter(|d| d.code == "SY0104").collect();
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].file.to_str(), Some("second.yaml"));
+    assert_eq!(d[0].line, 2);
+    assert_eq!(d[0].field, "metadata.name");
+    assert!(d[0].message.contains("first.yaml:1"), "{}", d[0]);
+}
+
+#[test]
+fn sy0105_regex_re2_rejects() {
+    let body = "  hosts: [reviews]\n  http:\n  - match:\n    - uri: {regex: '/a(?=b)'}\n    route:\n    - destination: {host: reviews}\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0105"),
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].match[0].uri.regex",
+    );
+}
+
+#[test]
+fn sy0105_bad_header_regex() {
+    let body = "  hosts: [reviews]\n  http:\n  - match:\n    - headers: {end-user: {regex: '(unclosed'}}\n    route:\n    - destination: {host: reviews}\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0105"),
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].match[0].headers.end-user.regex",
+    );
+}
+
+#[test]
+fn sy0106_bad_duration() {
+    let body = "  hosts: [reviews]\n  http:\n  - timeout: 10 seconds\n    route:\n    - destination: {host: reviews}\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0106"),
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].timeout",
+    );
+}
+
+#[test]
+fn sy0106_bad_fault_delay() {
+    let body = "  hosts: [ratings]\n  http:\n  - fault:\n      delay: {fixedDelay: -7s, percentage: {value: 100}}\n    route:\n    - destination: {host: ratings}\n";
+    let (ok, d) = diagnostics(&vs("ratings", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0106"),
+        Severity::Error,
+        Kind::VirtualService,
+        "ratings",
+        "spec.http[0].fault.delay.fixedDelay",
+    );
+}
+
+#[test]
+fn sy0107_uppercase_header_name() {
+    let body = "  hosts: [reviews]\n  http:\n  - match:\n    - headers: {End-User: {exact: jason}}\n    route:\n    - destination: {host: reviews}\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    let d = the(&d, "SY0107");
+    assert_at(
+        &d,
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].match[0].headers.End-User",
+    );
+    assert!(d.message.contains("end-user"), "{d}");
+}
+
+#[test]
+fn sy0108_fault_without_delay_or_abort() {
+    let body = "  hosts: [ratings]\n  http:\n  - fault: {}\n    route:\n    - destination: {host: ratings}\n";
+    let (ok, d) = diagnostics(&vs("ratings", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0108"),
+        Severity::Error,
+        Kind::VirtualService,
+        "ratings",
+        "spec.http[0].fault",
+    );
+}
+
+#[test]
+fn sy0109_percentage_out_of_range() {
+    let body = "  hosts: [ratings]\n  http:\n  - fault:\n      abort: {httpStatus: 500, percentage: {value: 150}}\n    route:\n    - destination: {host: ratings}\n";
+    let (ok, d) = diagnostics(&vs("ratings", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0109"),
+        Severity::Error,
+        Kind::VirtualService,
+        "ratings",
+        "spec.http[0].fault.abort.percentage.value",
+    );
+}
+
+#[test]
+fn sy0110_gateway_selector_matching_no_proxy_is_a_warning() {
+    let gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: gw\nspec:\n  selector: {istio: egressgateway}\n  servers:\n  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ['*']\n";
+    let (ok, d) = diagnostics(gw);
+    assert!(ok, "{d:#?}");
+    assert_at(
+        &the(&d, "SY0110"),
+        Severity::Warning,
+        Kind::Gateway,
+        "gw",
+        "spec.selector",
+    );
+}
+
+#[test]
+fn sy0111_destination_port_not_on_service() {
+    let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, port: {number: 9090}}\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0111"),
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].route[0].destination.port.number",
+    );
+}
+
+#[test]
+fn sy0112_unknown_gateway() {
+    let body = "  hosts: ['*']\n  gateways: [nosuch-gateway]\n  http:\n  - route:\n    - destination: {host: productpage}\n";
+    let (ok, d) = diagnostics(&vs("bookinfo", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0112"),
+        Severity::Error,
+        Kind::VirtualService,
+        "bookinfo",
+        "spec.gateways[0]",
+    );
+}
+
+#[test]
+fn sy0113_two_virtual_services_for_one_host() {
+    let body = "  hosts: [details]\n  http:\n  - route:\n    - destination: {host: details}\n";
+    let (ok, d) = diagnostics(&vs("details-again", body));
+    assert!(!ok);
+    let d = the(&d, "SY0113");
+    assert_at(
+        &d,
+        Severity::Error,
+        Kind::VirtualService,
+        "details-again",
+        "spec.hosts[0]",
+    );
+    assert!(
+        d.message.contains("test.yaml:2"),
+        "names the filler VirtualService: {d}"
+    );
+}
+
+#[test]
+fn sy0114_unsupported_service_protocol() {
+    let se = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: mongo\nspec:\n  hosts: [mongo.default.svc.cluster.local]\n  ports:\n  - {number: 27017, name: mongo, protocol: MONGO}\n  resolution: STATIC\n  endpoints:\n  - address: 127.0.9.1\n";
+    let (ok, d) = diagnostics(se);
+    assert!(!ok);
+    let d = the(&d, "SY0114");
+    assert_at(
+        &d,
+        Severity::Error,
+        Kind::ServiceEntry,
+        "mongo",
+        "spec.ports[0].protocol",
+    );
+    assert!(d.message.contains("not supported yet"), "{d}");
+}
+
+#[test]
+fn display_names_code_resource_location_and_field() {
+    let (_, d) = diagnostics(&vs(
+        "reviews",
+        "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v9}\n",
+    ));
+    let text = the(&d, "IST0101").to_string();
+    assert!(
+        text.starts_with("Error [IST0101] (VirtualService default/reviews) test.yaml:12 spec.http[0].route[0].destination.subset: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn diagnostics_serialize_for_the_cli() {
+    let (_, d) = diagnostics(&vs(
+        "reviews",
+        "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v9}\n",
+    ));
+    let json = serde_json::to_value(the(&d, "IST0101")).expect("serialize");
+    assert_eq!(json["code"], "IST0101");
+    assert_eq!(json["severity"], "Error");
+    assert_eq!(json["line"], 12);
+    assert_eq!(json["resource"]["kind"], "VirtualService");
+    assert_eq!(json["field"], "spec.http[0].route[0].destination.subset");
+}
