@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::watcher::{DirectoryWatcher, WatchError};
 use super::{Source, SpecState};
-use crate::mesh::Diagnostic;
+use crate::mesh::{self, Diagnostic};
 use crate::spec;
 
 #[derive(Debug, Clone)]
@@ -81,8 +81,10 @@ async fn watch_loop(
     let mut revision = 1;
     while watcher.settled().await {
         let mut outcome = read(&dir);
-        // A failed reading is reported only once the directory has stopped changing.
-        while outcome.is_err() {
+        // An invalid reading is reported only once the directory has stopped changing. Validity, not just
+        // loading: a half-written file often parses (a list cut short, a name cut in two) and is only
+        // wrong for the mesh as a whole.
+        while !is_valid(&outcome) {
             match tokio::time::timeout(options.settle, watcher.settled()).await {
                 Err(_quiet) => break,
                 Ok(true) => outcome = read(&dir),
@@ -93,6 +95,12 @@ async fn watch_loop(
         tracing::debug!(dir = %dir.display(), revision, ok = outcome.is_ok(), "specs re-read");
         tx.send_replace(Arc::new(SpecState { revision, outcome }));
     }
+}
+
+fn is_valid(outcome: &Result<Arc<spec::Config>, Vec<Diagnostic>>) -> bool {
+    outcome
+        .as_ref()
+        .is_ok_and(|config| mesh::resolve(config).is_ok())
 }
 
 fn read(dir: &Path) -> Result<Arc<spec::Config>, Vec<Diagnostic>> {
