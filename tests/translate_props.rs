@@ -153,15 +153,15 @@ fn yaml(services: &[Svc]) -> String {
                     let _ = writeln!(y, "    timeout: {t}");
                 }
                 if let Some((d, p)) = h.delay {
-                    let _ = write!(
+                    let _ = writeln!(
                         y,
-                        "    fault: {{delay: {{fixedDelay: {d}, percentage: {{value: {p}}}}}}}\n"
+                        "    fault: {{delay: {{fixedDelay: {d}, percentage: {{value: {p}}}}}}}"
                     );
                 }
                 if let Some(a) = h.attempts {
-                    let _ = write!(
+                    let _ = writeln!(
                         y,
-                        "    retries: {{attempts: {a}, perTryTimeout: 2s, retryOn: '5xx,503'}}\n"
+                        "    retries: {{attempts: {a}, perTryTimeout: 2s, retryOn: '5xx,503'}}"
                     );
                 }
             }
