@@ -41,17 +41,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// One line per proxy: its id and, per type, SYNCED / NOT SENT / STALE (sent, not yet acknowledged) /
 /// REJECTED (NACK), with the error of the last rejection underneath.
 pub fn render(proxies: &[serde_json::Value]) -> String {
+    let views: Vec<ProxyView> = proxies
+        .iter()
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect();
+    let width = views
+        .iter()
+        .map(|p| p.node_id.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
     let mut out = format!(
-        "{:<64} {:<6} {:<9} {:<9} {:<9} {:<9}\n",
+        "{:<width$} {:<6} {:<9} {:<9} {:<9} {:<9}\n",
         "NAME", "MODE", "CDS", "EDS", "LDS", "RDS"
     );
-    for value in proxies {
-        let Ok(p) = serde_json::from_value::<ProxyView>(value.clone()) else {
-            continue;
-        };
+    for p in &views {
         let state = |t: ResourceType| p.types.get(&t).map(sync_state).unwrap_or("NOT SENT");
         out.push_str(&format!(
-            "{:<64} {:<6} {:<9} {:<9} {:<9} {:<9}\n",
+            "{:<width$} {:<6} {:<9} {:<9} {:<9} {:<9}\n",
             p.node_id,
             p.mode.to_lowercase(),
             state(ResourceType::Cluster),
