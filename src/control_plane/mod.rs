@@ -84,7 +84,10 @@ pub struct ControlPlane {
     cache: Cache,
     status: watch::Receiver<ConfigStatus>,
     shutdown: Option<oneshot::Sender<()>>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The xDS and admin servers: they finish once told to shut down.
+    servers: Vec<JoinHandle<()>>,
+    /// The pipeline and the shutdown relay: they run until aborted.
+    background: Vec<JoinHandle<()>>,
     _source: DirectorySource,
 }
 
@@ -98,8 +101,9 @@ impl ControlPlane {
         let cache = Cache::new(Arc::new(NoConfig));
         let registry = ProxyRegistry::default();
         let (status_tx, status) = watch::channel(ConfigStatus::default());
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(pipeline::run(
+        let mut background = Vec::new();
+        let mut servers = Vec::new();
+        background.push(tokio::spawn(pipeline::run(
             source.subscribe(),
             cache.clone(),
             status_tx,
@@ -107,7 +111,7 @@ impl ControlPlane {
 
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let (closing_tx, closing) = watch::channel(false);
-        tasks.push(tokio::spawn(async move {
+        background.push(tokio::spawn(async move {
             let _ = shutdown_rx.await;
             closing_tx.send_replace(true);
         }));
@@ -125,7 +129,7 @@ impl ControlPlane {
         })?;
         let server = AdsServer::new(cache.clone(), registry.clone());
         let xds_shutdown = closed();
-        tasks.push(tokio::spawn(async move {
+        servers.push(tokio::spawn(async move {
             if let Err(e) = server.serve(listener, xds_shutdown).await {
                 tracing::error!("{e}");
             }
@@ -147,7 +151,7 @@ impl ControlPlane {
                     cache: cache.clone(),
                 };
                 let admin_shutdown = closed();
-                tasks.push(tokio::spawn(async move {
+                servers.push(tokio::spawn(async move {
                     if let Err(e) = admin::serve(listener, state, admin_shutdown).await {
                         tracing::error!("admin endpoint failed: {e}");
                     }
@@ -164,7 +168,8 @@ impl ControlPlane {
             cache,
             status,
             shutdown: Some(shutdown_tx),
-            tasks,
+            servers,
+            background,
             _source: source,
         })
     }
@@ -196,9 +201,9 @@ impl ControlPlane {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let tasks = std::mem::take(&mut self.tasks);
+        let servers = std::mem::take(&mut self.servers);
         let _ = tokio::time::timeout(grace, async {
-            for task in tasks {
+            for task in servers {
                 let _ = task.await;
             }
         })
@@ -208,7 +213,7 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.servers.iter().chain(&self.background) {
             task.abort();
         }
     }

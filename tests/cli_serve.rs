@@ -1,0 +1,279 @@
+//! `switchyard serve`, `bootstrap` and `proxy-status` as a user runs them: the real binary, real ports,
+//! a real Envoy validating the bootstraps.
+
+mod harness;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use switchyard::envoy::{find_or_install, NodeIdentity, SidecarNode};
+use switchyard::xds::ResourceType;
+use tokio::time::Instant;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn switchyard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+fn config_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+}
+
+fn free_addr() -> SocketAddr {
+    // Released before the server binds it; nothing else on the machine races for loopback ports here.
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A `switchyard serve` process, killed on drop.
+struct Served {
+    child: Child,
+    xds: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Served {
+    async fn start() -> Served {
+        let (xds, admin) = (free_addr(), free_addr());
+        let child = switchyard()
+            .args(["serve", "--config"])
+            .arg(config_dir())
+            .args(["--xds", &xds.to_string(), "--admin", &admin.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let served = Served { child, xds, admin };
+        served.wait_ready().await;
+        served
+    }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let url = format!("http://{}/ready", self.admin);
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "serve never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn proxy_status(&self) -> String {
+        let out = switchyard()
+            .args(["proxy-status", "--admin", &self.admin.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn productpage_node() -> envoy_types::pb::envoy::config::core::v3::Node {
+    NodeIdentity::sidecar(&SidecarNode {
+        workload_name: "productpage-v1".into(),
+        namespace: "default".into(),
+        labels: [("app", "productpage"), ("version", "v1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        pod_ip: "127.0.1.1".parse().unwrap(),
+        app_ip: "127.0.1.2".parse().unwrap(),
+        outbound_ip: "127.0.1.3".parse().unwrap(),
+    })
+    .to_proto()
+}
+
+#[tokio::test]
+async fn serve_answers_xds_and_reports_proxy_status() {
+    let served = Served::start().await;
+    let node = productpage_node();
+    let id = node.id.clone();
+    let mut client = harness::sotw_client(served.xds, node).await;
+    client.subscribe(ResourceType::Cluster, &[]).await;
+    let cds = client.recv_type(ResourceType::Cluster).await;
+    assert!(cds.resources.len() > 4, "Bookinfo clusters are served");
+
+    // Sent, not yet acknowledged.
+    let status = served.proxy_status();
+    assert!(status.contains(&id) && status.contains("STALE"), "{status}");
+    client.ack(&cds, &[]).await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let status = served.proxy_status();
+        if status
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("SYNCED"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never SYNCED:\n{status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let metrics = reqwest::get(format!("http://{}/metrics", served.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchyard_proxies{mode=\"sotw\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_xds_acks_total{type=\"CDS\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm() {
+    let mut served = Served::start().await;
+    let status = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + DEADLINE;
+    let exit = loop {
+        if let Some(exit) = served.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn serve_refuses_a_missing_spec_directory() {
+    let out = switchyard()
+        .args([
+            "serve",
+            "--config",
+            "/nonexistent/specs",
+            "--xds",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/specs"), "{stderr}");
+}
+
+#[test]
+fn proxy_status_without_a_server_says_so() {
+    let out = switchyard()
+        .args(["proxy-status", "--admin", &free_addr().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is `switchyard serve` running?"));
+}
+
+fn bootstrap(args: &[&str]) -> std::process::Output {
+    switchyard()
+        .arg("bootstrap")
+        .args(args)
+        .arg("--config")
+        .arg(config_dir())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bootstrap_for_a_sidecar_carries_its_identity_and_real_envoy_accepts_it() {
+    let out = bootstrap(&["--workload", "reviews-v2", "--delta"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(
+        doc["node"]["id"].as_str(),
+        Some("sidecar~127.0.4.1~reviews-v2.default~default.svc.cluster.local")
+    );
+    assert_eq!(
+        doc["node"]["metadata"]["LABELS"]["version"].as_str(),
+        Some("v2")
+    );
+    assert_eq!(
+        doc["node"]["metadata"]["SWITCHYARD_APP_IP"].as_str(),
+        Some("127.0.4.2")
+    );
+    assert_eq!(
+        doc["admin"]["address"]["socket_address"]["address"].as_str(),
+        Some("127.0.4.1")
+    );
+    assert_eq!(
+        doc["dynamic_resources"]["ads_config"]["api_type"].as_str(),
+        Some("DELTA_GRPC")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bootstrap.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let envoy = find_or_install(None).unwrap_or_else(|e| panic!("needs a real Envoy: {e}"));
+    let check = Command::new(envoy)
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+#[test]
+fn bootstrap_for_the_gateway_matches_the_bookinfo_gateway() {
+    let out = bootstrap(&["--gateway", "istio-ingressgateway"]);
+    assert!(out.status.success());
+    let doc: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["node"]["id"].as_str(),
+        Some("router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local")
+    );
+    assert_eq!(
+        doc["node"]["metadata"]["LABELS"]["istio"].as_str(),
+        Some("ingressgateway")
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+
+    let unmatched = bootstrap(&["--gateway", "other", "--label", "istio=egressgateway"]);
+    assert!(unmatched.status.success());
+    assert!(String::from_utf8_lossy(&unmatched.stderr).contains("no Gateway"));
+}
+
+#[test]
+fn bootstrap_for_an_unknown_workload_names_the_known_ones() {
+    let out = bootstrap(&["--workload", "reviews-v9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no WorkloadEntry default/reviews-v9"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("default/reviews-v2"), "{stderr}");
+}
