@@ -8,16 +8,8 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::{value::Kind, ListValue, Struct, Value};
 use serde_json::{Map, Value as Json};
 
-/// Node metadata keys. Istio's names where Istio has one, `SWITCHYARD_*` for Switchyard's own.
-pub mod keys {
-    pub const NAMESPACE: &str = "NAMESPACE";
-    pub const LABELS: &str = "LABELS";
-    pub const WORKLOAD_NAME: &str = "WORKLOAD_NAME";
-    pub const INSTANCE_IPS: &str = "INSTANCE_IPS";
-    pub const INTERCEPTION_MODE: &str = "INTERCEPTION_MODE";
-    pub const SWITCHYARD_APP_IP: &str = "SWITCHYARD_APP_IP";
-    pub const SWITCHYARD_OUTBOUND_IP: &str = "SWITCHYARD_OUTBOUND_IP";
-}
+// The keys are defined once, beside the code that reads them back.
+use crate::mesh::node_metadata_keys as keys;
 
 /// Proxies never intercept traffic with iptables here: apps call their sidecar's outbound address.
 const INTERCEPTION_NONE: &str = "NONE";
@@ -83,11 +75,11 @@ impl NodeIdentity {
         } = sidecar;
         let mut metadata = common_metadata(namespace, labels, workload_name, *pod_ip);
         metadata.insert(
-            keys::SWITCHYARD_APP_IP.into(),
+            keys::APP_IP.into(),
             Json::String(app_ip.to_string()),
         );
         metadata.insert(
-            keys::SWITCHYARD_OUTBOUND_IP.into(),
+            keys::OUTBOUND_IP.into(),
             Json::String(outbound_ip.to_string()),
         );
         NodeIdentity {
