@@ -312,10 +312,13 @@ fn translate_route(
         ),
     };
     let mut r = build::route(&name, route_match(m), action);
-    r.decorator =
-        Some(build::decorator(&operation.unwrap_or_else(|| {
-            format!("{}:{}/*", vs.meta.resource.name, scope.port)
-        })));
+    r.decorator = Some(build::decorator(&operation.unwrap_or_else(|| {
+        format!(
+            "{}:{}/*",
+            vs.hosts.first().unwrap_or(&vs.meta.resource.name),
+            scope.port
+        )
+    })));
     r.metadata = Some(build::istio_metadata(vec![(
         "config",
         build::string_value(&vs.meta.istio_config_path()),
@@ -356,6 +359,10 @@ fn route_match(m: Option<&RouteMatch>) -> EnvoyRouteMatch {
         Some(StringMatch::Exact(p)) => PathSpecifier::Path(p.clone()),
         Some(StringMatch::Prefix(p)) => PathSpecifier::Prefix(p.clone()),
         Some(StringMatch::Regex(r)) if r == "*" => PathSpecifier::Prefix("/".to_owned()),
+        // Envoy ignores `case_sensitive` for regexes, so case-insensitivity goes into the pattern itself.
+        Some(StringMatch::Regex(r)) if m.ignore_uri_case => {
+            PathSpecifier::SafeRegex(build::regex_matcher(&format!("(?i){r}")))
+        }
         Some(StringMatch::Regex(r)) => PathSpecifier::SafeRegex(build::regex_matcher(r)),
     };
     let mut headers: Vec<HeaderMatcher> = Vec::new();
@@ -377,7 +384,7 @@ fn route_match(m: Option<&RouteMatch>) -> EnvoyRouteMatch {
         let mut h = build::header_matcher(k, header_spec(v));
         h.invert_match = true;
         // A missing header does not "match" a value, so it must count as satisfying `withoutHeaders`.
-        h.treat_missing_header_as_empty = !matches!(v, StringMatch::Regex(r) if r == "*");
+        h.treat_missing_header_as_empty = !is_presence(v);
         h
     }));
     headers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -390,11 +397,10 @@ fn route_match(m: Option<&RouteMatch>) -> EnvoyRouteMatch {
             .iter()
             .map(|(k, v)| QueryParameterMatcher {
                 name: k.clone(),
-                query_parameter_match_specifier: Some(match v {
-                    StringMatch::Regex(r) if r == "*" => {
-                        QueryParameterMatchSpecifier::PresentMatch(true)
-                    }
-                    other => QueryParameterMatchSpecifier::StringMatch(string_matcher(other)),
+                query_parameter_match_specifier: Some(if is_presence(v) {
+                    QueryParameterMatchSpecifier::PresentMatch(true)
+                } else {
+                    QueryParameterMatchSpecifier::StringMatch(string_matcher(v))
                 }),
             })
             .collect(),
@@ -402,16 +408,25 @@ fn route_match(m: Option<&RouteMatch>) -> EnvoyRouteMatch {
     }
 }
 
+/// `{}` (carried as regex `*`) and `prefix: ""` both mean "present"; Envoy rejects an empty prefix matcher.
+fn is_presence(v: &StringMatch) -> bool {
+    matches!(v, StringMatch::Regex(r) if r == "*")
+        || matches!(v, StringMatch::Prefix(p) if p.is_empty())
+}
+
 fn header_spec(v: &StringMatch) -> HeaderMatchSpecifier {
-    match v {
-        StringMatch::Regex(r) if r == "*" => HeaderMatchSpecifier::PresentMatch(true),
-        other => HeaderMatchSpecifier::StringMatch(string_matcher(other)),
+    if is_presence(v) {
+        HeaderMatchSpecifier::PresentMatch(true)
+    } else {
+        HeaderMatchSpecifier::StringMatch(string_matcher(v))
     }
 }
 
 fn string_matcher(v: &StringMatch) -> envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher {
     match v {
         StringMatch::Exact(s) => build::string_matcher_exact(s, false),
+        // Envoy requires a non-empty prefix; an empty one matches everything.
+        StringMatch::Prefix(s) if s.is_empty() => build::string_matcher_regex(".*"),
         StringMatch::Prefix(s) => build::string_matcher_prefix(s, false),
         StringMatch::Regex(r) => build::string_matcher_regex(r),
     }

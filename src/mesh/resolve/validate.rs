@@ -28,6 +28,15 @@ pub(crate) fn opt_duration(
 /// RE2 (what Envoy's `safe_regex` uses) and regex-syntax agree on what they reject that matters here:
 /// backreferences, look-around and malformed syntax.
 pub(crate) fn regex(diags: &mut Diags, at: &Meta, field: &str, pattern: &str) -> bool {
+    if pattern.is_empty() {
+        diags.error(
+            at,
+            "SY0105",
+            field,
+            "an empty regex would be rejected by Envoy",
+        );
+        return false;
+    }
     match regex_syntax::Parser::new().parse(pattern) {
         Ok(_) => true,
         Err(e) => {

@@ -31,11 +31,13 @@ pub fn route_configuration(name: &str, virtual_hosts: Vec<VirtualHost>) -> Route
     }
 }
 
+/// Istio's virtual host: the attempt count is passed upstream (`x-envoy-attempt-count`) so apps can tell retries.
 pub fn virtual_host(name: &str, domains: Vec<String>, routes: Vec<Route>) -> VirtualHost {
     VirtualHost {
         name: name.to_owned(),
         domains,
         routes,
+        include_request_attempt_count: true,
         ..Default::default()
     }
 }
