@@ -394,3 +394,16 @@ fn diagnostics_serialize_for_the_cli() {
     assert_eq!(json["resource"]["kind"], "VirtualService");
     assert_eq!(json["field"], "spec.http[0].route[0].destination.subset");
 }
+
+#[test]
+fn sy0121_two_services_with_one_address() {
+    let se = |name: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {name}\nspec:\n  hosts: [{name}.example.com]\n  addresses: [240.0.0.1]\n  ports:\n  - {{number: 80, name: http, protocol: HTTP}}\n  resolution: DNS\n")
+    };
+    let (ok, d) = diagnostics(&format!("{}---\n{}", se("a"), se("b")));
+    assert!(!ok);
+    let d = the(&d, "SY0121");
+    assert_eq!(d.line, LINE + FILLER_ROUTE_EXTRA + 11, "{d}");
+    assert_eq!(d.field, "spec.addresses[0]");
+    assert!(d.message.contains("ServiceEntry default/a"), "{d}");
+}

@@ -84,6 +84,10 @@ fn istio_mutual_tls_is_not_supported_yet() {
     assert_eq!(first.field, "spec.trafficPolicy.tls.mode");
     assert_eq!(first.line, 9, "the `mode:` line");
     assert!(
+        first.message.starts_with("TLS mode `ISTIO_MUTUAL`"),
+        "no path repeated in the message: {first}"
+    );
+    assert!(
         first.message.contains("ISTIO_MUTUAL") && first.message.contains("not supported yet"),
         "{first}"
     );

@@ -48,6 +48,7 @@ impl fmt::Display for Severity {
 /// | SY0118 | DestinationRule host defined by no ServiceEntry (warning) |
 /// | SY0119 | two ServiceEntries define the same host |
 /// | SY0120 | two DestinationRules for the same host |
+/// | SY0121 | two ServiceEntries claim the same address |
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,

@@ -347,10 +347,17 @@ fn typed<S: DeserializeOwned>(text: &str, origin: Origin) -> Result<Sourced<S>, 
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
+            let message = strip_location(&inner.to_string());
+            // serde_yaml prefixes nested errors with the path of the enclosing value; the path is reported
+            // separately (and more precisely), so drop it from the message.
+            let message = match message.split_once(": ") {
+                Some((head, rest)) if !head.contains(' ') && path.starts_with(head) => rest.to_owned(),
+                _ => message,
+            };
             Err(TypedError {
                 path: if path == "." { String::new() } else { path },
                 line: inner.location().map(|l| l.line()),
-                message: strip_location(&inner.to_string()),
+                message,
             })
         }
     }

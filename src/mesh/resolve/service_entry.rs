@@ -13,6 +13,8 @@ pub(super) fn resolve(
     diags: &mut Diags,
 ) -> BTreeMap<String, Service> {
     let mut out: BTreeMap<String, Service> = BTreeMap::new();
+    // VIPs become route domains; Envoy rejects a route configuration with one domain in two virtual hosts.
+    let mut vips: BTreeMap<String, Meta> = BTreeMap::new();
     for item in items {
         let meta = meta_of(item, Kind::ServiceEntry);
         let ServiceEntry {
@@ -46,6 +48,19 @@ pub(super) fn resolve(
             }
         }
         for (i, address) in addresses.iter().enumerate() {
+            if let Some(first) = vips.get(address) {
+                diags.error(
+                    &meta,
+                    "SY0121",
+                    format!("spec.addresses[{i}]"),
+                    format!(
+                        "address `{address}` is already used by {} at {}",
+                        first.resource, first.origin
+                    ),
+                );
+            } else {
+                vips.insert(address.clone(), meta.clone());
+            }
             if address.parse::<IpAddr>().is_err() {
                 diags.error(
                     &meta,
