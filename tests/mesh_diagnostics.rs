@@ -23,7 +23,6 @@ fn fixture() -> spec::Config {
 
 /// A filler document so that the resource under test starts on line 8 of `test.yaml`, not line 1.
 const FILLER: &str = "# filler\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: filler\nspec:\n  hosts: [details]\n---\n";
-const LINE: usize = 9;
 
 /// All diagnostics (errors and warnings) for the Bookinfo mesh plus `yaml` loaded as `test.yaml`.
 fn diagnostics(yaml: &str) -> (bool, Vec<Diagnostic>) {
@@ -53,9 +52,10 @@ fn the(diags: &[Diagnostic], code: &str) -> Diagnostic {
     found[0].clone()
 }
 
-fn assert_at(d: &Diagnostic, severity: Severity, kind: Kind, name: &str, field: &str) {
+/// `line` is the line of the field itself in `test.yaml` (the resource under test starts on line 12).
+fn assert_at(d: &Diagnostic, line: usize, severity: Severity, kind: Kind, name: &str, field: &str) {
     assert_eq!(d.severity, severity, "{d}");
-    assert_eq!(d.line, LINE + FILLER_ROUTE_EXTRA, "{d}");
+    assert_eq!(d.line, line, "{d}");
     let r = d.resource.as_ref().expect("resource");
     assert_eq!(
         (r.kind, r.namespace.as_str(), r.name.as_str()),
@@ -64,9 +64,6 @@ fn assert_at(d: &Diagnostic, severity: Severity, kind: Kind, name: &str, field: 
     );
     assert_eq!(d.field, field, "{d}");
 }
-
-/// `diagnostics` adds three lines of routes to the filler document.
-const FILLER_ROUTE_EXTRA: usize = 3;
 
 fn vs(name: &str, body: &str) -> String {
     format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: {name}\nspec:\n{body}")
@@ -82,6 +79,7 @@ fn sy0101_destination_host_without_service_entry() {
     let d = the(&d, "SY0101");
     assert_at(
         &d,
+        20,
         Severity::Error,
         Kind::VirtualService,
         "reviews",
@@ -103,6 +101,7 @@ fn ist0101_subset_without_destination_rule() {
     let d = the(&d, "IST0101");
     assert_at(
         &d,
+        20,
         Severity::Error,
         Kind::VirtualService,
         "reviews",
@@ -122,6 +121,7 @@ fn sy0102_subset_selecting_no_workload_is_a_warning() {
     let d = the(&d, "SY0102");
     assert_at(
         &d,
+        22,
         Severity::Warning,
         Kind::DestinationRule,
         "reviews",
@@ -136,6 +136,7 @@ fn sy0103_negative_weight() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0103"),
+        23,
         Severity::Error,
         Kind::VirtualService,
         "reviews",
@@ -150,6 +151,7 @@ fn sy0103_all_weights_zero() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0103"),
+        19,
         Severity::Error,
         Kind::VirtualService,
         "reviews",
@@ -186,7 +188,7 @@ fn sy0104_same_resource_twice_names_both_files() {
     let d: Vec<&Diagnostic> = d.iter().filter(|d| d.code == "SY0104").collect();
     assert_eq!(d.len(), 1, "{d:#?}");
     assert_eq!(d[0].file.to_str(), Some("second.yaml"));
-    assert_eq!(d[0].line, 2);
+    assert_eq!(d[0].line, 5, "the `name:` line");
     assert_eq!(d[0].field, "metadata.name");
     assert!(d[0].message.contains("first.yaml:1"), "{}", d[0]);
 }
@@ -198,6 +200,7 @@ fn sy0105_regex_re2_rejects() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0105"),
+        20,
         Severity::Error,
         Kind::VirtualService,
         "reviews",
@@ -212,6 +215,7 @@ fn sy0105_bad_header_regex() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0105"),
+        20,
         Severity::Error,
         Kind::VirtualService,
         "reviews",
@@ -226,6 +230,7 @@ fn sy0106_bad_duration() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0106"),
+        19,
         Severity::Error,
         Kind::VirtualService,
         "reviews",
@@ -240,6 +245,7 @@ fn sy0106_bad_fault_delay() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0106"),
+        20,
         Severity::Error,
         Kind::VirtualService,
         "ratings",
@@ -255,6 +261,7 @@ fn sy0107_uppercase_header_name() {
     let d = the(&d, "SY0107");
     assert_at(
         &d,
+        20,
         Severity::Error,
         Kind::VirtualService,
         "reviews",
@@ -270,6 +277,7 @@ fn sy0108_fault_without_delay_or_abort() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0108"),
+        19,
         Severity::Error,
         Kind::VirtualService,
         "ratings",
@@ -284,6 +292,7 @@ fn sy0109_percentage_out_of_range() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0109"),
+        20,
         Severity::Error,
         Kind::VirtualService,
         "ratings",
@@ -298,6 +307,7 @@ fn sy0110_gateway_selector_matching_no_proxy_is_a_warning() {
     assert!(ok, "{d:#?}");
     assert_at(
         &the(&d, "SY0110"),
+        17,
         Severity::Warning,
         Kind::Gateway,
         "gw",
@@ -312,6 +322,7 @@ fn sy0111_destination_port_not_on_service() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0111"),
+        20,
         Severity::Error,
         Kind::VirtualService,
         "reviews",
@@ -326,6 +337,7 @@ fn sy0112_unknown_gateway() {
     assert!(!ok);
     assert_at(
         &the(&d, "SY0112"),
+        18,
         Severity::Error,
         Kind::VirtualService,
         "bookinfo",
@@ -341,6 +353,7 @@ fn sy0113_two_virtual_services_for_one_host() {
     let d = the(&d, "SY0113");
     assert_at(
         &d,
+        17,
         Severity::Error,
         Kind::VirtualService,
         "details-again",
@@ -360,6 +373,7 @@ fn sy0114_unsupported_service_protocol() {
     let d = the(&d, "SY0114");
     assert_at(
         &d,
+        19,
         Severity::Error,
         Kind::ServiceEntry,
         "mongo",
@@ -376,7 +390,7 @@ fn display_names_code_resource_location_and_field() {
     ));
     let text = the(&d, "IST0101").to_string();
     assert!(
-        text.starts_with("Error [IST0101] (VirtualService default/reviews) test.yaml:12 spec.http[0].route[0].destination.subset: "),
+        text.starts_with("Error [IST0101] (VirtualService default/reviews) test.yaml:20 spec.http[0].route[0].destination.subset: "),
         "{text}"
     );
 }
@@ -390,7 +404,7 @@ fn diagnostics_serialize_for_the_cli() {
     let json = serde_json::to_value(the(&d, "IST0101")).expect("serialize");
     assert_eq!(json["code"], "IST0101");
     assert_eq!(json["severity"], "Error");
-    assert_eq!(json["line"], 12);
+    assert_eq!(json["line"], 20);
     assert_eq!(json["resource"]["kind"], "VirtualService");
     assert_eq!(json["field"], "spec.http[0].route[0].destination.subset");
 }
@@ -403,7 +417,7 @@ fn sy0121_two_services_with_one_address() {
     let (ok, d) = diagnostics(&format!("{}---\n{}", se("a"), se("b")));
     assert!(!ok);
     let d = the(&d, "SY0121");
-    assert_eq!(d.line, LINE + FILLER_ROUTE_EXTRA + 11, "{d}");
+    assert_eq!(d.line, 29, "{d}");
     assert_eq!(d.field, "spec.addresses[0]");
     assert!(d.message.contains("ServiceEntry default/a"), "{d}");
 }

@@ -139,6 +139,8 @@ pub struct Sourced<T> {
     pub origin: Origin,
     pub metadata: ObjectMeta,
     pub value: T,
+    /// The document's text, so that later stages can point diagnostics at the exact line of a field.
+    pub source: super::Source,
 }
 
 impl<T> Sourced<T> {

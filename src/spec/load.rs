@@ -3,12 +3,14 @@
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde::Serialize;
 
 use super::config::{Config, Kind, ObjectMeta, Origin, ResourceKey, Sourced, DEFAULT_NAMESPACE};
+use super::Source;
 
 /// API versions accepted for `networking.istio.io` kinds; Istio serves the same schema under all three.
 const API_VERSIONS: &[&str] = &[
@@ -269,16 +271,24 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             doc_index,
             line,
         };
+        let source = Source {
+            text: Arc::from(doc.text),
+            first_line: doc.first_line,
+        };
         let result = match kind {
             Kind::VirtualService => {
-                typed(doc.text, origin).map(|r| config.virtual_services.push(r))
+                typed(doc.text, origin, source).map(|r| config.virtual_services.push(r))
             }
             Kind::DestinationRule => {
-                typed(doc.text, origin).map(|r| config.destination_rules.push(r))
+                typed(doc.text, origin, source).map(|r| config.destination_rules.push(r))
             }
-            Kind::Gateway => typed(doc.text, origin).map(|r| config.gateways.push(r)),
-            Kind::ServiceEntry => typed(doc.text, origin).map(|r| config.service_entries.push(r)),
-            Kind::WorkloadEntry => typed(doc.text, origin).map(|r| config.workload_entries.push(r)),
+            Kind::Gateway => typed(doc.text, origin, source).map(|r| config.gateways.push(r)),
+            Kind::ServiceEntry => {
+                typed(doc.text, origin, source).map(|r| config.service_entries.push(r))
+            }
+            Kind::WorkloadEntry => {
+                typed(doc.text, origin, source).map(|r| config.workload_entries.push(r))
+            }
         };
         if let Err(e) = result {
             let at = e.line.map_or(line, |l| {
@@ -336,13 +346,18 @@ struct TypedError {
     message: String,
 }
 
-fn typed<S: DeserializeOwned>(text: &str, origin: Origin) -> Result<Sourced<S>, TypedError> {
+fn typed<S: DeserializeOwned>(
+    text: &str,
+    origin: Origin,
+    source: Source,
+) -> Result<Sourced<S>, TypedError> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     match serde_path_to_error::deserialize::<_, Document<S>>(deserializer) {
         Ok(doc) => Ok(Sourced {
             origin,
             metadata: doc.metadata,
             value: doc.spec,
+            source,
         }),
         Err(e) => {
             let path = e.path().to_string();
@@ -351,7 +366,9 @@ fn typed<S: DeserializeOwned>(text: &str, origin: Origin) -> Result<Sourced<S>, 
             // serde_yaml prefixes nested errors with the path of the enclosing value; the path is reported
             // separately (and more precisely), so drop it from the message.
             let message = match message.split_once(": ") {
-                Some((head, rest)) if !head.contains(' ') && path.starts_with(head) => rest.to_owned(),
+                Some((head, rest)) if !head.contains(' ') && path.starts_with(head) => {
+                    rest.to_owned()
+                }
                 _ => message,
             };
             Err(TypedError {

@@ -12,12 +12,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Diagnostic, Mesh, Meta, Resolved, Severity};
-use crate::spec::{Config, Kind, Sourced};
+use std::path::PathBuf;
+
+use crate::spec::{Config, Kind, Source, Sourced};
 
 /// Resolves and validates a whole configuration. Errors make the result `Err` with every diagnostic found
 /// (warnings included); otherwise the mesh comes with the warnings.
 pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
-    let mut diags = Diags::default();
+    let mut diags = Diags::new(config);
     check_duplicates(config, &mut diags);
     let workloads = workload_entry::resolve(&config.workload_entries, &mut diags);
     let services = service_entry::resolve(&config.service_entries, &workloads, &mut diags);
@@ -46,13 +48,35 @@ pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
     }
 }
 
-/// Collects diagnostics for the whole resolution.
-#[derive(Default)]
+/// Collects diagnostics for the whole resolution, each placed on the line of its field when the document's
+/// text shows it (otherwise on the document's first line).
 pub(crate) struct Diags {
     list: Vec<Diagnostic>,
+    sources: BTreeMap<(PathBuf, usize), Source>,
 }
 
 impl Diags {
+    fn new(config: &Config) -> Diags {
+        fn add<T>(items: &[Sourced<T>], out: &mut BTreeMap<(PathBuf, usize), Source>) {
+            for i in items {
+                out.insert(
+                    (i.origin.file.clone(), i.origin.doc_index),
+                    i.source.clone(),
+                );
+            }
+        }
+        let mut sources = BTreeMap::new();
+        add(&config.virtual_services, &mut sources);
+        add(&config.destination_rules, &mut sources);
+        add(&config.gateways, &mut sources);
+        add(&config.service_entries, &mut sources);
+        add(&config.workload_entries, &mut sources);
+        Diags {
+            list: Vec::new(),
+            sources,
+        }
+    }
+
     pub(crate) fn error(
         &mut self,
         at: &Meta,
@@ -81,14 +105,23 @@ impl Diags {
         field: impl Into<String>,
         message: impl Into<String>,
     ) {
-        self.list.push(Diagnostic::new(
+        let field = field.into();
+        let mut d = Diagnostic::new(
             severity,
             code,
             &at.origin,
             &at.resource,
-            field,
+            field.as_str(),
             message,
-        ));
+        );
+        if let Some(line) = self
+            .sources
+            .get(&(at.origin.file.clone(), at.origin.doc_index))
+            .and_then(|s| s.line_of(&field))
+        {
+            d.line = line;
+        }
+        self.list.push(d);
     }
 
     /// Number of errors so far; callers compare before/after to know whether a resource was clean.
