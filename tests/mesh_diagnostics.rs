@@ -421,3 +421,19 @@ fn sy0121_two_services_with_one_address() {
     assert_eq!(d.field, "spec.addresses[0]");
     assert!(d.message.contains("ServiceEntry default/a"), "{d}");
 }
+
+#[test]
+fn sy0115_header_operations_cannot_touch_host() {
+    let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n    headers:\n      request:\n        set: {host: evil}\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    let d = the(&d, "SY0115");
+    assert_at(
+        &d,
+        23,
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].headers.request.set",
+    );
+}

@@ -224,6 +224,47 @@ fn route_clusters(r: &Resources) -> Vec<(String, Vec<String>, Vec<u32>)> {
     out
 }
 
+/// `filter_metadata.istio.config`, the source object Istio stamps on routes and clusters.
+fn istio_config(m: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>) -> Option<String> {
+    match m?
+        .filter_metadata
+        .get("istio")?
+        .fields
+        .get("config")?
+        .kind
+        .as_ref()?
+    {
+        Kind::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn check_consistent_reports_missing_routes_and_endpoints() {
+    let fixtures = golden::golden_dir().join("fixtures");
+    let config = golden::load_inputs(&fixtures, &["bookinfo-mesh.yaml".into()]);
+    let resolved = mesh::resolve(&config).expect("resolve");
+    let node = Node {
+        id: "sidecar~127.0.1.1~productpage-v1.default~default.svc.cluster.local".into(),
+        ..Default::default()
+    };
+    let mut r = translate::translate(
+        &resolved.mesh,
+        &Proxy::identify(&resolved.mesh, &node).expect("identify"),
+    );
+    assert_eq!(r.check_consistent(), Ok(()));
+    r.routes.clear();
+    r.endpoints.retain(|e| !e.cluster_name.contains("reviews"));
+    let problems = r.check_consistent().expect_err("inconsistent");
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(problems.len(), 2, "{text:#?}");
+    assert!(text[0].contains("route configuration `9080`"), "{text:#?}");
+    assert!(
+        text[1].contains("outbound|9080||reviews.default.svc.cluster.local"),
+        "{text:#?}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
 
@@ -240,6 +281,15 @@ proptest! {
             let r = translate::translate(&resolved.mesh, &proxy);
             prop_assert_eq!(golden::encode_all(&r), golden::encode_all(&translate::translate(&again.mesh, &proxy)));
             prop_assert!(r.check_consistent().is_ok(), "{:?}", r.check_consistent());
+            for c in &r.clusters {
+                prop_assert!(istio_config(c.metadata.as_ref()).is_some(), "cluster {} has no istio.config", c.name);
+            }
+            for rc in r.routes.iter().filter(|rc| !rc.name.starts_with("inbound|")) {
+                for rt in rc.virtual_hosts.iter().flat_map(|v| &v.routes) {
+                    let config = istio_config(rt.metadata.as_ref());
+                    prop_assert!(config.is_some_and(|c| c.starts_with("/apis/networking.istio.io/v1/namespaces/")), "route {} in {}", rt.name, rc.name);
+                }
+            }
             let clusters: BTreeSet<&str> = r.clusters.iter().map(|c| c.name.as_str()).collect();
             for (vhost, names, weights) in route_clusters(&r) {
                 for n in &names {

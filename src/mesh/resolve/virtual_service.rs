@@ -744,21 +744,38 @@ impl Ctx<'_> {
         Some(Fault { delay, abort })
     }
 
-    fn headers(&self, h: &spec::Headers, field: &str, _diags: &mut Diags) -> HeaderOperations {
-        let ops = |o: &Option<spec::HeaderOperations>| {
-            o.as_ref()
-                .map(|o| HeaderOps {
-                    set: o.set.clone(),
-                    add: o.add.clone(),
-                    remove: o.remove.clone(),
-                })
-                .unwrap_or_default()
+    fn headers(&self, h: &spec::Headers, field: &str, diags: &mut Diags) -> HeaderOperations {
+        let mut ops = |o: &Option<spec::HeaderOperations>, side: &str| {
+            let Some(o) = o else {
+                return HeaderOps::default();
+            };
+            let names = o
+                .set
+                .keys()
+                .map(|k| ("set", k))
+                .chain(o.add.keys().map(|k| ("add", k)));
+            for (op, name) in names.chain(o.remove.iter().map(|k| ("remove", k))) {
+                // Envoy refuses to modify pseudo-headers and `host` this way (use `rewrite.authority`).
+                if name.is_empty() || name.starts_with(':') || name.eq_ignore_ascii_case("host") {
+                    diags.error(
+                        self.meta,
+                        "SY0115",
+                        format!("{field}.{side}.{op}"),
+                        format!(
+                            "header `{name}` cannot be modified (empty, pseudo-header or host)"
+                        ),
+                    );
+                }
+            }
+            HeaderOps {
+                set: o.set.clone(),
+                add: o.add.clone(),
+                remove: o.remove.clone(),
+            }
         };
-        let _ = field;
-        HeaderOperations {
-            request: ops(&h.request),
-            response: ops(&h.response),
-        }
+        let request = ops(&h.request, "request");
+        let response = ops(&h.response, "response");
+        HeaderOperations { request, response }
     }
 
     fn cors(&self, c: &spec::CorsPolicy, diags: &mut Diags) -> Option<Cors> {
