@@ -68,6 +68,10 @@ pub(super) fn sidecar(mesh: &Mesh, sidecar: &Sidecar) -> Vec<RouteConfiguration>
                 labels: &sidecar.labels,
                 namespace: &sidecar.namespace,
             };
+            // Envoy rejects a route configuration that lists one domain in two virtual hosts; short forms can
+            // collide (a ServiceEntry host `reviews.default` and `reviews.default.svc.cluster.local`), so the
+            // first service by host name keeps a contested domain.
+            let mut used: BTreeSet<String> = BTreeSet::new();
             let vhosts = mesh
                 .services
                 .values()
@@ -84,8 +88,13 @@ pub(super) fn sidecar(mesh: &Mesh, sidecar: &Sidecar) -> Vec<RouteConfiguration>
                         .filter(|r| !r.is_empty())
                         .unwrap_or_else(|| vec![default_route(service, port)]);
                     let name = virtual_host_name(&service.hostname, port);
-                    build::virtual_host(&name, domains(service, &sidecar.namespace), routes)
+                    let domains = domains(service, &sidecar.namespace)
+                        .into_iter()
+                        .filter(|d| used.insert(d.to_ascii_lowercase()))
+                        .collect();
+                    build::virtual_host(&name, domains, routes)
                 })
+                .filter(|vh| !vh.domains.is_empty())
                 .collect();
             // Istio ends the list with an `allow_any` vhost (`*` → PassthroughCluster). Without iptables there is
             // no original destination to pass through to, so unknown hosts get Envoy's 404 instead.
