@@ -570,7 +570,6 @@ async fn editor_temporary_and_swap_files_change_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "spec::load_paths reads `.#name.yaml` (an Emacs lock link, dangling) and fails with SY0001"]
 async fn emacs_lock_link_changes_nothing() {
     let mut plane = Plane::start().await;
     let mut proxy = plane.sotw().await;

@@ -107,6 +107,9 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if fs::metadata(path)?.is_dir() {
         for entry in fs::read_dir(path)? {
             let entry_path = entry?.path();
+            if is_hidden(&entry_path) {
+                continue;
+            }
             if entry_path.is_dir() {
                 collect_files(&entry_path, out)?;
             } else if is_yaml(&entry_path) {
@@ -118,6 +121,14 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         out.push(path.to_path_buf());
     }
     Ok(())
+}
+
+/// Hidden entries belong to tools, not to the user's specs: editors' swap and lock files (Emacs's `.#x.yaml`
+/// is a dangling symlink), our own temporary files during an atomic write, `.git`.
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
 }
 
 fn is_yaml(path: &Path) -> bool {
