@@ -126,10 +126,7 @@ pub fn ingress_gateway(ip: IpAddr) -> GatewayNode {
     GatewayNode {
         name: "istio-ingressgateway".to_string(),
         namespace: "istio-system".to_string(),
-        labels: BTreeMap::from([
-            ("app".to_string(), "istio-ingressgateway".to_string()),
-            ("istio".to_string(), "ingressgateway".to_string()),
-        ]),
+        labels: crate::mesh::default_ingress_gateway_labels(),
         ip,
     }
 }

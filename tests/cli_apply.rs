@@ -318,7 +318,7 @@ fn refuses_a_merged_result_with_errors_pointing_at_the_input() {
         &["apply", "-f", "reviews-v9.yaml"],
         &[
             // The resource would land in config/reviews-v9.yaml; the error points where the user wrote it.
-            "Error [IST0101] (VirtualService default/reviews) reviews-v9.yaml:1 spec.http[0].route[0].destination.subset: subset `v9`",
+            "Error [IST0101] (VirtualService default/reviews) reviews-v9.yaml:12 spec.http[0].route[0].destination.subset: subset `v9`",
             "the spec directory `config` would not be valid with these resources; nothing was changed",
         ],
     );

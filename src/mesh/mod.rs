@@ -19,6 +19,15 @@ pub use resolve::resolve;
 
 use std::sync::Arc;
 
+/// The labels of the ingress gateway Istio installs (`istio-ingressgateway`), which Istio's samples select
+/// and which `switchyard bootstrap --gateway istio-ingressgateway` and the demo give their gateway.
+pub fn default_ingress_gateway_labels() -> Labels {
+    Labels::from([
+        ("app".to_string(), "istio-ingressgateway".to_string()),
+        ("istio".to_string(), "ingressgateway".to_string()),
+    ])
+}
+
 /// A successfully resolved configuration and the warnings found on the way.
 #[derive(Debug, Clone)]
 pub struct Resolved {

@@ -15,15 +15,17 @@ pub(super) fn resolve(
     for item in items {
         let meta = meta_of(item, Kind::Gateway);
         let spec::Gateway { selector, servers } = &item.value;
-        if !workloads
-            .values()
-            .any(|w| labels_match(selector, &w.labels))
+        let default_ingress = crate::mesh::default_ingress_gateway_labels();
+        if !labels_match(selector, &default_ingress)
+            && !workloads
+                .values()
+                .any(|w| labels_match(selector, &w.labels))
         {
             diags.warn(
                 &meta,
                 "SY0110",
                 "spec.selector",
-                "the selector matches no WorkloadEntry; no proxy is known to serve this Gateway (a gateway proxy is matched by the LABELS in its node metadata)",
+                "the selector matches neither Istio's default ingress gateway (istio: ingressgateway) nor any WorkloadEntry; no proxy is known to serve this Gateway (a gateway proxy is matched by the LABELS in its node metadata)",
             );
         }
         let mut resolved = Vec::new();
