@@ -74,10 +74,7 @@ impl NodeIdentity {
             outbound_ip,
         } = sidecar;
         let mut metadata = common_metadata(namespace, labels, workload_name, *pod_ip);
-        metadata.insert(
-            keys::APP_IP.into(),
-            Json::String(app_ip.to_string()),
-        );
+        metadata.insert(keys::APP_IP.into(), Json::String(app_ip.to_string()));
         metadata.insert(
             keys::OUTBOUND_IP.into(),
             Json::String(outbound_ip.to_string()),
