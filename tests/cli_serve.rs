@@ -141,6 +141,34 @@ async fn serve_answers_xds_and_reports_proxy_status() {
         metrics.contains("switchyard_xds_acks_total{type=\"CDS\"} 1"),
         "{metrics}"
     );
+    let admin = |path: &str| format!("http://{}{path}", served.admin);
+    let config: serde_json::Value = reqwest::get(admin("/debug/config"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["accepted_revision"], 1, "{config}");
+    assert_eq!(
+        config["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{config}"
+    );
+
+    // The resources this proxy is served, with the versions it was sent.
+    let snapshot: serde_json::Value = reqwest::get(admin(&format!("/debug/snapshot?proxy={id}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let clusters = snapshot["Cluster"].as_object().expect("clusters listed");
+    assert!(clusters.contains_key("outbound|9080|v2|reviews.default.svc.cluster.local"));
+    assert!(snapshot["Route"].as_object().unwrap().contains_key("9080"));
+    let unknown = reqwest::get(admin("/debug/snapshot?proxy=nobody"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
 }
 
 #[tokio::test]
