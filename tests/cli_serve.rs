@@ -22,6 +22,11 @@ fn config_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
 }
 
+/// Loopback traffic must never go through a proxy from the environment.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
 fn free_addr() -> SocketAddr {
     // Released before the server binds it; nothing else on the machine races for loopback ports here.
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -127,7 +132,9 @@ async fn serve_answers_xds_and_reports_proxy_status() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let metrics = reqwest::get(format!("http://{}/metrics", served.admin))
+    let metrics = http()
+        .get(format!("http://{}/metrics", served.admin))
+        .send()
         .await
         .unwrap()
         .text()
@@ -142,7 +149,9 @@ async fn serve_answers_xds_and_reports_proxy_status() {
         "{metrics}"
     );
     let admin = |path: &str| format!("http://{}{path}", served.admin);
-    let config: serde_json::Value = reqwest::get(admin("/debug/config"))
+    let config: serde_json::Value = http()
+        .get(admin("/debug/config"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -156,7 +165,9 @@ async fn serve_answers_xds_and_reports_proxy_status() {
     );
 
     // The resources this proxy is served, with the versions it was sent.
-    let snapshot: serde_json::Value = reqwest::get(admin(&format!("/debug/snapshot?proxy={id}")))
+    let snapshot: serde_json::Value = http()
+        .get(admin(&format!("/debug/snapshot?proxy={id}")))
+        .send()
         .await
         .unwrap()
         .json()
@@ -165,7 +176,9 @@ async fn serve_answers_xds_and_reports_proxy_status() {
     let clusters = snapshot["Cluster"].as_object().expect("clusters listed");
     assert!(clusters.contains_key("outbound|9080|v2|reviews.default.svc.cluster.local"));
     assert!(snapshot["Route"].as_object().unwrap().contains_key("9080"));
-    let unknown = reqwest::get(admin("/debug/snapshot?proxy=nobody"))
+    let unknown = http()
+        .get(admin("/debug/snapshot?proxy=nobody"))
+        .send()
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
