@@ -297,6 +297,7 @@ async fn fault_injection(mode: XdsMode) {
         .apply("virtual-service-ratings-test-delay.yaml")
         .await;
     let page = bookinfo.page(&jason).await;
+    eprintln!("ratings-test-delay: jason's page took {:?}", page.took);
     assert!(
         page.took >= Duration::from_secs(5) && page.took <= Duration::from_secs(8),
         "jason's page took {:?}",
@@ -363,6 +364,7 @@ async fn traffic_shifting(mode: XdsMode) {
             other => panic!("unexpected reviews instance {other:?}"),
         }
     }
+    eprintln!("reviews-50-v3: red stars in {red} of 100 pages, none in {none}");
     assert!(
         (35..=65).contains(&red),
         "red stars in {red} of 100 requests"
