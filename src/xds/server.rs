@@ -59,6 +59,13 @@ impl AdsServer {
         }
     }
 
+    /// Ends every open stream now, and every stream opened from now on. `serve` does this when its shutdown
+    /// future resolves; an owner that is dropped without a graceful shutdown calls it directly, because
+    /// tonic's per-connection tasks would otherwise keep serving the last generation.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
     pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
         AggregatedDiscoveryServiceServer::new(self)
     }

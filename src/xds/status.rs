@@ -152,6 +152,15 @@ impl ProxyRegistry {
         self.lock().values().cloned().collect()
     }
 
+    /// The newest stream of this node id: while a reconnect overlaps the old stream, the one that counts.
+    pub fn latest_by_node_id(&self, node_id: &str) -> Option<ProxyStatus> {
+        self.lock()
+            .values()
+            .rev()
+            .find(|p| p.node_id == node_id)
+            .cloned()
+    }
+
     /// The proxies with this node id (more than one while a reconnect overlaps the old stream).
     pub fn by_node_id(&self, node_id: &str) -> Vec<ProxyStatus> {
         self.lock()
