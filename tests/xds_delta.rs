@@ -87,7 +87,7 @@ async fn unsubscribe_stops_updates() {
     let eds = c.recv_type(Endpoint).await;
     assert_eq!(names_of(&eds), ["a", "b"]);
     c.send(DeltaDiscoveryRequest {
-        type_url: Endpoint.type_url(),
+        type_url: Endpoint.type_url().to_string(),
         response_nonce: eds.nonce.clone(),
         resource_names_unsubscribe: vec!["a".into()],
         ..Default::default()
@@ -163,7 +163,7 @@ async fn reconnect_with_initial_versions_sends_only_what_changed() {
     server.cache.set_uniform(changed_a().snapshot());
     let mut c = server.delta("d5").await;
     c.send(DeltaDiscoveryRequest {
-        type_url: Cluster.type_url(),
+        type_url: Cluster.type_url().to_string(),
         initial_resource_versions: held,
         ..Default::default()
     })

@@ -272,7 +272,7 @@ async fn reconnect_with_version_is_answered() {
     let mut c = server.sotw("back").await;
     c.send(
         envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest {
-            type_url: Cluster.type_url(),
+            type_url: Cluster.type_url().to_string(),
             version_info: first.version_info.clone(),
             ..Default::default()
         },

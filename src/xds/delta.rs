@@ -55,6 +55,7 @@ impl DeltaStream {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
+            sub.owes_response = true;
             sub
         });
         if initial {
@@ -94,17 +95,20 @@ impl DeltaStream {
                 sub.last_nack = Some(nack.clone());
                 step.events.push(Event::Nacked { type_: t, nack });
             } else if let Some(sent) = sub.last_sent.clone() {
-                step.events.push(Event::Acked {
-                    type_: t,
-                    version: sent.version.clone(),
-                    nonce: sent.nonce.clone(),
-                });
-                sub.acked = Some(sent);
+                let repeated = sub.acked.as_ref().is_some_and(|a| a.nonce == sent.nonce);
+                if !repeated {
+                    step.events.push(Event::Acked {
+                        type_: t,
+                        version: sent.version.clone(),
+                        nonce: sent.nonce.clone(),
+                    });
+                    sub.acked = Some(sent);
+                }
             }
         }
 
         if let Some(snapshot) = snapshot {
-            step.merge(self.respond(t, snapshot, initial));
+            step.merge(self.respond(t, snapshot));
         }
         step
     }
@@ -112,19 +116,13 @@ impl DeltaStream {
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DeltaDiscoveryResponse> {
         let mut step = Step::default();
         for t in ResourceType::ALL {
-            step.merge(self.respond(t, snapshot, false));
+            step.merge(self.respond(t, snapshot));
         }
         step
     }
 
-    /// Sends what changed for type `t`; `always` answers even when nothing changed (a first request must
-    /// be answered, or the proxy waits for its initial fetch timeout).
-    fn respond(
-        &mut self,
-        t: ResourceType,
-        snapshot: &Snapshot,
-        always: bool,
-    ) -> Step<DeltaDiscoveryResponse> {
+    /// Sends what changed for type `t`, or an empty answer to a first request that is still owed one.
+    fn respond(&mut self, t: ResourceType, snapshot: &Snapshot) -> Step<DeltaDiscoveryResponse> {
         let mut step = Step::default();
         let Some(sub) = self.subs[t].as_mut() else {
             return step;
@@ -152,9 +150,10 @@ impl DeltaStream {
         );
         self.unanswered[t].clear();
 
-        if changed.is_empty() && removed.is_empty() && !always {
+        if changed.is_empty() && removed.is_empty() && !sub.owes_response {
             return step;
         }
+        sub.owes_response = false;
         for r in &changed {
             sub.known.insert(r.name.clone(), r.version.clone());
         }
@@ -186,7 +185,7 @@ impl DeltaStream {
                     ..Default::default()
                 })
                 .collect(),
-            type_url: t.type_url(),
+            type_url: t.type_url().to_string(),
             removed_resources: removed.into_iter().collect(),
             nonce,
             ..Default::default()
@@ -205,7 +204,7 @@ impl DeltaStream {
                 }
             }
             if !eds_names.is_empty() {
-                step.merge(self.respond(ResourceType::Endpoint, snapshot, false));
+                step.merge(self.respond(ResourceType::Endpoint, snapshot));
             }
         }
         step

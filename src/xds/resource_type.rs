@@ -2,12 +2,6 @@
 
 use std::fmt;
 
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::Listener;
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
-use prost::Name;
-
 /// The order of the variants is the push order (make-before-break): a cluster exists before its endpoints
 /// arrive, and both exist before a listener or route can point at them. `ALL` relies on it.
 #[derive(
@@ -29,12 +23,16 @@ impl ResourceType {
         ResourceType::Route,
     ];
 
-    pub fn type_url(self) -> String {
+    /// Constants rather than `prost::Name::type_url()`, which allocates: this runs on every request. A test
+    /// checks them against the messages' own names.
+    pub fn type_url(self) -> &'static str {
         match self {
-            ResourceType::Cluster => Cluster::type_url(),
-            ResourceType::Endpoint => ClusterLoadAssignment::type_url(),
-            ResourceType::Listener => Listener::type_url(),
-            ResourceType::Route => RouteConfiguration::type_url(),
+            ResourceType::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            ResourceType::Endpoint => {
+                "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+            }
+            ResourceType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            ResourceType::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
         }
     }
 
@@ -101,9 +99,24 @@ impl<T> std::ops::IndexMut<ResourceType> for PerType<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use prost::Name;
 
     #[test]
     fn type_urls_round_trip_and_order_is_push_order() {
+        assert_eq!(ResourceType::Cluster.type_url(), Cluster::type_url());
+        assert_eq!(
+            ResourceType::Endpoint.type_url(),
+            ClusterLoadAssignment::type_url()
+        );
+        assert_eq!(ResourceType::Listener.type_url(), Listener::type_url());
+        assert_eq!(
+            ResourceType::Route.type_url(),
+            RouteConfiguration::type_url()
+        );
         for t in ResourceType::ALL {
             assert_eq!(ResourceType::from_type_url(&t.type_url()), Some(t));
         }

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -219,6 +218,8 @@ enum End {
     ClientClosed,
     ClientError(Status),
     ServerClosed,
+    /// The client broke the protocol.
+    Rejected(Status),
 }
 
 impl<P: Protocol> StreamTask<P> {
@@ -230,7 +231,18 @@ impl<P: Protocol> StreamTask<P> {
             End::ClientError(status) => {
                 tracing::info!(node = node_id, error = %status.message(), "proxy stream ended")
             }
-            End::ServerClosed => tracing::debug!(node = node_id, "stream closed by server"),
+            End::ServerClosed => {
+                tracing::debug!(node = node_id, "stream closed by server");
+                // Tells the proxy why; it reconnects to whichever server comes next. Never waits: the proxy
+                // may have stopped reading.
+                let _ = self
+                    .outbound
+                    .try_send(Err(Status::unavailable("xDS server shutting down")));
+            }
+            End::Rejected(status) => {
+                tracing::warn!(error = %status.message(), "stream refused");
+                let _ = self.outbound.try_send(Err(status));
+            }
         }
         // Dropping self releases the registration and everything the stream held.
     }
@@ -250,11 +262,16 @@ impl<P: Protocol> StreamTask<P> {
                         Err(status) => return End::ClientError(status),
                     };
                     if self.node.is_none() {
-                        self.identify(&req);
+                        let Some(node) = P::node(&req).cloned() else {
+                            return End::Rejected(Status::invalid_argument(
+                                "the first request of a stream must carry the node",
+                            ));
+                        };
+                        self.identify(node);
                     }
                     let step = self.protocol.on_request(&req, self.snapshot.as_deref());
-                    if !self.emit(step).await {
-                        return End::ClientClosed;
+                    if let Err(end) = self.emit(step).await {
+                        return end;
                     }
                 }
                 // `closing` only ever changes from false to true.
@@ -266,8 +283,8 @@ impl<P: Protocol> StreamTask<P> {
                     if self.refresh_snapshot() {
                         let Some(snapshot) = self.snapshot.clone() else { continue };
                         let step = self.protocol.on_snapshot(&snapshot);
-                        if !self.emit(step).await {
-                            return End::ClientClosed;
+                        if let Err(end) = self.emit(step).await {
+                            return end;
                         }
                     }
                 }
@@ -275,8 +292,7 @@ impl<P: Protocol> StreamTask<P> {
         }
     }
 
-    fn identify(&mut self, req: &P::Request) {
-        let node = P::node(req).cloned().unwrap_or_default();
+    fn identify(&mut self, node: Node) {
         tracing::info!(node = %node.id, cluster = %node.cluster, mode = ?P::MODE, "proxy connected");
         self.registration = Some(self.registry.register(&node, P::MODE));
         self.node = Some(node);
@@ -316,8 +332,9 @@ impl<P: Protocol> StreamTask<P> {
         }
     }
 
-    /// Records the events and sends the responses; false once the proxy is gone.
-    async fn emit(&mut self, step: Step<P::Response>) -> bool {
+    /// Records the events and sends the responses, unless the proxy is gone or the server closes while the
+    /// proxy is not reading.
+    async fn emit(&mut self, step: Step<P::Response>) -> Result<(), End> {
         let node = self.node.as_ref().map(|n| n.id.as_str()).unwrap_or("");
         for event in &step.events {
             log_event(node, event);
@@ -326,11 +343,16 @@ impl<P: Protocol> StreamTask<P> {
             registration.apply(&step.events);
         }
         for response in step.responses {
-            if self.outbound.send(Ok(response)).await.is_err() {
-                return false;
+            tokio::select! {
+                sent = self.outbound.send(Ok(response)) => {
+                    if sent.is_err() {
+                        return Err(End::ClientClosed);
+                    }
+                }
+                _ = self.closing.wait_for(|closing| *closing) => return Err(End::ServerClosed),
             }
         }
-        true
+        Ok(())
     }
 }
 
@@ -358,6 +380,3 @@ fn log_event(node: &str, event: &Event) {
         }
     }
 }
-
-/// Boxed shutdown future, for callers that pick the signal at run time.
-pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;

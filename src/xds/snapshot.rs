@@ -4,7 +4,7 @@
 //! versions across restarts and a proxy reconnecting with `initial_resource_versions` is sent only what changed.
 //! Resources are held behind `Arc`: every proxy whose translation produced the same bytes shares one copy.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -12,11 +12,8 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     Cluster,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::{filter, Listener};
+use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager::RouteSpecifier, HttpConnectionManager,
-};
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 use sha2::{Digest, Sha256};
@@ -74,8 +71,6 @@ pub struct Snapshot {
     resources: PerType<BTreeMap<String, Arc<Encoded>>>,
     /// For each cluster, the EDS name its endpoints are requested under (empty for non-EDS clusters).
     eds_names: BTreeMap<String, String>,
-    /// Route configuration names that listeners refer to through RDS.
-    rds_names: BTreeSet<String>,
 }
 
 impl Snapshot {
@@ -101,38 +96,6 @@ impl Snapshot {
             .map(String::as_str)
             .filter(|n| !n.is_empty())
     }
-
-    /// Checks that every route configuration a listener names and every assignment an EDS cluster names
-    /// exists: a snapshot that fails this would leave Envoy waiting for resources that never come.
-    pub fn check_consistent(&self) -> Result<(), Inconsistency> {
-        let missing_routes: Vec<String> = self
-            .rds_names
-            .iter()
-            .filter(|n| !self.resources[ResourceType::Route].contains_key(*n))
-            .cloned()
-            .collect();
-        let missing_endpoints: Vec<String> = self
-            .eds_names
-            .values()
-            .filter(|n| !n.is_empty() && !self.resources[ResourceType::Endpoint].contains_key(*n))
-            .cloned()
-            .collect();
-        if missing_routes.is_empty() && missing_endpoints.is_empty() {
-            Ok(())
-        } else {
-            Err(Inconsistency {
-                missing_routes,
-                missing_endpoints,
-            })
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("inconsistent snapshot: missing route configurations {missing_routes:?}, missing endpoints {missing_endpoints:?}")]
-pub struct Inconsistency {
-    pub missing_routes: Vec<String>,
-    pub missing_endpoints: Vec<String>,
 }
 
 /// Shares encoded resources between the snapshots built from one configuration generation: proxies whose
@@ -206,7 +169,6 @@ impl<'a> SnapshotBuilder<'a> {
     }
 
     pub fn listener(mut self, listener: &Listener) -> Self {
-        self.snapshot.rds_names.extend(rds_names_of(listener));
         self.insert(
             ResourceType::Listener,
             Encoded::new(&listener.name, listener),
@@ -222,26 +184,6 @@ impl<'a> SnapshotBuilder<'a> {
     pub fn build(self) -> Snapshot {
         self.snapshot
     }
-}
-
-/// The RDS names a listener's HTTP connection managers subscribe to.
-fn rds_names_of(listener: &Listener) -> impl Iterator<Item = String> + '_ {
-    let hcm_url = HttpConnectionManager::type_url();
-    listener
-        .filter_chains
-        .iter()
-        .chain(listener.default_filter_chain.iter())
-        .flat_map(|chain| chain.filters.iter())
-        .filter_map(move |f| match &f.config_type {
-            Some(filter::ConfigType::TypedConfig(any)) if any.type_url == hcm_url => {
-                HttpConnectionManager::decode(any.value.as_slice()).ok()
-            }
-            _ => None,
-        })
-        .filter_map(|hcm| match hcm.route_specifier {
-            Some(RouteSpecifier::Rds(rds)) => Some(rds.route_config_name),
-            _ => None,
-        })
 }
 
 #[cfg(test)]

@@ -19,10 +19,19 @@ pub enum RequestKind {
     Initial,
     /// Answers a response that has since been superseded; nothing to do.
     StaleNonce,
-    Nack(Nack),
+    /// Rejects the latest response. `names_changed`: it also asks for other names, which must be answered.
+    Nack {
+        nack: Nack,
+        names_changed: bool,
+    },
     Ack,
     /// Acknowledges, and asks again: new names, or the same nonce a second time.
     Resubscribe,
+    /// Repeats the nonce of a rejected response with the version the proxy still runs: no acknowledgement.
+    /// `names_changed`: it asks for other names, which must be answered.
+    StillRejected {
+        names_changed: bool,
+    },
 }
 
 pub fn classify(
@@ -36,25 +45,30 @@ pub fn classify(
     if req.response_nonce.is_empty() {
         return RequestKind::Initial;
     }
-    if !sub.is_current_nonce(&req.response_nonce) {
+    let Some(sent_version) = sub.sent_version_of(&req.response_nonce) else {
         return RequestKind::StaleNonce;
-    }
+    };
+    let names_changed = ResourceNames::from_sotw(t, &req.resource_names) != sub.names;
     if let Some(status) = &req.error_detail {
-        return RequestKind::Nack(Nack {
-            nonce: req.response_nonce.clone(),
-            rejected_version: sub
-                .sent_version_of(&req.response_nonce)
-                .unwrap_or_default()
-                .to_string(),
-            kept_version: req.version_info.clone(),
-            message: status.message.clone(),
-        });
+        return RequestKind::Nack {
+            nack: Nack {
+                nonce: req.response_nonce.clone(),
+                rejected_version: sent_version.to_string(),
+                kept_version: req.version_info.clone(),
+                message: status.message.clone(),
+            },
+            names_changed,
+        };
+    }
+    // Envoy reports the version it runs: after a rejection it repeats the nonce with the older version.
+    if req.version_info != sent_version {
+        return RequestKind::StillRejected { names_changed };
     }
     let already_acked = sub
         .acked
         .as_ref()
         .is_some_and(|a| a.nonce == req.response_nonce);
-    if already_acked || ResourceNames::from_sotw(t, &req.resource_names) != sub.names {
+    if already_acked || names_changed {
         RequestKind::Resubscribe
     } else {
         RequestKind::Ack
@@ -97,14 +111,34 @@ impl SotwStream {
                 });
                 return step;
             }
-            RequestKind::Nack(nack) => {
+            RequestKind::Nack {
+                nack,
+                names_changed,
+            } => {
                 if let Some(sub) = self.subs[t].as_mut() {
                     sub.last_nack = Some(nack.clone());
+                    sub.names = ResourceNames::from_sotw(t, &req.resource_names);
                 }
                 step.events.push(Event::Nacked { type_: t, nack });
                 // The proxy keeps its last good config; sending the same version again would only be
-                // rejected again. The next snapshot change is pushed as usual.
-                return step;
+                // rejected again. New names are answered; otherwise the next change is pushed as usual.
+                if !names_changed {
+                    return step;
+                }
+                true
+            }
+            RequestKind::StillRejected { names_changed } => {
+                if !names_changed {
+                    step.events.push(Event::Ignored {
+                        type_url: req.type_url.clone(),
+                        reason: "repeats a rejected response",
+                    });
+                    return step;
+                }
+                if let Some(sub) = self.subs[t].as_mut() {
+                    sub.names = ResourceNames::from_sotw(t, &req.resource_names);
+                }
+                true
             }
             RequestKind::Initial => {
                 let mut sub = Subscription::new(ResourceNames::from_sotw(t, &req.resource_names));
@@ -180,7 +214,7 @@ impl SotwStream {
         let response = DiscoveryResponse {
             version_info: version.clone(),
             resources: selected.iter().map(|r| r.any.clone()).collect(),
-            type_url: t.type_url(),
+            type_url: t.type_url().to_string(),
             nonce: nonce.clone(),
             ..Default::default()
         };

@@ -11,7 +11,7 @@ use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
 use serde::Serialize;
 
 use super::event::Event;
-use super::resource_type::ResourceType;
+use super::resource_type::{PerType, ResourceType};
 use super::subscription::Nack;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -84,9 +84,9 @@ impl ProxyStatus {
 /// Totals since start, per type, for metrics.
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub pushes: [AtomicU64; 4],
-    pub acks: [AtomicU64; 4],
-    pub nacks: [AtomicU64; 4],
+    pub pushes: PerType<AtomicU64>,
+    pub acks: PerType<AtomicU64>,
+    pub nacks: PerType<AtomicU64>,
 }
 
 impl Counters {
@@ -97,11 +97,11 @@ impl Counters {
             Event::Nacked { type_, .. } => (&self.nacks, type_),
             Event::Subscribed { .. } | Event::Ignored { .. } => return,
         };
-        counter[t.index()].fetch_add(1, Ordering::Relaxed);
+        counter[*t].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn get(counter: &[AtomicU64; 4], t: ResourceType) -> u64 {
-        counter[t.index()].load(Ordering::Relaxed)
+    pub fn get(counter: &PerType<AtomicU64>, t: ResourceType) -> u64 {
+        counter[t].load(Ordering::Relaxed)
     }
 }
 
@@ -185,10 +185,6 @@ pub struct Registration {
 }
 
 impl Registration {
-    pub fn stream(&self) -> u64 {
-        self.stream
-    }
-
     pub fn apply(&self, events: &[Event]) {
         if events.is_empty() {
             return;

@@ -65,6 +65,10 @@ impl ResourceNames {
                 }
                 continue;
             }
+            if *self == ResourceNames::LegacyWildcard {
+                // An explicit name ends legacy mode; the proxy keeps everything it has, so stay wildcard.
+                *self = ResourceNames::Wildcard(BTreeSet::new());
+            }
             let set = match self {
                 ResourceNames::LegacyWildcard => continue,
                 ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) => set,
@@ -102,14 +106,6 @@ impl ResourceNames {
             ResourceNames::Explicit(names) => names.iter().filter_map(|n| all.get(n)).collect(),
         }
     }
-
-    /// Explicitly named resources (for status and logs).
-    pub fn explicit(&self) -> Option<&BTreeSet<String>> {
-        match self {
-            ResourceNames::LegacyWildcard => None,
-            ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) => Some(set),
-        }
-    }
 }
 
 /// A response sent and not yet superseded.
@@ -140,6 +136,9 @@ pub struct Subscription {
     pub last_nack: Option<Nack>,
     /// Delta only: the version of each resource the proxy holds, as far as this stream has told it.
     pub known: BTreeMap<String, String>,
+    /// Delta only: a first request waits for an answer even when nothing differs (or the proxy waits for
+    /// its initial fetch timeout); it stays owed until a snapshot exists to answer from.
+    pub owes_response: bool,
 }
 
 impl Subscription {
@@ -150,6 +149,7 @@ impl Subscription {
             acked: None,
             last_nack: None,
             known: BTreeMap::new(),
+            owes_response: false,
         }
     }
 

@@ -14,9 +14,10 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use envoy_types::pb::google::rpc::Status as RpcStatus;
-use switchyard::xds::{AdsServer, Cache, ProxyRegistry, ResourceType, Snapshot};
+use switchyard::xds::{AdsServer, Cache, ProxyRegistry, ProxyStatus, ResourceType, Snapshot};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
 use tonic::Streaming;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -68,44 +69,12 @@ impl TestServer {
             .expect("server failed");
     }
 
-    async fn client(&self) -> AggregatedDiscoveryServiceClient<tonic::transport::Channel> {
-        AggregatedDiscoveryServiceClient::connect(format!("http://{}", self.addr))
-            .await
-            .unwrap()
-    }
-
     pub async fn sotw(&self, node_id: &str) -> SotwClient {
-        let (tx, rx) = mpsc::channel(16);
-        let responses = self
-            .client()
-            .await
-            .stream_aggregated_resources(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        SotwClient {
-            node: node(node_id),
-            first: true,
-            tx,
-            responses,
-        }
+        sotw_client(self.addr, node(node_id)).await
     }
 
     pub async fn delta(&self, node_id: &str) -> DeltaClient {
-        let (tx, rx) = mpsc::channel(16);
-        let responses = self
-            .client()
-            .await
-            .delta_aggregated_resources(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        DeltaClient {
-            node: node(node_id),
-            first: true,
-            tx,
-            responses,
-        }
+        delta_client(self.addr, node(node_id)).await
     }
 
     /// Polls the registry until `check` holds for the proxy with this node id.
@@ -113,8 +82,8 @@ impl TestServer {
         &self,
         node_id: &str,
         what: &str,
-        check: impl Fn(&switchyard::xds::ProxyStatus) -> bool,
-    ) -> switchyard::xds::ProxyStatus {
+        check: impl Fn(&ProxyStatus) -> bool,
+    ) -> ProxyStatus {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             if let Some(s) = self.registry.by_node_id(node_id).into_iter().find(&check) {
@@ -130,45 +99,52 @@ impl TestServer {
     }
 }
 
-/// An ADS channel to any server (for example a whole `ControlPlane`).
-async fn connect(addr: SocketAddr) -> AggregatedDiscoveryServiceClient<tonic::transport::Channel> {
-    AggregatedDiscoveryServiceClient::connect(format!("http://{addr}"))
-        .await
+/// An ADS channel to any server (for example a whole `ControlPlane`). `window` limits the HTTP/2 stream
+/// window, to see what the server does when a client stops reading.
+async fn connect(
+    addr: SocketAddr,
+    window: Option<u32>,
+) -> AggregatedDiscoveryServiceClient<Channel> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window)
+        .connect()
+        .await
+        .unwrap();
+    AggregatedDiscoveryServiceClient::new(channel)
 }
 
 /// A SotW client for the server at `addr`, identifying itself as `node` on its first request.
 pub async fn sotw_client(addr: SocketAddr, node: Node) -> SotwClient {
+    sotw_client_with_window(addr, node, None).await
+}
+
+pub async fn sotw_client_with_window(
+    addr: SocketAddr,
+    node: Node,
+    window: Option<u32>,
+) -> SotwClient {
     let (tx, rx) = mpsc::channel(16);
-    let responses = connect(addr)
+    let responses = connect(addr, window)
         .await
         .stream_aggregated_resources(ReceiverStream::new(rx))
         .await
         .unwrap()
         .into_inner();
-    SotwClient {
-        node,
-        first: true,
-        tx,
-        responses,
-    }
+    Client::new(node, tx, responses)
 }
 
 /// A Delta client for the server at `addr`, identifying itself as `node` on its first request.
 pub async fn delta_client(addr: SocketAddr, node: Node) -> DeltaClient {
     let (tx, rx) = mpsc::channel(16);
-    let responses = connect(addr)
+    let responses = connect(addr, None)
         .await
         .delta_aggregated_resources(ReceiverStream::new(rx))
         .await
         .unwrap()
         .into_inner();
-    DeltaClient {
-        node,
-        first: true,
-        tx,
-        responses,
-    }
+    Client::new(node, tx, responses)
 }
 
 pub fn node(id: &str) -> Node {
@@ -179,26 +155,104 @@ pub fn node(id: &str) -> Node {
     }
 }
 
-pub struct SotwClient {
-    pub node: Node,
-    first: bool,
-    tx: mpsc::Sender<DiscoveryRequest>,
-    responses: Streaming<DiscoveryResponse>,
+/// What the generic client needs to know of the two protocols' messages.
+pub trait Request: Send + 'static {
+    fn set_node(&mut self, node: Node);
+}
+pub trait Response {
+    fn type_url(&self) -> &str;
 }
 
-impl SotwClient {
-    pub async fn send(&mut self, mut req: DiscoveryRequest) {
+impl Request for DiscoveryRequest {
+    fn set_node(&mut self, node: Node) {
+        self.node = Some(node);
+    }
+}
+impl Request for DeltaDiscoveryRequest {
+    fn set_node(&mut self, node: Node) {
+        self.node = Some(node);
+    }
+}
+impl Response for DiscoveryResponse {
+    fn type_url(&self) -> &str {
+        &self.type_url
+    }
+}
+impl Response for DeltaDiscoveryResponse {
+    fn type_url(&self) -> &str {
+        &self.type_url
+    }
+}
+
+/// A scripted ADS client: sends what the test says, the node on the first request only (as Envoy does).
+pub struct Client<Req, Resp> {
+    pub node: Node,
+    first: bool,
+    tx: mpsc::Sender<Req>,
+    responses: Streaming<Resp>,
+}
+
+pub type SotwClient = Client<DiscoveryRequest, DiscoveryResponse>;
+pub type DeltaClient = Client<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+
+impl<Req: Request, Resp: Response + std::fmt::Debug> Client<Req, Resp> {
+    fn new(node: Node, tx: mpsc::Sender<Req>, responses: Streaming<Resp>) -> Self {
+        Client {
+            node,
+            first: true,
+            tx,
+            responses,
+        }
+    }
+
+    pub async fn send(&mut self, mut req: Req) {
         if std::mem::take(&mut self.first) {
-            req.node = Some(self.node.clone());
+            req.set_node(self.node.clone());
         }
         self.tx.send(req).await.unwrap();
     }
 
+    pub async fn recv(&mut self) -> Resp {
+        match tokio::time::timeout(DEADLINE, self.responses.message()).await {
+            Ok(Ok(Some(r))) => r,
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+
+    pub async fn recv_type(&mut self, t: ResourceType) -> Resp {
+        let r = self.recv().await;
+        assert_eq!(r.type_url(), t.type_url(), "unexpected response type");
+        r
+    }
+
+    /// The server ended the stream; returns its status if it gave one.
+    pub async fn expect_end(&mut self) -> Option<tonic::Status> {
+        match tokio::time::timeout(DEADLINE, self.responses.message()).await {
+            Ok(Ok(None)) => None,
+            Ok(Err(status)) => Some(status),
+            other => panic!("expected the stream to end, got {other:?}"),
+        }
+    }
+}
+
+fn error_detail() -> Option<RpcStatus> {
+    Some(RpcStatus {
+        code: 3,
+        message: "bad cluster: nope".to_string(),
+        details: vec![],
+    })
+}
+
+fn strings(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+impl SotwClient {
     /// First request for a type.
     pub async fn subscribe(&mut self, t: ResourceType, names: &[&str]) {
         self.send(DiscoveryRequest {
-            type_url: t.type_url(),
-            resource_names: names.iter().map(|s| s.to_string()).collect(),
+            type_url: t.type_url().to_string(),
+            resource_names: strings(names),
             ..Default::default()
         })
         .await;
@@ -209,7 +263,7 @@ impl SotwClient {
             type_url: r.type_url.clone(),
             version_info: r.version_info.clone(),
             response_nonce: r.nonce.clone(),
-            resource_names: names.iter().map(|s| s.to_string()).collect(),
+            resource_names: strings(names),
             ..Default::default()
         })
         .await;
@@ -220,36 +274,11 @@ impl SotwClient {
             type_url: r.type_url.clone(),
             version_info: kept_version.to_string(),
             response_nonce: r.nonce.clone(),
-            resource_names: names.iter().map(|s| s.to_string()).collect(),
-            error_detail: Some(RpcStatus {
-                code: 3,
-                message: "bad cluster: nope".to_string(),
-                details: vec![],
-            }),
+            resource_names: strings(names),
+            error_detail: error_detail(),
             ..Default::default()
         })
         .await;
-    }
-
-    pub async fn recv(&mut self) -> DiscoveryResponse {
-        match tokio::time::timeout(DEADLINE, self.responses.message()).await {
-            Ok(Ok(Some(r))) => r,
-            other => panic!("expected a response, got {other:?}"),
-        }
-    }
-
-    /// The server ended the stream.
-    pub async fn expect_end(&mut self) {
-        match tokio::time::timeout(DEADLINE, self.responses.message()).await {
-            Ok(Ok(None)) | Ok(Err(_)) => {}
-            other => panic!("expected the stream to end, got {other:?}"),
-        }
-    }
-
-    pub async fn recv_type(&mut self, t: ResourceType) -> DiscoveryResponse {
-        let r = self.recv().await;
-        assert_eq!(r.type_url, t.type_url(), "unexpected response type");
-        r
     }
 
     /// Shows that nothing was pushed for other types before: subscribes to `sentinel` (a type not yet
@@ -264,25 +293,11 @@ impl SotwClient {
     }
 }
 
-pub struct DeltaClient {
-    pub node: Node,
-    first: bool,
-    tx: mpsc::Sender<DeltaDiscoveryRequest>,
-    responses: Streaming<DeltaDiscoveryResponse>,
-}
-
 impl DeltaClient {
-    pub async fn send(&mut self, mut req: DeltaDiscoveryRequest) {
-        if std::mem::take(&mut self.first) {
-            req.node = Some(self.node.clone());
-        }
-        self.tx.send(req).await.unwrap();
-    }
-
     pub async fn subscribe(&mut self, t: ResourceType, names: &[&str]) {
         self.send(DeltaDiscoveryRequest {
-            type_url: t.type_url(),
-            resource_names_subscribe: names.iter().map(|s| s.to_string()).collect(),
+            type_url: t.type_url().to_string(),
+            resource_names_subscribe: strings(names),
             ..Default::default()
         })
         .await;
@@ -301,27 +316,10 @@ impl DeltaClient {
         self.send(DeltaDiscoveryRequest {
             type_url: r.type_url.clone(),
             response_nonce: r.nonce.clone(),
-            error_detail: Some(RpcStatus {
-                code: 3,
-                message: "bad cluster: nope".to_string(),
-                details: vec![],
-            }),
+            error_detail: error_detail(),
             ..Default::default()
         })
         .await;
-    }
-
-    pub async fn recv(&mut self) -> DeltaDiscoveryResponse {
-        match tokio::time::timeout(DEADLINE, self.responses.message()).await {
-            Ok(Ok(Some(r))) => r,
-            other => panic!("expected a response, got {other:?}"),
-        }
-    }
-
-    pub async fn recv_type(&mut self, t: ResourceType) -> DeltaDiscoveryResponse {
-        let r = self.recv().await;
-        assert_eq!(r.type_url, t.type_url(), "unexpected response type");
-        r
     }
 }
 
