@@ -118,7 +118,7 @@ mod tests {
             RouteConfiguration::type_url()
         );
         for t in ResourceType::ALL {
-            assert_eq!(ResourceType::from_type_url(&t.type_url()), Some(t));
+            assert_eq!(ResourceType::from_type_url(t.type_url()), Some(t));
         }
         assert_eq!(
             ResourceType::Cluster.type_url(),
