@@ -96,17 +96,18 @@ async fn unsubscribe_stops_updates() {
     // The server answers in order: once the sentinel is answered, the unsubscribe has been applied.
     c.subscribe(Listener, &[]).await;
     assert_eq!(c.recv().await.type_url, Listener.type_url());
-    // a changes, but it is no longer subscribed: nothing is pushed before the sentinel's answer.
+    // a and b change in one generation; only b is still subscribed, so only b is pushed.
     server.cache.set_uniform(
         Fixture {
             a_endpoints: vec![("127.0.0.9".into(), 9000)],
+            b_endpoints: vec![("127.0.0.9".into(), 9001)],
             ..Default::default()
         }
         .snapshot(),
     );
-    c.subscribe(Route, &["main"]).await;
-    let next = c.recv().await;
-    assert_eq!(next.type_url, Route.type_url());
+    let update = c.recv_type(Endpoint).await;
+    assert_eq!(names_of(&update), ["b"]);
+    assert!(update.removed_resources.is_empty());
 }
 
 #[tokio::test]
@@ -221,4 +222,141 @@ async fn changes_are_pushed_in_cds_eds_lds_rds_order() {
     for t in [Cluster, Endpoint, Listener, Route] {
         c.recv_type(t).await;
     }
+}
+
+/// A generation that cannot identify anyone, as before the first valid configuration.
+struct Nobody;
+
+impl switchyard::xds::Generation for Nobody {
+    fn snapshot_for(
+        &self,
+        _node: &envoy_types::pb::envoy::config::core::v3::Node,
+    ) -> Result<std::sync::Arc<switchyard::xds::Snapshot>, String> {
+        Err("no workload matches this node".to_string())
+    }
+}
+
+#[tokio::test]
+async fn a_first_request_made_before_identification_is_answered_even_if_empty() {
+    let server =
+        TestServer::start_with(switchyard::xds::Cache::new(std::sync::Arc::new(Nobody))).await;
+    let mut c = server.delta("early").await;
+    c.subscribe(Listener, &[]).await;
+    server
+        .wait_for_status("early", "the identity error", |s| {
+            s.identity_error.is_some()
+        })
+        .await;
+    // The snapshot that finally applies has no listeners: the proxy must still get its answer.
+    server
+        .cache
+        .set_uniform(switchyard::xds::Snapshot::default());
+    let lds = c.recv_type(Listener).await;
+    assert!(lds.resources.is_empty() && lds.removed_resources.is_empty());
+}
+
+#[tokio::test]
+async fn reconnect_with_everything_current_gets_an_empty_answer() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.delta("same").await;
+    c.subscribe(Cluster, &[]).await;
+    let cds = c.recv_type(Cluster).await;
+    drop(c);
+    let mut c = server.delta("same").await;
+    c.send(DeltaDiscoveryRequest {
+        type_url: Cluster.type_url().to_string(),
+        initial_resource_versions: cds
+            .resources
+            .iter()
+            .map(|r| (r.name.clone(), r.version.clone()))
+            .collect(),
+        ..Default::default()
+    })
+    .await;
+    let resync = c.recv_type(Cluster).await;
+    assert!(resync.resources.is_empty() && resync.removed_resources.is_empty());
+}
+
+#[tokio::test]
+async fn reconnect_holding_a_deleted_resource_is_told_it_is_gone() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.delta("stale-holder").await;
+    let mut held: HashMap<String, String> = HashMap::new();
+    held.insert("a".into(), "0123456789abcdef".into());
+    held.insert("gone".into(), "0123456789abcdef".into());
+    c.send(DeltaDiscoveryRequest {
+        type_url: Cluster.type_url().to_string(),
+        initial_resource_versions: held,
+        ..Default::default()
+    })
+    .await;
+    let resync = c.recv_type(Cluster).await;
+    assert_eq!(
+        names_of(&resync),
+        ["a", "b"],
+        "a's version differs, b is new"
+    );
+    assert_eq!(resync.removed_resources, ["gone"]);
+}
+
+#[tokio::test]
+async fn explicit_wildcard_subscribe_and_unsubscribe() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.delta("star").await;
+    c.subscribe(Endpoint, &["*"]).await;
+    let eds = c.recv_type(Endpoint).await;
+    assert_eq!(names_of(&eds), ["a", "b"]);
+    // Dropping the wildcard while keeping `a` explicitly: b is no longer wanted, a stays.
+    c.send(DeltaDiscoveryRequest {
+        type_url: Endpoint.type_url().to_string(),
+        response_nonce: eds.nonce.clone(),
+        resource_names_subscribe: vec!["a".into()],
+        resource_names_unsubscribe: vec!["*".into()],
+        ..Default::default()
+    })
+    .await;
+    let after = c.recv_type(Endpoint).await;
+    assert!(after.resources.is_empty());
+    assert_eq!(after.removed_resources, ["b"]);
+}
+
+#[tokio::test]
+async fn stale_nonce_is_not_an_ack_but_its_subscriptions_apply() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.delta("stale").await;
+    c.subscribe(Endpoint, &["a"]).await;
+    let first = c.recv_type(Endpoint).await;
+    c.subscribe(Endpoint, &["b"]).await;
+    let second = c.recv_type(Endpoint).await;
+    // Acknowledges the superseded response while subscribing to nothing new: ignored.
+    c.ack(&first).await;
+    c.subscribe(Listener, &[]).await;
+    c.recv_type(Listener).await;
+    let status = server.latest("stale");
+    assert_eq!(
+        status.types[&Endpoint].acked_version, None,
+        "a stale nonce acknowledges nothing"
+    );
+    c.ack(&second).await;
+    server
+        .wait_for_status("stale", "the ack", |s| {
+            s.types[&Endpoint].acked_version.as_deref() == Some(second.system_version_info.as_str())
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn a_repeated_ack_counts_once() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.delta("twice").await;
+    c.subscribe(Cluster, &[]).await;
+    let cds = c.recv_type(Cluster).await;
+    c.ack(&cds).await;
+    c.ack(&cds).await;
+    c.subscribe(Listener, &[]).await;
+    c.recv_type(Listener).await;
+    assert_eq!(
+        switchyard::xds::status::Counters::get(&server.registry.counters().acks, Cluster),
+        1
+    );
 }

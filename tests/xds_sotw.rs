@@ -206,27 +206,33 @@ async fn changes_are_pushed_in_cds_eds_lds_rds_order() {
     }
 }
 
-#[tokio::test]
+/// A generation whose CDS response is large (about 10 KB), so that transport buffers hold only a few.
+fn big_generation(i: i32) -> switchyard::xds::Snapshot {
+    let mut builder = switchyard::xds::Snapshot::builder();
+    for n in 0..80 {
+        let name =
+            format!("{n:03}-a-cluster-name-long-enough-to-make-each-response-weigh-something");
+        builder = builder.cluster(&harness::fixtures::eds_cluster(&name, 1 + i));
+    }
+    builder.build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_client_sees_latest_state_without_backlog() {
-    let server = TestServer::start(Fixture::default().snapshot()).await;
-    let mut c = server.sotw("slow").await;
+    let server = TestServer::start(big_generation(0)).await;
+    // A client that reads nothing while 400 generations are published. Its small HTTP/2 window makes the
+    // server stop writing early; what it can have queued is then the stream's own buffer plus h2's send
+    // buffer (400 KB, about 40 of these responses), not one response per generation.
+    let mut c =
+        harness::sotw_client_with_window(server.addr, harness::node("slow"), Some(16 * 1024)).await;
     c.subscribe(Cluster, &[]).await;
     c.recv_type(Cluster).await;
-    // The client reads nothing while 500 generations are published.
-    for i in 0..500 {
-        server.cache.set_uniform(
-            Fixture {
-                a_timeout_ms: 1 + i,
-                ..Default::default()
-            }
-            .snapshot(),
-        );
+    for i in 1..=400 {
+        server.cache.set_uniform(big_generation(i));
+        // Lets the stream task run between publications, as it would in a real server.
+        tokio::task::yield_now().await;
     }
-    let latest = Fixture {
-        a_timeout_ms: 500,
-        ..Default::default()
-    }
-    .snapshot();
+    let latest = big_generation(400);
     let latest_version = switchyard::xds::snapshot::aggregate_version(
         latest.resources(Cluster).values().map(|r| r.as_ref()),
     );
@@ -238,10 +244,11 @@ async fn slow_client_sees_latest_state_without_backlog() {
             break;
         }
         assert!(
-            received < 20,
+            received < 100,
             "backlog grew: {received} responses and still not the latest"
         );
     }
+    eprintln!("slow client: {received} responses until the latest of 400 generations");
 }
 
 #[tokio::test]
@@ -291,4 +298,162 @@ async fn shutdown_ends_open_streams() {
     // Returns only once every stream has ended: ADS streams never finish by themselves.
     server.stop().await;
     c.expect_end().await;
+}
+
+/// A generation that cannot identify anyone, as before the first valid configuration.
+struct Nobody;
+
+impl switchyard::xds::Generation for Nobody {
+    fn snapshot_for(
+        &self,
+        _node: &envoy_types::pb::envoy::config::core::v3::Node,
+    ) -> Result<std::sync::Arc<switchyard::xds::Snapshot>, String> {
+        Err("no workload matches this node".to_string())
+    }
+}
+
+#[tokio::test]
+async fn a_proxy_not_identified_yet_is_answered_once_it_is() {
+    let server =
+        TestServer::start_with(switchyard::xds::Cache::new(std::sync::Arc::new(Nobody))).await;
+    let mut c = server.sotw("early").await;
+    c.subscribe(Cluster, &[]).await;
+    let status = server
+        .wait_for_status("early", "the identity error", |s| {
+            s.identity_error.is_some()
+        })
+        .await;
+    assert_eq!(
+        status.identity_error.as_deref(),
+        Some("no workload matches this node")
+    );
+    server.cache.set_uniform(Fixture::default().snapshot());
+    assert_eq!(c.recv_type(Cluster).await.resources.len(), 2);
+    server
+        .wait_for_status("early", "the identity error to clear", |s| {
+            s.identity_error.is_none()
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn nack_asking_for_new_names_is_answered() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("nack-names").await;
+    c.subscribe(Endpoint, &["a"]).await;
+    let eds = c.recv_type(Endpoint).await;
+    // Rejects the response and, in the same request, asks for another name (as Envoy does when a cluster
+    // is added while an EDS update is rejected): the new name must not wait for the next change.
+    c.nack(&eds, "", &["a", "b"]).await;
+    let answer = c.recv_type(Endpoint).await;
+    assert_eq!(answer.resources.len(), 2);
+}
+
+#[tokio::test]
+async fn repeating_a_rejected_nonce_is_not_an_ack() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("still-bad").await;
+    c.subscribe(Cluster, &[]).await;
+    let cds = c.recv_type(Cluster).await;
+    c.nack(&cds, "", &[]).await;
+    // Later requests repeat the rejected nonce with the version the proxy still runs (none here).
+    c.send(
+        envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest {
+            type_url: Cluster.type_url().to_string(),
+            response_nonce: cds.nonce.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    c.expect_quiet(Listener, &[]).await;
+    let status = server
+        .wait_for_status("still-bad", "the rejection", |s| {
+            s.types.get(&Cluster).is_some_and(|t| t.rejected)
+        })
+        .await;
+    assert_eq!(status.types[&Cluster].acked_version, None);
+    assert_eq!(
+        switchyard::xds::status::Counters::get(&server.registry.counters().acks, Cluster),
+        0
+    );
+}
+
+#[tokio::test]
+async fn unknown_types_are_ignored() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("secrets").await;
+    c.send(
+        envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest {
+            type_url: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+                .to_string(),
+            ..Default::default()
+        },
+    )
+    .await;
+    c.expect_quiet(Cluster, &[]).await;
+}
+
+#[tokio::test]
+async fn a_stream_without_a_node_is_refused() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("anonymous").await;
+    c.node = envoy_types::pb::envoy::config::core::v3::Node::default();
+    // The harness sends the node on the first request; an empty node is still a node. Send none at all:
+    c.send_without_node(Cluster).await;
+    let status = c.expect_end().await.expect("a status");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_reconnect_overlapping_the_old_stream_is_the_latest() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut old = server.sotw("twice").await;
+    old.subscribe(Cluster, &[]).await;
+    old.recv_type(Cluster).await;
+    let mut new = server.sotw("twice").await;
+    new.subscribe(Listener, &[]).await;
+    new.recv_type(Listener).await;
+    assert_eq!(server.registry.by_node_id("twice").len(), 2);
+    let latest = server.registry.latest_by_node_id("twice").unwrap();
+    assert!(latest.types.contains_key(&Listener) && !latest.types.contains_key(&Cluster));
+}
+
+#[tokio::test]
+async fn unchanged_content_is_not_pushed_again() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    let mut c = server.sotw("same").await;
+    for (t, names) in [(Cluster, vec![]), (Listener, vec![])] {
+        c.subscribe(t, &names).await;
+        let r = c.recv_type(t).await;
+        c.ack(&r, &names).await;
+    }
+    // A new generation whose clusters are identical and whose listener moved: only LDS is pushed.
+    server.cache.set_uniform(
+        Fixture {
+            listen: ("127.0.0.1".into(), 10009),
+            ..Default::default()
+        }
+        .snapshot(),
+    );
+    c.recv_type(Listener).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_proxy_that_stopped_reading() {
+    let server = TestServer::start(Fixture::default().snapshot()).await;
+    // A tiny HTTP/2 window: the server can send little before it must wait for this client to read.
+    let mut c =
+        harness::sotw_client_with_window(server.addr, harness::node("stuck"), Some(1024)).await;
+    c.subscribe(Cluster, &[]).await;
+    for i in 0..200 {
+        server.cache.set_uniform(
+            Fixture {
+                a_timeout_ms: 1 + i,
+                ..Default::default()
+            }
+            .snapshot(),
+        );
+        tokio::task::yield_now().await;
+    }
+    server.stop().await;
 }

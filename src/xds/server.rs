@@ -29,6 +29,9 @@ use super::status::{Mode, ProxyRegistry, Registration};
 /// stream task wait, and when it resumes it computes from the newest snapshot, so nothing piles up.
 const OUTBOUND_BUFFER: usize = 4;
 
+/// How long a shutting-down server waits for its connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot bind the xDS server to {addr}: {source}")]
@@ -77,17 +80,29 @@ impl AdsServer {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
         let closing = self.closing.clone();
+        let mut closed = self.closing.subscribe();
         let shutdown = async move {
             shutdown.await;
             closing.send_replace(true);
         };
-        tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             // Detects proxies that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(self.into_service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-            .await?;
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        // A graceful shutdown waits until every connection has flushed what it was sent, which a proxy that
+        // stopped reading never lets happen: give up on those after a grace period.
+        let grace_over = async move {
+            let _ = closed.wait_for(|closed| *closed).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = server => served?,
+            () = grace_over => {
+                tracing::warn!("xDS connections still open {SHUTDOWN_GRACE:?} after shutdown; leaving them");
+            }
+        }
         Ok(())
     }
 

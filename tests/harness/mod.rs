@@ -77,6 +77,13 @@ impl TestServer {
         delta_client(self.addr, node(node_id)).await
     }
 
+    /// The newest stream of this node id, which must exist.
+    pub fn latest(&self, node_id: &str) -> ProxyStatus {
+        self.registry
+            .latest_by_node_id(node_id)
+            .unwrap_or_else(|| panic!("{node_id} is not connected"))
+    }
+
     /// Polls the registry until `check` holds for the proxy with this node id.
     pub async fn wait_for_status(
         &self,
@@ -279,6 +286,12 @@ impl SotwClient {
             ..Default::default()
         })
         .await;
+    }
+
+    /// A first request that carries no node at all.
+    pub async fn send_without_node(&mut self, t: ResourceType) {
+        self.first = false;
+        self.subscribe(t, &[]).await;
     }
 
     /// Shows that nothing was pushed for other types before: subscribes to `sentinel` (a type not yet
