@@ -437,3 +437,154 @@ fn sy0115_header_operations_cannot_touch_host() {
         "spec.http[0].headers.request.set",
     );
 }
+
+/// The line in `test.yaml` of the first line of `yaml` containing `needle` (the filler takes 11 lines).
+fn line_of(yaml: &str, needle: &str) -> usize {
+    11 + 1
+        + yaml
+            .lines()
+            .position(|l| l.contains(needle))
+            .expect("needle in yaml")
+}
+
+/// A ServiceEntry `extra.example.com` (port 80) and a DestinationRule `extra` for it with `policy` as its
+/// `trafficPolicy` (indented by four spaces).
+fn extra_with_policy(policy: &str) -> String {
+    format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: extra\nspec:\n  hosts: [extra.example.com]\n  ports:\n  - {{number: 80, name: http, protocol: HTTP}}\n  resolution: DNS\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: extra\nspec:\n  host: extra.example.com\n  trafficPolicy:\n{policy}")
+}
+
+fn assert_dr_error(yaml: &str, code: &str, needle: &str, field: &str) -> Diagnostic {
+    let (ok, d) = diagnostics(yaml);
+    assert!(!ok, "{d:#?}");
+    let d = the(&d, code);
+    assert_at(
+        &d,
+        line_of(yaml, needle),
+        Severity::Error,
+        Kind::DestinationRule,
+        "extra",
+        field,
+    );
+    d
+}
+
+#[test]
+fn sy0106_overflowing_duration_is_a_diagnostic_not_a_panic() {
+    let huge = "340282366920938463463374607431768211455ns";
+    let body = format!("  hosts: [reviews]\n  http:\n  - timeout: {huge}{huge}\n    route:\n    - destination: {{host: reviews}}\n");
+    let (ok, d) = diagnostics(&vs("reviews", &body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0106"),
+        19,
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].timeout",
+    );
+}
+
+#[test]
+fn sy0106_zero_durations_where_envoy_needs_positive_ones() {
+    for (policy, needle, field) in [
+        (
+            "    connectionPool:\n      tcp: {connectTimeout: 0s}\n",
+            "connectTimeout",
+            "spec.trafficPolicy.connectionPool.tcp.connectTimeout",
+        ),
+        (
+            "    outlierDetection:\n      interval: 0s\n",
+            "interval",
+            "spec.trafficPolicy.outlierDetection.interval",
+        ),
+        (
+            "    outlierDetection:\n      baseEjectionTime: 500us\n",
+            "baseEjectionTime",
+            "spec.trafficPolicy.outlierDetection.baseEjectionTime",
+        ),
+    ] {
+        let d = assert_dr_error(&extra_with_policy(policy), "SY0106", needle, field);
+        assert!(d.message.contains("at least 1ms"), "{d}");
+    }
+    let body = "  hosts: [ratings]\n  http:\n  - fault:\n      delay: {fixedDelay: 0s, percentage: {value: 100}}\n    route:\n    - destination: {host: ratings}\n    retries: {attempts: 2, backoff: 0ms}\n";
+    let (ok, d) = diagnostics(&vs("ratings", body));
+    assert!(!ok);
+    let fields: Vec<&str> = d
+        .iter()
+        .filter(|d| d.code == "SY0106")
+        .map(|d| d.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.http[0].fault.delay.fixedDelay",
+            "spec.http[0].retries.backoff"
+        ],
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn sy0115_maglev_table_size_must_be_prime() {
+    let policy = "    loadBalancer:\n      consistentHash:\n        httpHeaderName: x-user\n        maglev: {tableSize: 65536}\n";
+    assert_dr_error(
+        &extra_with_policy(policy),
+        "SY0115",
+        "maglev",
+        "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize",
+    );
+    let ok_policy = policy.replace("65536", "65537");
+    let (ok, d) = diagnostics(&extra_with_policy(&ok_policy));
+    assert!(ok, "{d:#?}");
+}
+
+#[test]
+fn sy0115_ring_size_over_envoys_maximum() {
+    let policy = "    loadBalancer:\n      consistentHash:\n        useSourceIp: true\n        ringHash: {minimumRingSize: 8388609}\n";
+    assert_dr_error(
+        &extra_with_policy(policy),
+        "SY0115",
+        "ringHash",
+        "spec.trafficPolicy.loadBalancer.consistentHash.ringHash.minimumRingSize",
+    );
+}
+
+#[test]
+fn sy0103_weights_beyond_envoys_integers_are_rejected_not_clamped() {
+    let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 2147483648\n    - destination: {host: reviews, subset: v2}\n      weight: 1\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0103"),
+        21,
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].route[0].weight",
+    );
+    let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 2147483647\n    - destination: {host: reviews, subset: v2}\n      weight: 2147483647\n    - destination: {host: reviews, subset: v3}\n      weight: 2147483647\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    let d = the(&d, "SY0103");
+    assert_eq!(d.field, "spec.http[0].route", "{d}");
+    assert!(d.message.contains("4294967295"), "{d}");
+}
+
+#[test]
+fn sy0115_cors_origin_presence_has_no_meaning() {
+    for origin in ["{}", "{regex: '*'}"] {
+        let body = format!("  hosts: [reviews]\n  http:\n  - corsPolicy:\n      allowOrigins:\n      - {origin}\n    route:\n    - destination: {{host: reviews}}\n");
+        let (ok, d) = diagnostics(&vs("reviews", &body));
+        assert!(!ok, "{origin}");
+        let d = the(&d, "SY0115");
+        assert_at(
+            &d,
+            21,
+            Severity::Error,
+            Kind::VirtualService,
+            "reviews",
+            "spec.http[0].corsPolicy.allowOrigins[0]",
+        );
+        assert!(d.message.contains("present"), "{d}");
+    }
+}

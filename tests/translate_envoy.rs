@@ -132,6 +132,22 @@ fn bootstrap(r: &Resources, node: envoy_types::pb::envoy::config::core::v3::Node
     }
 }
 
+/// The runtime layers of the bootstrap Switchyard writes for real proxies (they raise RE2's program-size
+/// limit, which route regexes rely on).
+fn switchyard_runtime() -> serde_json::Value {
+    let options = switchyard::envoy::BootstrapOptions {
+        node: switchyard::envoy::NodeIdentity::new(
+            "sidecar~127.0.0.1~x.default~default.svc.cluster.local",
+            "x.default",
+            serde_json::Map::new(),
+        ),
+        admin: "127.0.0.1:0".parse().expect("addr"),
+        xds: "127.0.0.1:15010".parse().expect("addr"),
+        mode: switchyard::envoy::XdsMode::Sotw,
+    };
+    options.to_value()["layered_runtime"].clone()
+}
+
 fn to_json(b: &Bootstrap) -> String {
     let desc = golden::pool()
         .get_message_by_name("envoy.config.bootstrap.v3.Bootstrap")
@@ -144,7 +160,9 @@ fn to_json(b: &Bootstrap) -> String {
         &SerializeOptions::new().use_proto_field_name(true),
     )
     .expect("json");
-    String::from_utf8(out).expect("utf8")
+    let mut value: serde_json::Value = serde_json::from_slice(&out).expect("bootstrap json");
+    value["layered_runtime"] = switchyard_runtime();
+    value.to_string()
 }
 
 #[derive(Deserialize)]

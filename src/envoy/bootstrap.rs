@@ -96,6 +96,7 @@ impl BootstrapOptions {
                 "cds_config": ads_source,
             },
             "static_resources": { "clusters": [ xds_cluster(*xds) ] },
+            "layered_runtime": layered_runtime(),
         })
     }
 
@@ -107,6 +108,24 @@ impl BootstrapOptions {
 
 fn socket_address(addr: SocketAddr) -> Value {
     json!({ "socket_address": { "address": addr.ip().to_string(), "port_value": addr.port() } })
+}
+
+/// Istio's bootstrap raises RE2's program-size limits (Envoy's default of 100 rejects ordinary route regexes
+/// such as `/reviews/[a-z0-9-]{1,64}`); the admin layer keeps `/runtime_modify` working as without a
+/// `layered_runtime`.
+fn layered_runtime() -> Value {
+    json!({
+        "layers": [
+            {
+                "name": "global config",
+                "static_layer": {
+                    "re2.max_program_size.error_level": 32768,
+                    "re2.max_program_size.warn_level": 1000,
+                },
+            },
+            { "name": "admin", "admin_layer": {} },
+        ],
+    })
 }
 
 fn xds_cluster(xds: SocketAddr) -> Value {
@@ -223,13 +242,29 @@ mod tests {
     }
 
     #[test]
-    fn nothing_but_the_four_sections() {
+    fn nothing_but_the_five_sections() {
         let b = rendered(XdsMode::Sotw);
         let keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["admin", "dynamic_resources", "node", "static_resources"]
+            [
+                "admin",
+                "dynamic_resources",
+                "layered_runtime",
+                "node",
+                "static_resources"
+            ]
         );
+    }
+
+    #[test]
+    fn runtime_raises_re2_program_size_as_istio_does() {
+        let b = rendered(XdsMode::Sotw);
+        let layers = b["layered_runtime"]["layers"].as_array().unwrap();
+        let static_layer = &layers[0]["static_layer"];
+        assert_eq!(static_layer["re2.max_program_size.error_level"], 32768);
+        assert_eq!(static_layer["re2.max_program_size.warn_level"], 1000);
+        assert!(layers[1]["admin_layer"].is_object());
     }
 
     #[test]

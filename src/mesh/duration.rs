@@ -6,6 +6,9 @@ use std::time::Duration;
 #[error("invalid duration `{0}`: expected a number with a unit (h, m, s, ms, us, ns), e.g. `7s` or `100ms`")]
 pub struct DurationError(pub String);
 
+/// The largest `seconds` a `google.protobuf.Duration` may hold.
+pub const MAX_PROTOBUF_SECONDS: u64 = 315_576_000_000;
+
 pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let bad = || DurationError(text.to_owned());
     let mut rest = text.trim();
@@ -34,12 +37,15 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
             "ns" => 1,
             _ => return Err(bad()),
         };
-        total_nanos += decimal_times(number, unit_nanos).ok_or_else(bad)?;
+        // Checked: a well-typed string can repeat huge numbers until a u128 overflows.
+        total_nanos = decimal_times(number, unit_nanos)
+            .and_then(|n| total_nanos.checked_add(n))
+            .ok_or_else(bad)?;
         rest = tail;
     }
     let secs = u64::try_from(total_nanos / 1_000_000_000).map_err(|_| bad())?;
-    // Envoy's Duration caps seconds at 315,576,000,000 (10,000 years).
-    if secs > 315_576_000_000 {
+    // protobuf's Duration (what Envoy receives) caps seconds at 315,576,000,000 (10,000 years).
+    if secs > MAX_PROTOBUF_SECONDS {
         return Err(bad());
     }
     Ok(Duration::new(secs, (total_nanos % 1_000_000_000) as u32))
@@ -56,7 +62,7 @@ fn decimal_times(number: &str, unit_nanos: u128) -> Option<u128> {
     let mut scale = unit_nanos;
     for digit in frac.chars() {
         scale /= 10;
-        value += u128::from(digit.to_digit(10)?) * scale;
+        value = value.checked_add(u128::from(digit.to_digit(10)?) * scale)?;
     }
     Some(value)
 }
@@ -73,6 +79,19 @@ mod tests {
         assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn rejects_overflowing_durations_without_panicking() {
+        let huge = "340282366920938463463374607431768211455ns";
+        assert!(parse(&format!("{huge}{huge}")).is_err());
+        assert!(parse(&format!("{huge}h")).is_err());
+        assert!(parse("0.99999999999999999999999999999999999999999h").is_ok());
+        assert!(parse("315576000001s").is_err());
+        assert_eq!(
+            parse("315576000000s"),
+            Ok(Duration::from_secs(MAX_PROTOBUF_SECONDS))
+        );
     }
 
     #[test]

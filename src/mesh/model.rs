@@ -135,6 +135,17 @@ pub struct TrafficPolicy {
     pub port_level: Vec<(u32, PolicySettings)>,
 }
 
+impl TrafficPolicy {
+    /// Istio's `GetPortLevelTrafficPolicy`: the port-level settings for `port` (and `true`) if any, else the
+    /// policy-wide settings.
+    pub fn for_port(&self, port: u32) -> (&PolicySettings, bool) {
+        match self.port_level.iter().find(|(n, _)| *n == port) {
+            Some((_, p)) => (p, true),
+            None => (&self.settings, false),
+        }
+    }
+}
+
 /// The parts of a traffic policy that merge field by field (Istio's `MergeTrafficPolicy`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PolicySettings {
@@ -276,7 +287,8 @@ impl RouteMatch {
         let uri_all = match &self.uri {
             None => true,
             Some(StringMatch::Prefix(p)) => p == "/",
-            Some(StringMatch::Regex(r)) => r == "*" || r == ".*",
+            Some(StringMatch::Regex(r)) => r == ".*",
+            Some(StringMatch::Present) => true,
             Some(StringMatch::Exact(_)) => false,
         };
         uri_all
@@ -431,31 +443,24 @@ pub fn labels_match(selector: &Labels, labels: &Labels) -> bool {
 }
 
 impl Mesh {
-    /// The traffic policy for one cluster, merged as Istio's `MergeTrafficPolicy` does: the subset's policy over
-    /// the rule's, then the port-level settings for `port` over both. A subset with its own `portLevelSettings`
-    /// replaces the rule's list.
+    /// The traffic policy for one cluster, merged as Istio's `MergeSubsetTrafficPolicy` does. The base is the
+    /// rule's port-level settings for `port` (replacing the rule's settings as a whole: omitted fields fall back
+    /// to defaults, not to the rule's) else the rule's settings. A subset with port-level settings for `port`
+    /// replaces the base's fields as a whole; otherwise the subset's settings override the base field by field.
     pub fn policy_for(&self, host: &str, subset: Option<&str>, port: u32) -> PolicySettings {
         let Some(dr) = self.destination_rules.get(host) else {
             return PolicySettings::default();
         };
-        let rule = &dr.traffic_policy;
+        let (base, _) = dr.traffic_policy.for_port(port);
         let subset_policy = subset
             .and_then(|s| dr.subset(s))
             .and_then(|s| s.traffic_policy.as_ref());
-        let (merged, port_level) = match subset_policy {
-            Some(sp) => {
-                let port_level = if sp.port_level.is_empty() {
-                    &rule.port_level
-                } else {
-                    &sp.port_level
-                };
-                (rule.settings.overridden_by(&sp.settings), port_level)
-            }
-            None => (rule.settings.clone(), &rule.port_level),
-        };
-        match port_level.iter().find(|(n, _)| *n == port) {
-            Some((_, p)) => merged.overridden_by(p),
-            None => merged,
+        match subset_policy {
+            None => base.clone(),
+            Some(sp) => match sp.for_port(port) {
+                (own, true) => own.clone(),
+                (own, false) => base.overridden_by(own),
+            },
         }
     }
 

@@ -15,13 +15,15 @@ impl<'de> Deserialize<'de> for NotSupported {
     }
 }
 
-/// Istio's `StringMatch`: exactly one of `exact`, `prefix` or `regex`.
+/// Istio's `StringMatch`: exactly one of `exact`, `prefix` or `regex`, or `Present` for an empty `{}` (and
+/// Istio's `regex: "*"`), which means "the value is present" and only makes sense where a value may be absent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum StringMatch {
     Exact(String),
     Prefix(String),
     Regex(String),
+    Present,
 }
 
 impl<'de> Deserialize<'de> for StringMatch {
@@ -34,20 +36,21 @@ impl<'de> Deserialize<'de> for StringMatch {
             regex: Option<String>,
         }
         let raw = Option::<Raw>::deserialize(deserializer)?;
-        // Istio treats an empty `{}` match as "present", which is a regex `.*` in Envoy's terms.
+        // Istio treats an empty `{}` match, and the regex `*`, as "present".
         let Some(Raw {
             exact,
             prefix,
             regex,
         }) = raw
         else {
-            return Ok(StringMatch::Regex("*".to_owned()));
+            return Ok(StringMatch::Present);
         };
         match (exact, prefix, regex) {
             (Some(v), None, None) => Ok(StringMatch::Exact(v)),
             (None, Some(v), None) => Ok(StringMatch::Prefix(v)),
+            (None, None, Some(v)) if v == "*" => Ok(StringMatch::Present),
             (None, None, Some(v)) => Ok(StringMatch::Regex(v)),
-            (None, None, None) => Ok(StringMatch::Regex("*".to_owned())),
+            (None, None, None) => Ok(StringMatch::Present),
             _ => Err(D::Error::custom(
                 "a string match takes exactly one of `exact`, `prefix` or `regex`",
             )),

@@ -216,14 +216,17 @@ fn outlier_detection(c: &mut Cluster, o: &OutlierDetection) {
     }
     out.interval = o.interval.map(build::duration);
     out.base_ejection_time = o.base_ejection_time.map(build::duration);
-    out.max_ejection_percent = o.max_ejection_percent.map(build::u32_value);
-    if let Some(p) = o.min_health_percent {
-        c.common_lb_config = Some(CommonLbConfig {
-            healthy_panic_threshold: Some(Percent {
-                value: f64::from(p),
-            }),
-            ..Default::default()
-        });
-    }
+    // Istio leaves 0 unset (Envoy's default of 10%) rather than forbidding ejection.
+    out.max_ejection_percent = o
+        .max_ejection_percent
+        .filter(|p| *p > 0)
+        .map(build::u32_value);
+    // Istio sets the panic threshold whenever outlier detection is on, 0 when unset: Envoy's default of 50%
+    // would route to ejected hosts in services with few endpoints.
+    c.common_lb_config
+        .get_or_insert_with(CommonLbConfig::default)
+        .healthy_panic_threshold = Some(Percent {
+        value: f64::from(o.min_health_percent.unwrap_or(0)),
+    });
     c.outlier_detection = Some(out);
 }

@@ -367,7 +367,7 @@ fn route_match(m: Option<&RouteMatch>) -> EnvoyRouteMatch {
         None => PathSpecifier::Prefix("/".to_owned()),
         Some(StringMatch::Exact(p)) => PathSpecifier::Path(p.clone()),
         Some(StringMatch::Prefix(p)) => PathSpecifier::Prefix(p.clone()),
-        Some(StringMatch::Regex(r)) if r == "*" => PathSpecifier::Prefix("/".to_owned()),
+        Some(StringMatch::Present) => PathSpecifier::Prefix("/".to_owned()),
         // Envoy ignores `case_sensitive` for regexes, so case-insensitivity goes into the pattern itself.
         Some(StringMatch::Regex(r)) if m.ignore_uri_case => {
             PathSpecifier::SafeRegex(build::regex_matcher(&format!("(?i){r}")))
@@ -417,10 +417,9 @@ fn route_match(m: Option<&RouteMatch>) -> EnvoyRouteMatch {
     }
 }
 
-/// `{}` (carried as regex `*`) and `prefix: ""` both mean "present"; Envoy rejects an empty prefix matcher.
+/// `{}` and `prefix: ""` both mean "present"; Envoy rejects an empty prefix matcher.
 fn is_presence(v: &StringMatch) -> bool {
-    matches!(v, StringMatch::Regex(r) if r == "*")
-        || matches!(v, StringMatch::Prefix(p) if p.is_empty())
+    matches!(v, StringMatch::Present) || matches!(v, StringMatch::Prefix(p) if p.is_empty())
 }
 
 fn header_spec(v: &StringMatch) -> HeaderMatchSpecifier {
@@ -435,7 +434,10 @@ fn string_matcher(v: &StringMatch) -> envoy_types::pb::envoy::r#type::matcher::v
     match v {
         StringMatch::Exact(s) => build::string_matcher_exact(s, false),
         // Envoy requires a non-empty prefix; an empty one matches everything.
+        // Presence is rejected in mesh where a value is always there (CORS origins); matching anything is the
+        // only sound reading elsewhere.
         StringMatch::Prefix(s) if s.is_empty() => build::string_matcher_regex(".*"),
+        StringMatch::Present => build::string_matcher_regex(".*"),
         StringMatch::Prefix(s) => build::string_matcher_prefix(s, false),
         StringMatch::Regex(r) => build::string_matcher_regex(r),
     }

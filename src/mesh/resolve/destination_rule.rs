@@ -263,12 +263,26 @@ fn consistent_hash(
             );
             return None;
         }
-        (_, Some(m)) => HashAlgorithm::Maglev {
-            table_size: m.table_size,
-        },
-        (Some(r), None) => HashAlgorithm::RingHash {
-            minimum_ring_size: r.minimum_ring_size,
-        },
+        (_, Some(m)) => {
+            if let Some(size) = m.table_size {
+                if size > MAX_MAGLEV_TABLE || !is_prime(size) {
+                    diags.error(meta, "SY0115", format!("{field}.maglev.tableSize"), format!("maglev tableSize {size} must be a prime number no larger than {MAX_MAGLEV_TABLE} (Envoy rejects it otherwise)"));
+                    return None;
+                }
+            }
+            HashAlgorithm::Maglev {
+                table_size: m.table_size,
+            }
+        }
+        (Some(r), None) => {
+            if let Some(size) = r.minimum_ring_size.filter(|s| *s > MAX_RING_SIZE) {
+                diags.error(meta, "SY0115", format!("{field}.ringHash.minimumRingSize"), format!("minimumRingSize {size} is larger than Envoy's maximum ring size {MAX_RING_SIZE}"));
+                return None;
+            }
+            HashAlgorithm::RingHash {
+                minimum_ring_size: r.minimum_ring_size,
+            }
+        }
         (None, None) => HashAlgorithm::RingHash {
             minimum_ring_size: None,
         },
@@ -280,6 +294,26 @@ fn consistent_hash(
     keys.pop().map(|key| ConsistentHash { key, algorithm })
 }
 
+/// Envoy's bounds: `RingHashLbConfig.minimum_ring_size` (and the default maximum) is 8M entries;
+/// `MaglevLbConfig.table_size` is at most 5000011 and must be prime.
+const MAX_RING_SIZE: u64 = 8 * 1024 * 1024;
+const MAX_MAGLEV_TABLE: u64 = 5_000_011;
+
+fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    // Trial division is enough: callers bound `n` to a few million first.
+    let mut d = 2u64;
+    while d.saturating_mul(d) <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 1;
+    }
+    true
+}
+
 fn connection_pool(
     meta: &Meta,
     field: &str,
@@ -289,7 +323,7 @@ fn connection_pool(
     let mut out = ConnectionPool::default();
     if let Some(tcp) = &p.tcp {
         out.max_connections = tcp.max_connections;
-        out.connect_timeout = validate::opt_duration(
+        out.connect_timeout = validate::opt_positive_duration(
             diags,
             meta,
             &format!("{field}.tcp.connectTimeout"),
@@ -339,13 +373,13 @@ fn outlier_detection(
     OutlierDetection {
         consecutive_5xx_errors: o.consecutive_5xx_errors,
         consecutive_gateway_errors: o.consecutive_gateway_errors,
-        interval: validate::opt_duration(
+        interval: validate::opt_positive_duration(
             diags,
             meta,
             &format!("{field}.interval"),
             o.interval.as_ref(),
         ),
-        base_ejection_time: validate::opt_duration(
+        base_ejection_time: validate::opt_positive_duration(
             diags,
             meta,
             &format!("{field}.baseEjectionTime"),

@@ -108,7 +108,32 @@ pub(super) fn resolve(
             }
             (_, None) => inline_endpoints(&meta, endpoints, resolution, diags),
         };
-        for host in hosts {
+        // Istio's DNS ServiceEntry without endpoints resolves each host itself (on the port's targetPort, else
+        // its number, which `Endpoint::port_for` gives an endpoint without named ports).
+        let host_is_endpoint =
+            resolution == Resolution::Dns && endpoints.is_empty() && workload_selector.is_none();
+        for (i, host) in hosts.iter().enumerate() {
+            if host_is_endpoint && host.contains('*') {
+                diags.error(
+                    &meta,
+                    "SY0115",
+                    format!("spec.hosts[{i}]"),
+                    format!("`{host}`: a wildcard host cannot be resolved by DNS; list `endpoints` or use a concrete host"),
+                );
+                continue;
+            }
+            let endpoints = if host_is_endpoint {
+                vec![Endpoint {
+                    address: host.clone(),
+                    ports: Default::default(),
+                    labels: Default::default(),
+                    weight: None,
+                    locality: None,
+                    workload: None,
+                }]
+            } else {
+                selected.clone()
+            };
             if let Some(existing) = out.get(host) {
                 diags.error(
                     &meta,
@@ -130,7 +155,7 @@ pub(super) fn resolve(
                     addresses: addresses.clone(),
                     ports: resolved_ports.clone(),
                     resolution,
-                    endpoints: selected.clone(),
+                    endpoints,
                 },
             );
         }

@@ -25,6 +25,35 @@ pub(crate) fn opt_duration(
     text.and_then(|t| duration(diags, at, field, t))
 }
 
+/// Istio's `ValidateDuration` for fields Envoy requires to be greater than zero: at least 1ms.
+pub(crate) fn positive_duration(
+    diags: &mut Diags,
+    at: &Meta,
+    field: &str,
+    text: &str,
+) -> Option<Duration> {
+    let d = duration(diags, at, field, text)?;
+    if d < Duration::from_millis(1) {
+        diags.error(
+            at,
+            "SY0106",
+            field,
+            format!("duration `{text}` must be at least 1ms (Envoy rejects zero here)"),
+        );
+        return None;
+    }
+    Some(d)
+}
+
+pub(crate) fn opt_positive_duration(
+    diags: &mut Diags,
+    at: &Meta,
+    field: &str,
+    text: Option<&String>,
+) -> Option<Duration> {
+    text.and_then(|t| positive_duration(diags, at, field, t))
+}
+
 /// RE2 (what Envoy's `safe_regex` uses) and regex-syntax agree on what they reject that matters here:
 /// backreferences, look-around and malformed syntax.
 pub(crate) fn regex(diags: &mut Diags, at: &Meta, field: &str, pattern: &str) -> bool {
@@ -55,10 +84,23 @@ pub(crate) fn regex(diags: &mut Diags, at: &Meta, field: &str, pattern: &str) ->
 
 pub(crate) fn string_match(diags: &mut Diags, at: &Meta, field: &str, m: &StringMatch) -> bool {
     match m {
-        // `*` is how an empty `{}` match ("present") is carried, not a user regex.
-        StringMatch::Regex(r) if r != "*" => regex(diags, at, &format!("{field}.regex"), r),
-        _ => true,
+        StringMatch::Regex(r) => regex(diags, at, &format!("{field}.regex"), r),
+        StringMatch::Exact(_) | StringMatch::Prefix(_) | StringMatch::Present => true,
     }
+}
+
+/// A match on a value that is always there (a CORS origin): "present" (`{}` or regex `*`) says nothing.
+pub(crate) fn value_match(diags: &mut Diags, at: &Meta, field: &str, m: &StringMatch) -> bool {
+    if *m == StringMatch::Present {
+        diags.error(
+            at,
+            "SY0115",
+            field,
+            "an empty match (or regex `*`) means \"present\", which has no meaning here; use `exact`, `prefix` or a valid `regex`",
+        );
+        return false;
+    }
+    string_match(diags, at, field, m)
 }
 
 /// Istio's percentages are doubles in 0..=100; Envoy takes millionths.

@@ -426,7 +426,17 @@ impl Ctx<'_> {
                     );
                     0
                 }
-                Some(w) => u32::try_from(w).unwrap_or(u32::MAX),
+                Some(w) if w > i64::from(i32::MAX) => {
+                    // Istio's weight is an int32; a larger value is rejected there, never clamped.
+                    diags.error(
+                        self.meta,
+                        "SY0103",
+                        format!("{field}.weight"),
+                        format!("weight {w} is larger than {}", i32::MAX),
+                    );
+                    0
+                }
+                Some(w) => u32::try_from(w).unwrap_or(0),
                 // A lone destination takes all traffic whatever its weight; Istio uses `route.cluster` for it.
                 None if list.len() == 1 => 100,
                 None => 0,
@@ -447,6 +457,17 @@ impl Ctx<'_> {
             }
         }
         if diags.error_count() != errors_before {
+            return None;
+        }
+        let total: u64 = out.iter().map(|d| u64::from(d.weight)).sum();
+        if total > u64::from(u32::MAX) {
+            // Envoy's weighted_clusters sum is a uint32.
+            diags.error(
+                self.meta,
+                "SY0103",
+                self.f("route"),
+                format!("destination weights sum to {total}, more than {}", u32::MAX),
+            );
             return None;
         }
         if out.len() > 1 {
@@ -639,7 +660,7 @@ impl Ctx<'_> {
             retriable_status_codes: codes,
             retry_remote_localities: retry_remote_localities.unwrap_or(false),
             ignore_previous_hosts: retry_ignore_previous_hosts.unwrap_or(true),
-            backoff: validate::opt_duration(
+            backoff: validate::opt_positive_duration(
                 diags,
                 self.meta,
                 &self.f("retries.backoff"),
@@ -668,9 +689,12 @@ impl Ctx<'_> {
             None => None,
             Some(d) => {
                 let fixed = match &d.fixed_delay {
-                    Some(t) => {
-                        validate::duration(diags, self.meta, &self.f("fault.delay.fixedDelay"), t)
-                    }
+                    Some(t) => validate::positive_duration(
+                        diags,
+                        self.meta,
+                        &self.f("fault.delay.fixedDelay"),
+                        t,
+                    ),
                     None => {
                         diags.error(
                             self.meta,
@@ -788,14 +812,15 @@ impl Ctx<'_> {
             allow_credentials,
             unmatched_preflights: _,
         } = c;
-        let ok = allow_origins.iter().enumerate().all(|(i, m)| {
-            validate::string_match(
+        let mut ok = true;
+        for (i, m) in allow_origins.iter().enumerate() {
+            ok &= validate::value_match(
                 diags,
                 self.meta,
                 &self.f(&format!("corsPolicy.allowOrigins[{i}]")),
                 m,
-            )
-        });
+            );
+        }
         let max_age = validate::opt_duration(
             diags,
             self.meta,
