@@ -70,13 +70,12 @@ impl Plane {
             settle: SETTLE,
         };
         let cp = ControlPlane::start(options).await.unwrap();
-        let mut status = cp.status();
-        // The first reading happens during start; wait until the pipeline has applied it.
-        wait_status(&mut status, "the initial reading", |s| s.revision >= 1).await;
+        let status = cp.status();
+        // The first reading is applied inside start, before the xDS port opens: no waiting here.
         let s = status.borrow().clone();
         assert!(
-            s.is_current() && s.errors.is_empty(),
-            "config/ must be valid: {s:#?}"
+            s.revision == 1 && s.accepted_revision == Some(1) && s.errors.is_empty(),
+            "config/ must be valid and served once start returns: {s:#?}"
         );
         Plane { dir, cp, status }
     }
@@ -203,7 +202,7 @@ impl Proxy<SotwClient> {
             let last = self.last[&Cluster].clone();
             self.client
                 .send(DiscoveryRequest {
-                    type_url: Cluster.type_url(),
+                    type_url: Cluster.type_url().to_string(),
                     version_info: last.version.clone(),
                     response_nonce: last.nonce.clone(),
                     ..Default::default()
@@ -262,7 +261,7 @@ impl Proxy<DeltaClient> {
             let name = format!("sentinel-{}", self.sentinels);
             self.client
                 .send(DeltaDiscoveryRequest {
-                    type_url: Route.type_url(),
+                    type_url: Route.type_url().to_string(),
                     resource_names_subscribe: vec![name.clone()],
                     ..Default::default()
                 })
@@ -455,6 +454,50 @@ async fn initial_config_is_served() {
         (1, 0),
         "{status:#?}"
     );
+}
+
+#[tokio::test]
+async fn the_first_generation_is_published_before_start_returns() {
+    let plane = Plane::start().await;
+    // Nothing has yielded to the pipeline task since start returned: what the cache serves now is what a
+    // proxy connecting at this very moment gets.
+    let status = plane.now();
+    let fingerprint = status
+        .accepted_fingerprint
+        .clone()
+        .expect("the accepted configuration is fingerprinted");
+    let on_disk = switchyard::control_plane::read_mesh(&[plane.dir.path().to_path_buf()]).unwrap();
+    assert_eq!(
+        fingerprint,
+        switchyard::control_plane::fingerprint(&on_disk.mesh)
+    );
+    let snapshot = plane
+        .cp
+        .cache()
+        .current()
+        .snapshot_for(&productpage_node())
+        .expect("productpage-v1 is served the moment start returns");
+    assert!(snapshot.resources(Cluster).contains_key(REVIEWS_V2));
+
+    // And a client connecting at once is answered from it.
+    let proxy = plane.sotw().await;
+    assert!(proxy.last[&Cluster].resources.contains_key(REVIEWS_V2));
+    assert_eq!(
+        plane.now().accepted_total,
+        1,
+        "the first reading is applied once"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_control_plane_ends_open_streams() {
+    let Plane { dir, cp, status } = Plane::start().await;
+    let mut proxy =
+        Proxy::sotw(harness::sotw_client(cp.xds_addr(), productpage_node()).await).await;
+    // No graceful shutdown: tonic's connection tasks outlive the server task unless told to end.
+    drop(cp);
+    proxy.client.expect_end().await;
+    drop((dir, status));
 }
 
 #[tokio::test]

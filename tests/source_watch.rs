@@ -40,14 +40,15 @@ fn virtual_service(name: &str, subset: &str) -> String {
 }
 
 fn virtual_service_names(state: &SpecState) -> Vec<String> {
-    let config = state
+    let resolved = state
         .outcome
         .as_ref()
         .unwrap_or_else(|e| panic!("reading {} failed: {e:#?}", state.revision));
-    let mut names: Vec<String> = config
+    let mut names: Vec<String> = resolved
+        .mesh
         .virtual_services
         .iter()
-        .map(|vs| vs.metadata.name.clone())
+        .map(|vs| vs.meta.resource.name.clone())
         .collect();
     names.sort();
     names

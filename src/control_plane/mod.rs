@@ -12,14 +12,23 @@ pub use status::ConfigStatus;
 
 /// Reads and resolves spec files or directories once: the whole configuration, or every diagnostic.
 pub fn read_mesh(paths: &[PathBuf]) -> Result<crate::mesh::Resolved, Vec<crate::mesh::Diagnostic>> {
-    let config = crate::spec::load_paths(paths).map_err(|errors| {
-        errors
-            .0
-            .into_iter()
-            .map(crate::mesh::Diagnostic::from)
-            .collect::<Vec<_>>()
-    })?;
-    crate::mesh::resolve(&config)
+    crate::source::read_paths(paths)
+}
+
+/// A content fingerprint of a resolved mesh (hex SHA-256 of its JSON form): equal meshes, equal
+/// fingerprints, whichever reading produced them. [`ConfigStatus::accepted_fingerprint`] carries it.
+pub fn fingerprint(mesh: &crate::mesh::Mesh) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(mesh).unwrap_or_else(|e| {
+        // Every map in the mesh is keyed by strings, so JSON cannot fail; should a future field break that,
+        // the (equally deterministic) debug form still fingerprints the content.
+        tracing::debug!("the mesh does not serialize to JSON ({e}); fingerprinting its debug form");
+        format!("{mesh:?}").into_bytes()
+    });
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 use std::net::SocketAddr;
@@ -76,9 +85,14 @@ pub enum StartError {
     },
 }
 
-/// A running control plane. Dropping it stops everything; [`ControlPlane::shutdown`] does so gracefully.
+/// A running control plane. Dropping it stops everything at once, open xDS streams included (each proxy
+/// sees its stream end and reconnects to whichever server comes next); [`ControlPlane::shutdown`] does the
+/// same and also waits, within a grace period, for the servers to finish.
 pub struct ControlPlane {
     xds_addr: SocketAddr,
+    /// A handle on the xDS service: tonic's per-connection tasks hold clones of it and outlive the server
+    /// task, so streams are ended through it rather than by aborting that task.
+    ads: AdsServer,
     admin_addr: Option<SocketAddr>,
     registry: ProxyRegistry,
     cache: Cache,
@@ -92,19 +106,33 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Reads the spec directory, binds the servers and starts serving; returns once both listen.
+    /// Reads the spec directory and publishes what it holds, then binds the servers and starts serving;
+    /// returns once both listen. A proxy connecting as soon as the xDS port is open is therefore served the
+    /// configuration at once (or, if the directory is invalid, told why not).
     pub async fn start(options: ControlPlaneOptions) -> Result<ControlPlane, StartError> {
         if !options.config_dir.is_dir() {
             return Err(StartError::NoConfigDir(options.config_dir));
         }
-        let source = DirectorySource::start(&options.config_dir, options.source.clone())?;
+        let source = {
+            let (dir, source_options) = (options.config_dir.clone(), options.source.clone());
+            // The first reading happens inside `start`: file I/O and resolution, off the async workers.
+            match tokio::task::spawn_blocking(move || DirectorySource::start(&dir, source_options))
+                .await
+            {
+                Ok(source) => source?,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        };
         let cache = Cache::new(Arc::new(NoConfig));
         let registry = ProxyRegistry::default();
         let (status_tx, status) = watch::channel(ConfigStatus::default());
+        let mut states = source.subscribe();
+        let first = states.borrow_and_update().clone();
+        pipeline::apply(&first, &cache, &status_tx);
         let mut background = Vec::new();
         let mut servers = Vec::new();
         background.push(tokio::spawn(pipeline::run(
-            source.subscribe(),
+            states,
             cache.clone(),
             status_tx,
         )));
@@ -127,7 +155,8 @@ impl ControlPlane {
             addr: options.xds,
             source,
         })?;
-        let server = AdsServer::new(cache.clone(), registry.clone());
+        let ads = AdsServer::new(cache.clone(), registry.clone());
+        let server = ads.clone();
         let xds_shutdown = closed();
         servers.push(tokio::spawn(async move {
             if let Err(e) = server.serve(listener, xds_shutdown).await {
@@ -163,6 +192,7 @@ impl ControlPlane {
 
         Ok(ControlPlane {
             xds_addr,
+            ads,
             admin_addr,
             registry,
             cache,
@@ -198,6 +228,8 @@ impl ControlPlane {
     /// Stops accepting, ends every xDS stream (proxies keep their config and reconnect to the next
     /// server), and waits for the servers to finish, at most `grace`.
     pub async fn shutdown(mut self, grace: Duration) {
+        // Streams first: the server's own shutdown waits for open connections, which only end with them.
+        self.ads.close_streams();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -213,6 +245,9 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        // Aborting the server task stops accepting but leaves established connections served by tonic's
+        // own tasks; ending the streams is what makes the proxies let go.
+        self.ads.close_streams();
         for task in self.servers.iter().chain(&self.background) {
             task.abort();
         }

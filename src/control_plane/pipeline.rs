@@ -1,26 +1,24 @@
-//! Readings of the specs in, generations for the xDS cache out: resolve, then publish or reject as a whole.
+//! Readings of the specs in, generations for the xDS cache out: publish a valid reading, reject an invalid
+//! one as a whole. The source has already resolved each reading; nothing here reads or resolves.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
 
+use super::fingerprint;
 use super::generation::MeshGeneration;
 use super::status::ConfigStatus;
-use crate::mesh;
 use crate::source::SpecState;
 use crate::xds::Cache;
 
 /// Applies one reading: a valid one replaces what the cache serves; an invalid one changes nothing but the
 /// status, so every proxy keeps the last good configuration.
 pub fn apply(state: &SpecState, cache: &Cache, status: &watch::Sender<ConfigStatus>) {
-    let resolved = match &state.outcome {
-        Ok(config) => mesh::resolve(config),
-        Err(diagnostics) => Err(diagnostics.clone()),
-    };
-    match resolved {
+    match &state.outcome {
         Ok(resolved) => {
-            cache.publish(Arc::new(MeshGeneration::new(resolved.mesh)));
+            let accepted_fingerprint = fingerprint(&resolved.mesh);
+            cache.publish(Arc::new(MeshGeneration::new(resolved.mesh.clone())));
             for w in &resolved.warnings {
                 tracing::warn!("{w}");
             }
@@ -32,15 +30,16 @@ pub fn apply(state: &SpecState, cache: &Cache, status: &watch::Sender<ConfigStat
             status.send_modify(|s| {
                 s.revision = state.revision;
                 s.accepted_revision = Some(state.revision);
+                s.accepted_fingerprint = Some(accepted_fingerprint);
                 s.accepted_at = Some(SystemTime::now());
                 s.errors.clear();
-                s.warnings = resolved.warnings;
+                s.warnings = resolved.warnings.clone();
                 s.accepted_total += 1;
             });
         }
         Err(diagnostics) => {
             let (errors, warnings): (Vec<_>, Vec<_>) =
-                diagnostics.into_iter().partition(|d| d.is_error());
+                diagnostics.iter().cloned().partition(|d| d.is_error());
             for e in &errors {
                 tracing::error!("{e}");
             }
@@ -59,17 +58,15 @@ pub fn apply(state: &SpecState, cache: &Cache, status: &watch::Sender<ConfigStat
     }
 }
 
-/// Applies every reading of `states` until the source goes away.
+/// Applies every reading of `states` that arrives after the one it has already seen, until the source goes
+/// away. The caller applies the current reading itself before anything can connect.
 pub async fn run(
     mut states: watch::Receiver<Arc<SpecState>>,
     cache: Cache,
     status: watch::Sender<ConfigStatus>,
 ) {
-    loop {
+    while states.changed().await.is_ok() {
         let state = states.borrow_and_update().clone();
         apply(&state, &cache, &status);
-        if states.changed().await.is_err() {
-            return;
-        }
     }
 }

@@ -12,6 +12,10 @@ pub struct ConfigStatus {
     pub revision: u64,
     /// The reading being served, if any was ever valid.
     pub accepted_revision: Option<u64>,
+    /// What is being served, by content: [`super::fingerprint`] of the accepted mesh. Revisions count
+    /// readings, so a re-read of unchanged files gets a new revision; this tells whether a given content
+    /// is the one being served.
+    pub accepted_fingerprint: Option<String>,
     pub accepted_at: Option<SystemTime>,
     /// Why the latest reading was rejected (empty when it was accepted). Proxies keep the accepted one.
     pub errors: Vec<Diagnostic>,

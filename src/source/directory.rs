@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::watcher::{DirectoryWatcher, WatchError};
 use super::{Source, SpecState};
-use crate::mesh::{self, Diagnostic};
+use crate::mesh::{self, Diagnostic, Resolved};
 use crate::spec;
 
 #[derive(Debug, Clone)]
@@ -37,7 +37,8 @@ pub struct DirectorySource {
 }
 
 impl DirectorySource {
-    /// Reads the directory once (so the first state is there before this returns), then watches it.
+    /// Reads and resolves the directory once (so the first state is there before this returns), then
+    /// watches it. This blocks for that first reading; async callers run it on a blocking thread.
     pub fn start(
         dir: &Path,
         options: DirectorySourceOptions,
@@ -45,7 +46,7 @@ impl DirectorySource {
         let watcher = DirectoryWatcher::new(dir, options.debounce)?;
         let (tx, rx) = watch::channel(Arc::new(SpecState {
             revision: 1,
-            outcome: read(dir),
+            outcome: read_dir(dir),
         }));
         let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx));
         Ok(DirectorySource {
@@ -80,14 +81,19 @@ async fn watch_loop(
 ) {
     let mut revision = 1;
     while watcher.settled().await {
-        let mut outcome = read(&dir);
+        let Some(mut outcome) = read_off_thread(&dir).await else {
+            return;
+        };
         // An invalid reading is reported only once the directory has stopped changing. Validity, not just
         // loading: a half-written file often parses (a list cut short, a name cut in two) and is only
         // wrong for the mesh as a whole.
-        while !is_valid(&outcome) {
+        while outcome.is_err() {
             match tokio::time::timeout(options.settle, watcher.settled()).await {
                 Err(_quiet) => break,
-                Ok(true) => outcome = read(&dir),
+                Ok(true) => match read_off_thread(&dir).await {
+                    Some(o) => outcome = o,
+                    None => return,
+                },
                 Ok(false) => return,
             }
         }
@@ -97,14 +103,31 @@ async fn watch_loop(
     }
 }
 
-fn is_valid(outcome: &Result<Arc<spec::Config>, Vec<Diagnostic>>) -> bool {
-    outcome
-        .as_ref()
-        .is_ok_and(|config| mesh::resolve(config).is_ok())
+type Outcome = Result<Arc<Resolved>, Vec<Diagnostic>>;
+
+/// Reading and resolving a large directory is file I/O and CPU work: it must not hold up the runtime's
+/// workers, which also run every xDS stream. `None` when the runtime is shutting down.
+async fn read_off_thread(dir: &Path) -> Option<Outcome> {
+    let dir = dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || read_dir(&dir)).await {
+        Ok(outcome) => Some(outcome),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_cancelled) => None,
+    }
 }
 
-fn read(dir: &Path) -> Result<Arc<spec::Config>, Vec<Diagnostic>> {
-    spec::load_paths(&[dir.to_path_buf()])
-        .map(Arc::new)
-        .map_err(|errors| errors.0.into_iter().map(Diagnostic::from).collect())
+fn read_dir(dir: &Path) -> Outcome {
+    read_paths(&[dir.to_path_buf()]).map(Arc::new)
+}
+
+/// Reads and resolves spec files or directories once: the whole configuration, or every diagnostic.
+pub fn read_paths(paths: &[PathBuf]) -> Result<Resolved, Vec<Diagnostic>> {
+    let config = spec::load_paths(paths).map_err(|errors| {
+        errors
+            .0
+            .into_iter()
+            .map(Diagnostic::from)
+            .collect::<Vec<_>>()
+    })?;
+    mesh::resolve(&config)
 }

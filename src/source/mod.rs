@@ -4,23 +4,24 @@
 mod directory;
 mod watcher;
 
-pub use directory::{DirectorySource, DirectorySourceOptions};
+pub use directory::{read_paths, DirectorySource, DirectorySourceOptions};
 pub use watcher::{DirectoryWatcher, WatchError};
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::mesh::Diagnostic;
-use crate::spec;
+use crate::mesh::{Diagnostic, Resolved};
 
-/// One reading of the specs: the whole configuration, or why it could not be read. All or nothing: a
-/// reading with any error carries no configuration at all.
+/// One reading of the specs, already resolved: the whole mesh with its warnings, or why it could not be
+/// read or resolved (errors and warnings together). All or nothing: a reading with any error carries no
+/// configuration at all. Resolving here, once, is what the source needs anyway (it only reports a failed
+/// reading once the directory has settled), and it leaves the pipeline nothing to do but publish.
 #[derive(Debug, Clone)]
 pub struct SpecState {
     /// Increases with every reading.
     pub revision: u64,
-    pub outcome: Result<Arc<spec::Config>, Vec<Diagnostic>>,
+    pub outcome: Result<Arc<Resolved>, Vec<Diagnostic>>,
 }
 
 /// A source publishes every reading of the specs; the latest one wins.

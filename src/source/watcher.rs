@@ -21,7 +21,9 @@ pub enum WatchError {
 
 /// Watches a directory tree; `settled` resolves once a burst of changes has been quiet for the debounce.
 pub struct DirectoryWatcher {
-    events: mpsc::UnboundedReceiver<()>,
+    /// Capacity one: a pending notification already says "something changed", so further events while
+    /// one is pending are dropped and a storm of them cannot grow memory.
+    events: mpsc::Receiver<()>,
     debounce: Duration,
     // Kept alive for as long as we want events.
     _watcher: notify::RecommendedWatcher,
@@ -29,7 +31,7 @@ pub struct DirectoryWatcher {
 
 impl DirectoryWatcher {
     pub fn new(dir: &Path, debounce: Duration) -> Result<DirectoryWatcher, WatchError> {
-        let (tx, events) = mpsc::unbounded_channel();
+        let (tx, events) = mpsc::channel(1);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 // Access events (open, read, close without write) change nothing.
@@ -46,7 +48,9 @@ impl DirectoryWatcher {
                     Err(_) => true,
                 };
                 if relevant {
-                    let _ = tx.send(());
+                    // Full: a notification is already pending, which is all this one would say. Closed:
+                    // the watcher is being dropped.
+                    let _ = tx.try_send(());
                 }
             })
             .map_err(|source| WatchError::Watch {
@@ -84,10 +88,5 @@ impl DirectoryWatcher {
                 Ok(None) => return false,
             }
         }
-    }
-
-    /// True if an event is already waiting (used to tell a half-written file from a broken one).
-    pub fn has_pending(&mut self) -> bool {
-        !self.events.is_empty()
     }
 }
