@@ -19,7 +19,7 @@ use crate::control_plane::{read_mesh, ControlPlane, ControlPlaneOptions, StartEr
 use crate::envoy::{
     BootstrapOptions, EnvoyError, EnvoyProcess, NodeIdentity, ProcessOptions, XdsMode,
 };
-use crate::mesh::{Mesh, Workload};
+use crate::mesh::{labels_match, Mesh, Workload};
 use crate::source::DirectorySourceOptions;
 use crate::topology::{self, TopologyError, ADMIN_PORT};
 
@@ -193,11 +193,7 @@ impl Demo {
         let port = mesh
             .gateways
             .values()
-            .filter(|g| {
-                g.selector
-                    .iter()
-                    .all(|(k, v)| gateway.labels.get(k) == Some(v))
-            })
+            .filter(|g| labels_match(&g.selector, &gateway.labels))
             .flat_map(|g| g.servers.iter().map(|s| s.port))
             .min()
             .unwrap_or(8080);

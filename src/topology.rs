@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::envoy::{GatewayNode, SidecarNode};
-use crate::mesh::Mesh;
+use crate::mesh::{labels_match, Mesh};
 
 /// Envoy's admin port in Istio's proxies.
 pub const ADMIN_PORT: u16 = 15000;
@@ -135,7 +135,7 @@ pub fn ingress_gateway(ip: IpAddr) -> GatewayNode {
 pub fn gateways_selecting<'m>(mesh: &'m Mesh, labels: &BTreeMap<String, String>) -> Vec<&'m str> {
     mesh.gateways
         .iter()
-        .filter(|(_, g)| g.selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        .filter(|(_, g)| labels_match(&g.selector, labels))
         .map(|(key, _)| key.as_str())
         .collect()
 }

@@ -28,38 +28,57 @@ fn http() -> reqwest::Client {
 }
 
 fn free_addr() -> SocketAddr {
-    // Released before the server binds it; nothing else on the machine races for loopback ports here.
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    free_addrs::<1>()[0]
 }
 
-/// A `switchyard serve` process, killed on drop.
+/// `N` distinct free loopback ports. All are bound before any is released, so they differ; once released,
+/// nothing else on the machine races for loopback ports here.
+fn free_addrs<const N: usize>() -> [SocketAddr; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap())
+}
+
+/// A `switchyard serve` process, killed on drop. Its stderr (the log) goes to a file that assertion
+/// messages quote, so a failure shows what the server said.
 struct Served {
     child: Child,
     xds: SocketAddr,
     admin: SocketAddr,
+    stderr: tempfile::NamedTempFile,
 }
 
 impl Served {
     async fn start() -> Served {
-        let (xds, admin) = (free_addr(), free_addr());
+        let [xds, admin] = free_addrs();
+        let stderr = tempfile::NamedTempFile::new().unwrap();
         let child = switchyard()
             .args(["serve", "--config"])
             .arg(config_dir())
             .args(["--xds", &xds.to_string(), "--admin", &admin.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr.reopen().unwrap())
             .spawn()
             .unwrap();
-        let served = Served { child, xds, admin };
+        let served = Served {
+            child,
+            xds,
+            admin,
+            stderr,
+        };
         served.wait_ready().await;
         served
     }
 
+    /// What the server logged so far.
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(self.stderr.path()).unwrap_or_else(|e| e.to_string());
+        format!("--- switchyard serve stderr ---\n{text}--- end ---")
+    }
+
     async fn wait_ready(&self) {
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let client = http();
         let deadline = Instant::now() + DEADLINE;
         loop {
             let url = format!("http://{}/ready", self.admin);
@@ -68,7 +87,11 @@ impl Served {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "serve never became ready");
+            assert!(
+                Instant::now() < deadline,
+                "serve never became ready\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -78,8 +101,33 @@ impl Served {
             .args(["proxy-status", "--admin", &self.admin.to_string()])
             .output()
             .unwrap();
-        assert!(out.status.success());
+        assert!(
+            out.status.success(),
+            "proxy-status failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `DEADLINE`.
+    async fn wait_exit(&mut self, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                return exit;
+            }
+            assert!(Instant::now() < deadline, "{what}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -117,7 +165,11 @@ async fn serve_answers_xds_and_reports_proxy_status() {
 
     // Sent, not yet acknowledged.
     let status = served.proxy_status();
-    assert!(status.contains(&id) && status.contains("STALE"), "{status}");
+    assert!(
+        status.contains(&id) && status.contains("STALE"),
+        "{status}\n{}",
+        served.log()
+    );
     client.ack(&cds, &[]).await;
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -128,7 +180,11 @@ async fn serve_answers_xds_and_reports_proxy_status() {
         {
             break;
         }
-        assert!(Instant::now() < deadline, "never SYNCED:\n{status}");
+        assert!(
+            Instant::now() < deadline,
+            "never SYNCED:\n{status}\n{}",
+            served.log()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -142,11 +198,13 @@ async fn serve_answers_xds_and_reports_proxy_status() {
         .unwrap();
     assert!(
         metrics.contains("switchyard_proxies{mode=\"sotw\"} 1"),
-        "{metrics}"
+        "{metrics}\n{}",
+        served.log()
     );
     assert!(
         metrics.contains("switchyard_xds_acks_total{type=\"CDS\"} 1"),
-        "{metrics}"
+        "{metrics}\n{}",
+        served.log()
     );
     let admin = |path: &str| format!("http://{}{path}", served.admin);
     let config: serde_json::Value = http()
@@ -187,20 +245,27 @@ async fn serve_answers_xds_and_reports_proxy_status() {
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() {
     let mut served = Served::start().await;
-    let status = Command::new("kill")
-        .args(["-TERM", &served.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + DEADLINE;
-    let exit = loop {
-        if let Some(exit) = served.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(exit.success(), "{exit:?}");
+    served.sigterm();
+    let exit = served.wait_exit("serve did not stop on SIGTERM").await;
+    assert!(exit.success(), "{exit:?}\n{}", served.log());
+}
+
+#[tokio::test]
+async fn sigterm_with_an_open_ads_stream_ends_it_and_exits() {
+    let mut served = Served::start().await;
+    let mut client = harness::sotw_client(served.xds, productpage_node()).await;
+    client.subscribe(ResourceType::Cluster, &[]).await;
+    let cds = client.recv_type(ResourceType::Cluster).await;
+    client.ack(&cds, &[]).await;
+
+    served.sigterm();
+    // An open stream must not hold the server up: it is ended, and the process exits well within its
+    // grace period.
+    client.expect_end().await;
+    let exit = served
+        .wait_exit("serve did not stop on SIGTERM with a stream open")
+        .await;
+    assert!(exit.success(), "{exit:?}\n{}", served.log());
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Prometheus text exposition, written by hand: a dozen series do not need a metrics crate.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use axum::extract::State;
@@ -8,6 +9,7 @@ use axum::response::IntoResponse;
 
 use super::AdminState;
 use crate::xds::status::{Counters, Mode};
+use crate::xds::ProxyStatus;
 use crate::xds::ResourceType;
 
 pub async fn render(State(state): State<AdminState>) -> impl IntoResponse {
@@ -19,13 +21,13 @@ pub async fn render(State(state): State<AdminState>) -> impl IntoResponse {
 
 fn text(state: &AdminState) -> String {
     let mut out = String::new();
-    let proxies = state.registry.list();
+    let proxies = latest_per_node(state.registry.list());
 
     family(
         &mut out,
         "switchyard_proxies",
         "gauge",
-        "Connected proxies, by xDS mode.",
+        "Connected proxies (distinct node ids), by xDS mode.",
     );
     for (mode, label) in [(Mode::Sotw, "sotw"), (Mode::Delta, "delta")] {
         let n = proxies.iter().filter(|p| p.mode == mode).count();
@@ -50,7 +52,8 @@ fn text(state: &AdminState) -> String {
         &mut out,
         "switchyard_proxies_unidentified",
         "gauge",
-        "Connected proxies whose identity matches no workload or gateway.",
+        "Connected proxies not being served: their identity matches no workload or gateway, or no valid \
+         configuration has been accepted yet.",
     );
     let n = proxies
         .iter()
@@ -116,7 +119,64 @@ fn text(state: &AdminState) -> String {
     out
 }
 
+/// One entry per node id, its newest stream: while a proxy reconnects, its old stream lingers until the
+/// server notices, and counting both would count the proxy twice.
+fn latest_per_node(streams: Vec<ProxyStatus>) -> Vec<ProxyStatus> {
+    let mut latest: BTreeMap<String, ProxyStatus> = BTreeMap::new();
+    for p in streams {
+        match latest.get(&p.node_id) {
+            Some(seen) if seen.stream > p.stream => {}
+            _ => {
+                latest.insert(p.node_id.clone(), p);
+            }
+        }
+    }
+    latest.into_values().collect()
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::control_plane::{ConfigStatus, NoConfig};
+    use crate::xds::{Cache, ProxyRegistry};
+
+    fn node(id: &str) -> envoy_types::pb::envoy::config::core::v3::Node {
+        envoy_types::pb::envoy::config::core::v3::Node {
+            id: id.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_reconnecting_proxy_counts_once() {
+        let registry = ProxyRegistry::default();
+        let state = AdminState {
+            registry: registry.clone(),
+            status: watch::channel(ConfigStatus::default()).1,
+            cache: Cache::new(Arc::new(NoConfig)),
+        };
+        // The old stream of `a` lingers while its reconnect is already registered.
+        let _old = registry.register(&node("a"), Mode::Sotw);
+        let _new = registry.register(&node("a"), Mode::Sotw);
+        let _b = registry.register(&node("b"), Mode::Delta);
+        let out = text(&state);
+        assert!(
+            out.contains("switchyard_proxies{mode=\"sotw\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("switchyard_proxies{mode=\"delta\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("switchyard_proxies_unidentified 0\n"), "{out}");
+    }
 }

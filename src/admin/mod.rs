@@ -82,7 +82,8 @@ struct SnapshotQuery {
 }
 
 async fn snapshot(State(state): State<AdminState>, Query(q): Query<SnapshotQuery>) -> Response {
-    let Some(proxy) = state.registry.by_node_id(&q.proxy).into_iter().next() else {
+    // While a reconnect overlaps the old stream, the newest one is the proxy as it is now.
+    let Some(proxy) = state.registry.latest_by_node_id(&q.proxy) else {
         return (
             StatusCode::NOT_FOUND,
             format!("no connected proxy has node id {:?}\n", q.proxy),

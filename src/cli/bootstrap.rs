@@ -97,9 +97,10 @@ fn bootstrap_options(args: &Args, mesh: &Mesh) -> anyhow::Result<BootstrapOption
     })
 }
 
-/// `name.namespace` → (`name`, `namespace`); a bare name gets `default_namespace`.
+/// `name.namespace` → (`name`, `namespace`); a bare name gets `default_namespace`. The split is at the last
+/// dot: a namespace (a DNS label) has none, while a resource name may.
 fn split_name<'a>(text: &'a str, default_namespace: &'a str) -> (&'a str, &'a str) {
-    text.split_once('.').unwrap_or((text, default_namespace))
+    text.rsplit_once('.').unwrap_or((text, default_namespace))
 }
 
 fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -137,6 +138,10 @@ mod tests {
         assert_eq!(
             split_name("reviews-v2.shop", "default"),
             ("reviews-v2", "shop")
+        );
+        assert_eq!(
+            split_name("reviews.v2.shop", "default"),
+            ("reviews.v2", "shop")
         );
         let labels = parse_labels(&["istio=ingressgateway".to_string()]).unwrap();
         assert_eq!(labels["istio"], "ingressgateway");

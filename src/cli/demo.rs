@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::signal::ShutdownSignal;
 use crate::control_plane::{DEFAULT_ADMIN, DEFAULT_XDS};
 use crate::demo::{Demo, DemoOptions};
 use crate::envoy::{self, XdsMode};
@@ -35,6 +36,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let envoy = envoy::find_or_install_with(args.envoy.as_deref(), |event| eprintln!("{event}"))?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Before anything starts: a signal while the Envoys come up must drop the half-built demo (which
+        // kills them), not kill this process and leave them running.
+        let mut stop = ShutdownSignal::install()?;
         let options = DemoOptions {
             config_dir: args.config.clone(),
             mode: if args.delta {
@@ -49,10 +53,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             source: DirectorySourceOptions::default(),
             envoy_log_level: args.envoy_log_level.clone(),
         };
-        let demo = Demo::start(options).await?;
+        let demo = tokio::select! {
+            started = Demo::start(options) => started?,
+            () = stop.recv() => {
+                eprintln!("stopped while starting; the Envoys started so far are stopped");
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
         println!("{}", demo.describe(&args.config));
         println!("Press Ctrl-C to stop.");
-        super::serve::shutdown_signal().await?;
+        stop.recv().await;
         eprintln!("stopping the demo...");
         demo.shutdown().await;
         Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod logging;
 pub mod proxy_status;
 pub mod serve;
+pub mod signal;
 pub mod validate;
 
 /// Switchyard: Istio's traffic management API for stock Envoy, without Istio.

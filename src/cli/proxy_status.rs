@@ -1,6 +1,7 @@
 //! `switchyard proxy-status`: every connected proxy and whether it runs what it was sent, like
 //! `istioctl proxy-status`. Reads a running server's admin endpoint.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -34,28 +35,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .await
             .context("unexpected answer from the admin endpoint")
     })?;
-    print!("{}", render(&proxies));
+    print!("{}", render(&proxies)?);
     Ok(ExitCode::SUCCESS)
 }
 
 /// One line per proxy: its id and, per type, SYNCED / NOT SENT / STALE (sent, not yet acknowledged) /
-/// REJECTED (NACK), with the error of the last rejection underneath.
-pub fn render(proxies: &[serde_json::Value]) -> String {
-    let views: Vec<ProxyView> = proxies
-        .iter()
-        .filter_map(|v| serde_json::from_value(v.clone()).ok())
-        .collect();
-    let width = views
-        .iter()
-        .map(|p| p.node_id.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
+/// REJECTED (NACK), with the error of the last rejection underneath. A proxy that reconnected while its old
+/// stream lingers is shown once, as its newest stream. Fails on an entry it cannot read, rather than
+/// leaving a proxy out of the table.
+pub fn render(proxies: &[serde_json::Value]) -> anyhow::Result<String> {
+    let mut latest: BTreeMap<String, ProxyView> = BTreeMap::new();
+    for (i, value) in proxies.iter().enumerate() {
+        let view: ProxyView = serde_json::from_value(value.clone()).with_context(|| {
+            format!(
+                "unexpected answer from the admin endpoint: proxy entry {i} ({}) cannot be read",
+                value.get("node_id").unwrap_or(&serde_json::Value::Null)
+            )
+        })?;
+        match latest.get(&view.node_id) {
+            Some(seen) if seen.stream > view.stream => {}
+            _ => {
+                latest.insert(view.node_id.clone(), view);
+            }
+        }
+    }
+    let width = latest.keys().map(String::len).max().unwrap_or(0).max(4);
     let mut out = format!(
         "{:<width$} {:<6} {:<9} {:<9} {:<9} {:<9}\n",
         "NAME", "MODE", "CDS", "EDS", "LDS", "RDS"
     );
-    for p in &views {
+    for p in latest.values() {
         let state = |t: ResourceType| p.types.get(&t).map(sync_state).unwrap_or("NOT SENT");
         out.push_str(&format!(
             "{:<width$} {:<6} {:<9} {:<9} {:<9} {:<9}\n",
@@ -75,7 +84,7 @@ pub fn render(proxies: &[serde_json::Value]) -> String {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn sync_state(s: &TypeStatus) -> &'static str {
@@ -93,8 +102,71 @@ fn sync_state(s: &TypeStatus) -> &'static str {
 /// The admin endpoint's JSON for one proxy, as far as this view needs it.
 #[derive(serde::Deserialize)]
 struct ProxyView {
+    /// Increases with every stream the server accepts: the larger, the newer.
+    stream: u64,
     node_id: String,
     mode: String,
     identity_error: Option<String>,
-    types: std::collections::BTreeMap<ResourceType, TypeStatus>,
+    types: BTreeMap<ResourceType, TypeStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn entry(stream: u64, node_id: &str, cds: serde_json::Value) -> serde_json::Value {
+        json!({
+            "stream": stream,
+            "node_id": node_id,
+            "cluster": "c",
+            "metadata": null,
+            "mode": "Sotw",
+            "connected_at": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
+            "identity_error": null,
+            "types": {"Cluster": cds},
+        })
+    }
+
+    fn type_status(sent: Option<&str>, acked: Option<&str>) -> serde_json::Value {
+        json!({
+            "sent_version": sent,
+            "sent_nonce": sent.map(|_| "1"),
+            "acked_version": acked,
+            "last_nack": null,
+            "rejected": false,
+        })
+    }
+
+    #[test]
+    fn one_line_per_node_id_from_its_newest_stream() {
+        let proxies = [
+            // The old stream of `a` (synced) lingers while its reconnect (not yet acknowledged) runs.
+            entry(1, "sidecar~a", type_status(Some("v1"), Some("v1"))),
+            entry(2, "router~b", type_status(Some("v1"), Some("v1"))),
+            entry(3, "sidecar~a", type_status(Some("v2"), None)),
+        ];
+        let out = render(&proxies).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines[0].starts_with("NAME"), "{out}");
+        assert!(
+            lines[1].starts_with("router~b ") && lines[1].contains("SYNCED"),
+            "{out}"
+        );
+        assert!(
+            lines[2].starts_with("sidecar~a ") && lines[2].contains("STALE"),
+            "{out}"
+        );
+        assert!(!lines[2].contains("SYNCED"), "{out}");
+    }
+
+    #[test]
+    fn an_entry_that_does_not_read_is_an_error_not_a_missing_line() {
+        let mut broken = entry(1, "sidecar~a", type_status(None, None));
+        broken["types"] = json!({"NOPE": {}});
+        let error = render(&[broken]).unwrap_err();
+        assert!(format!("{error:#}").contains("sidecar~a"), "{error:#}");
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::signal::ShutdownSignal;
 use crate::control_plane::{ControlPlane, ControlPlaneOptions, DEFAULT_ADMIN, DEFAULT_XDS};
 use crate::source::DirectorySourceOptions;
 
@@ -43,22 +44,18 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let control_plane = ControlPlane::start(args.options()).await?;
+        let mut stop = ShutdownSignal::install()?;
+        let control_plane = tokio::select! {
+            started = ControlPlane::start(args.options()) => started?,
+            () = stop.recv() => {
+                tracing::info!("stopped while starting");
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
         tracing::info!(config = %args.config.display(), "watching the spec directory; Ctrl-C to stop");
-        shutdown_signal().await?;
+        stop.recv().await;
         tracing::info!("shutting down");
         control_plane.shutdown(Duration::from_secs(5)).await;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }
