@@ -588,3 +588,18 @@ fn sy0115_cors_origin_presence_has_no_meaning() {
         assert!(d.message.contains("present"), "{d}");
     }
 }
+
+#[test]
+fn sy0115_mirror_and_mirrors_together() {
+    let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n    mirror: {host: ratings}\n    mirrors:\n    - destination: {host: details}\n";
+    let (ok, d) = diagnostics(&vs("reviews", body));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0115"),
+        22,
+        Severity::Error,
+        Kind::VirtualService,
+        "reviews",
+        "spec.http[0].mirrors",
+    );
+}

@@ -1,5 +1,6 @@
 //! DestinationRule policies merge as Istio's `MergeSubsetTrafficPolicy` does, the merged policy becomes the
-//! cluster fields Istio's `applyTrafficPolicy` would set, and DNS ServiceEntries get the endpoints Istio gives them.
+//! cluster (and route hash policy) fields Istio would set, DNS ServiceEntries get the endpoints Istio gives them,
+//! and every connection manager accepts WebSocket upgrades.
 
 #[path = "support/golden.rs"]
 mod golden;
@@ -8,6 +9,10 @@ use std::fs;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster::LbPolicy, Cluster};
+use envoy_types::pb::envoy::config::listener::v3::filter;
+use envoy_types::pb::envoy::config::route::v3::route;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+use prost::Message;
 use switchyard::mesh::{self, LoadBalancer, Mesh, Proxy};
 use switchyard::spec;
 use switchyard::translate;
@@ -103,14 +108,18 @@ fn subset_port_level_replaces_everything_below_it() {
     assert_eq!(p.outlier_detection, None);
 }
 
-fn clusters(mesh: &Mesh) -> Vec<Cluster> {
+fn resources(mesh: &Mesh, proxy: &str) -> translate::Resources {
     let fixtures = golden::golden_dir().join("fixtures");
     let proxies: serde_yaml::Value = serde_yaml::from_str(
         &fs::read_to_string(fixtures.join("bookinfo-proxies.yaml")).expect("proxies"),
     )
     .expect("yaml");
-    let node = golden::node_from_yaml(&proxies["productpage-v1"]);
-    translate::translate(mesh, &Proxy::identify(mesh, &node).expect("identify")).clusters
+    let node = golden::node_from_yaml(&proxies[proxy]);
+    translate::translate(mesh, &Proxy::identify(mesh, &node).expect("identify"))
+}
+
+fn clusters(mesh: &Mesh) -> Vec<Cluster> {
+    resources(mesh, "productpage-v1").clusters
 }
 
 fn named<'a>(clusters: &'a [Cluster], name: &str) -> &'a Cluster {
@@ -216,5 +225,87 @@ spec:
             })
             .collect();
         assert_eq!(addresses, [(host.to_owned(), target)], "{}", c.name);
+    }
+}
+
+#[test]
+fn consistent_hash_routes_drop_the_previous_hosts_retry_predicate() {
+    let mesh = mesh_with(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: ratings
+spec:
+  host: ratings
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpHeaderName: x-user}
+"#,
+    );
+    let r = resources(&mesh, "reviews-v2");
+    let routes: Vec<_> = r
+        .routes
+        .iter()
+        .flat_map(|rc| &rc.virtual_hosts)
+        .filter(|vh| vh.name.starts_with("ratings.default.svc.cluster.local:"))
+        .flat_map(|vh| &vh.routes)
+        .collect();
+    assert!(!routes.is_empty());
+    for route in routes {
+        let Some(route::Action::Route(action)) = &route.action else {
+            panic!("not a route action: {route:?}");
+        };
+        assert_eq!(action.hash_policy.len(), 1, "{route:?}");
+        let retry = action.retry_policy.as_ref().expect("default retry policy");
+        assert!(retry.retry_host_predicate.is_empty(), "{retry:?}");
+    }
+    // Without consistent hashing the default policy keeps it.
+    let details = r
+        .routes
+        .iter()
+        .flat_map(|rc| &rc.virtual_hosts)
+        .find(|vh| vh.name.starts_with("details.default.svc.cluster.local:"))
+        .expect("details vhost");
+    let Some(route::Action::Route(action)) = &details.routes[0].action else {
+        panic!("not a route action");
+    };
+    assert_eq!(
+        action
+            .retry_policy
+            .as_ref()
+            .expect("retry policy")
+            .retry_host_predicate
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn every_connection_manager_accepts_websocket_upgrades() {
+    let gateway = fs::read_to_string(golden::istio_samples_dir().join("bookinfo-gateway.yaml"))
+        .expect("samples");
+    let mesh = mesh_with(&gateway);
+    for proxy in ["productpage-v1", "istio-ingressgateway"] {
+        let r = resources(&mesh, proxy);
+        let mut seen = 0;
+        for l in &r.listeners {
+            for chain in &l.filter_chains {
+                for f in &chain.filters {
+                    let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+                        continue;
+                    };
+                    let hcm = HttpConnectionManager::decode(any.value.as_slice()).expect("hcm");
+                    let upgrades: Vec<&str> = hcm
+                        .upgrade_configs
+                        .iter()
+                        .map(|u| u.upgrade_type.as_str())
+                        .collect();
+                    assert_eq!(upgrades, ["websocket"], "{proxy} {}", l.name);
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 0, "{proxy} has no connection manager");
     }
 }

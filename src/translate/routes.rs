@@ -36,9 +36,10 @@ use crate::mesh::names::{
     gateway_route_config_name, sidecar_route_config_name, virtual_host_name, ClusterName,
 };
 use crate::mesh::{
-    labels_match, AbortStatus, Cors, Fault, GatewayRef, HashKey, HeaderOperations, HttpRoute,
-    Labels, LoadBalancer, Mesh, Mirror, Redirect, Retries, RetryPolicy, RouteAction as MeshAction,
-    RouteDestination, RouteMatch, Router, Service, Sidecar, VirtualService,
+    labels_match, AbortStatus, Cors, Destination, Fault, GatewayRef, HashKey, HeaderOperations,
+    HttpRoute, Labels, LoadBalancer, Mesh, Mirror, Redirect, Retries, RetryPolicy,
+    RouteAction as MeshAction, RouteDestination, RouteMatch, Router, Service, Sidecar,
+    VirtualService,
 };
 use crate::spec::StringMatch;
 
@@ -86,7 +87,7 @@ pub(super) fn sidecar(mesh: &Mesh, sidecar: &Sidecar) -> Vec<RouteConfiguration>
                     let routes = vs
                         .map(|vs| vs_routes(mesh, vs, &scope))
                         .filter(|r| !r.is_empty())
-                        .unwrap_or_else(|| vec![default_route(service, port)]);
+                        .unwrap_or_else(|| vec![default_route(mesh, service, port)]);
                     let name = virtual_host_name(&service.hostname, port);
                     let domains = domains(service, &sidecar.namespace)
                         .into_iter()
@@ -124,10 +125,21 @@ fn domains(service: &Service, proxy_namespace: &str) -> Vec<String> {
 }
 
 /// Istio's route for a service without a VirtualService (`buildSidecarVirtualHostForService`).
-fn default_route(service: &Service, port: u32) -> Route {
+fn default_route(mesh: &Mesh, service: &Service, port: u32) -> Route {
     let cluster = ClusterName::outbound(port, None, &service.hostname).to_string();
     let mut action = build::route_action_cluster(&cluster, build::zero_timeout());
     action.retry_policy = Some(build::default_retry_policy());
+    // Istio's `hashByService`: the default route hashes too when the DestinationRule asks for it.
+    let target = RouteDestination {
+        destination: Destination {
+            host: service.hostname.clone(),
+            subset: None,
+            port: Some(port),
+        },
+        weight: 100,
+        headers: Default::default(),
+    };
+    set_hash_policy(&mut action, hash_policy(mesh, &[target], port));
     let mut r = build::route(
         "default",
         build::prefix_match("/"),
@@ -501,8 +513,18 @@ fn route_action(
         .iter()
         .map(|m| mirror(mesh, m, listener_port))
         .collect();
-    action.hash_policy = hash_policy(mesh, destinations, listener_port);
+    set_hash_policy(&mut action, hash_policy(mesh, destinations, listener_port));
     action
+}
+
+fn set_hash_policy(action: &mut RouteAction, policy: Vec<HashPolicy>) {
+    if !policy.is_empty() {
+        // As Istio: retrying on another host would defeat the stickiness consistent hashing asks for.
+        if let Some(r) = action.retry_policy.as_mut() {
+            r.retry_host_predicate.clear();
+        }
+    }
+    action.hash_policy = policy;
 }
 
 /// Istio's `retry.ConvertPolicy`.

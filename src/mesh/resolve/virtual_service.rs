@@ -207,6 +207,15 @@ impl Ctx<'_> {
             .unwrap_or_default();
         let rewrite = rewrite.as_ref().and_then(|r| self.rewrite(r, diags));
         let mut resolved_mirrors = Vec::new();
+        if mirror.is_some() && !mirrors.is_empty() {
+            // Istio's validation rejects the pair rather than picking one.
+            diags.error(
+                self.meta,
+                "SY0115",
+                self.f("mirrors"),
+                "set either `mirror` or `mirrors`, not both",
+            );
+        }
         if let Some(m) = mirror {
             let percentage = match mirror_percentage {
                 Some(p) => validate::percentage(diags, self.meta, &self.f("mirrorPercentage"), p),

@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    http_connection_manager::{CodecType, RouteSpecifier},
+    http_connection_manager::{CodecType, RouteSpecifier, UpgradeConfig},
     http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
 use envoy_types::pb::google::protobuf::BoolValue;
@@ -67,6 +67,11 @@ pub fn http_connection_manager(
         http_filters: http_filters(),
         use_remote_address: use_remote_address.then_some(BoolValue { value: true }),
         route_specifier: Some(route_specifier),
+        // As Istio: without it Envoy answers a WebSocket upgrade with 403.
+        upgrade_configs: vec![UpgradeConfig {
+            upgrade_type: "websocket".to_owned(),
+            ..Default::default()
+        }],
         ..Default::default()
     }
 }
