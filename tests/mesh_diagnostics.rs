@@ -316,6 +316,37 @@ fn sy0110_gateway_selector_matching_no_proxy_is_a_warning() {
 }
 
 #[test]
+fn sy0110_selector_matching_only_an_application_workload_is_a_warning() {
+    // `app: reviews` matches the reviews WorkloadEntries, but the reviews ServiceEntry selects them: they are
+    // application pods with sidecars, not a gateway.
+    let gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: gw\nspec:\n  selector: {app: reviews}\n  servers:\n  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ['*']\n";
+    let (ok, d) = diagnostics(gw);
+    assert!(ok, "{d:#?}");
+    assert_at(
+        &the(&d, "SY0110"),
+        17,
+        Severity::Warning,
+        Kind::Gateway,
+        "gw",
+        "spec.selector",
+    );
+}
+
+#[test]
+fn sy0110_selector_matching_a_gateway_workload_entry_is_served() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: gw\nspec:\n  selector: {istio: my-gateway}\n  servers:\n  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ['*']\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: my-gateway\nspec:\n  address: 127.0.9.1\n  labels: {istio: my-gateway}\n";
+    let (ok, d) = diagnostics(yaml);
+    assert!(ok, "{d:#?}");
+    assert!(!d.iter().any(|d| d.code == "SY0110"), "{d:#?}");
+    let (ok, d) = diagnostics(&yaml.replace(
+        "selector: {istio: my-gateway}",
+        "selector: {istio: ingressgateway}",
+    ));
+    assert!(ok, "{d:#?}");
+    assert!(!d.iter().any(|d| d.code == "SY0110"), "{d:#?}");
+}
+
+#[test]
 fn sy0111_destination_port_not_on_service() {
     let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, port: {number: 9090}}\n";
     let (ok, d) = diagnostics(&vs("reviews", body));

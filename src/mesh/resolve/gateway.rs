@@ -9,23 +9,30 @@ use crate::spec::{self, Kind, Sourced};
 pub(super) fn resolve(
     items: &[Sourced<spec::Gateway>],
     workloads: &BTreeMap<String, Workload>,
+    service_entries: &[Sourced<spec::ServiceEntry>],
     diags: &mut Diags,
 ) -> BTreeMap<String, Gateway> {
+    let default_ingress = crate::mesh::default_ingress_gateway_labels();
+    // A WorkloadEntry that a ServiceEntry selects is an application's pod with a sidecar, not a gateway; counting
+    // its labels would let a selector that only matches an app hide the warning.
+    let gateway_candidates: Vec<&Workload> = workloads
+        .values()
+        .filter(|w| !is_app_workload(w, service_entries))
+        .collect();
     let mut out = BTreeMap::new();
     for item in items {
         let meta = meta_of(item, Kind::Gateway);
         let spec::Gateway { selector, servers } = &item.value;
-        let default_ingress = crate::mesh::default_ingress_gateway_labels();
         if !labels_match(selector, &default_ingress)
-            && !workloads
-                .values()
+            && !gateway_candidates
+                .iter()
                 .any(|w| labels_match(selector, &w.labels))
         {
             diags.warn(
                 &meta,
                 "SY0110",
                 "spec.selector",
-                "the selector matches neither Istio's default ingress gateway (istio: ingressgateway) nor any WorkloadEntry; no proxy is known to serve this Gateway (a gateway proxy is matched by the LABELS in its node metadata)",
+                "the selector matches neither Istio's default ingress gateway (istio: ingressgateway) nor a WorkloadEntry outside every ServiceEntry's workloadSelector (a selected one is an application workload, not a gateway); no proxy is known to serve this Gateway (a gateway proxy is matched by the LABELS in its node metadata)",
             );
         }
         let mut resolved = Vec::new();
@@ -94,4 +101,16 @@ pub(super) fn resolve(
             });
     }
     out
+}
+
+/// Whether a ServiceEntry of the workload's namespace selects it (Istio's workloadSelector is namespace-local).
+fn is_app_workload(workload: &Workload, service_entries: &[Sourced<spec::ServiceEntry>]) -> bool {
+    service_entries.iter().any(|se| {
+        se.namespace() == workload.namespace
+            && se
+                .value
+                .workload_selector
+                .as_ref()
+                .is_some_and(|sel| labels_match(&sel.labels, &workload.labels))
+    })
 }

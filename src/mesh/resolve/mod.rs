@@ -25,7 +25,12 @@ pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
     let services = service_entry::resolve(&config.service_entries, &workloads, &mut diags);
     let destination_rules =
         destination_rule::resolve(&config.destination_rules, &services, &mut diags);
-    let gateways = gateway::resolve(&config.gateways, &workloads, &mut diags);
+    let gateways = gateway::resolve(
+        &config.gateways,
+        &workloads,
+        &config.service_entries,
+        &mut diags,
+    );
     let mut mesh = Mesh {
         services,
         workloads,
