@@ -362,6 +362,29 @@ fn sy0111_destination_port_not_on_service() {
 }
 
 #[test]
+fn ist0112_destination_without_port_on_a_service_with_several_ports() {
+    let body = "  hosts: [multi.example.com]\n  http:\n  - route:\n    - destination: {host: multi.example.com}\n";
+    let se = "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: multi\nspec:\n  hosts: [multi.example.com]\n  ports:\n  - {number: 80, name: http, protocol: HTTP}\n  - {number: 8080, name: http-alt, protocol: HTTP}\n  resolution: DNS\n";
+    let (ok, d) = diagnostics(&format!("{}{se}", vs("multi", body)));
+    assert!(!ok);
+    assert_at(
+        &the(&d, "IST0112"),
+        20,
+        Severity::Error,
+        Kind::VirtualService,
+        "multi",
+        "spec.http[0].route[0].destination.port",
+    );
+    // Naming the port resolves it.
+    let named = body.replace(
+        "{host: multi.example.com}",
+        "{host: multi.example.com, port: {number: 8080}}",
+    );
+    let (ok, d) = diagnostics(&format!("{}{se}", vs("multi", &named)));
+    assert!(ok, "{d:#?}");
+}
+
+#[test]
 fn sy0112_unknown_gateway() {
     let body = "  hosts: ['*']\n  gateways: [nosuch-gateway]\n  http:\n  - route:\n    - destination: {host: productpage}\n";
     let (ok, d) = diagnostics(&vs("bookinfo", body));

@@ -39,6 +39,7 @@ impl fmt::Display for Severity {
 /// | SY0109 | percentage outside 0..100 |
 /// | SY0110 | Gateway selector matches no workload (warning) |
 /// | SY0111 | destination port not defined by the service |
+/// | IST0112 | destination without a port on a service with several ports |
 /// | SY0112 | gateway referenced by a VirtualService does not exist |
 /// | SY0113 | two VirtualServices claim the same host |
 /// | SY0114 | valid Istio, not supported yet |

@@ -527,6 +527,20 @@ impl Ctx<'_> {
                 );
                 return None;
             }
+        } else if service.ports.len() > 1 {
+            // Without a port the cluster's port is the listener's; on a gateway (or a sidecar listener of another
+            // service) that is none of this service's ports, so the route would name a cluster that does not exist.
+            let known: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
+            diags.error(
+                self.meta,
+                "IST0112",
+                format!("{field}.port"),
+                format!(
+                    "service `{host}` has several ports ({}); the destination must name one with `port.number`",
+                    known.join(", ")
+                ),
+            );
+            return None;
         }
         if let Some(subset) = &d.subset {
             let found = self
