@@ -188,7 +188,8 @@ fn json_output_is_the_diagnostic_list() {
     assert_eq!(error["code"], "IST0101");
     assert_eq!(error["field"], "spec.http[0].route[0].destination.subset");
     assert_eq!(error["file"], bad.display().to_string());
-    assert_eq!(error["line"], 1);
+    // The line of the field itself, `subset: v9`.
+    assert_eq!(error["line"], 12);
     assert_eq!(error["resource"]["kind"], "VirtualService");
     assert_eq!(error["resource"]["name"], "reviews");
     assert!(list.iter().any(|d| d["severity"] == "Warning"));
