@@ -41,7 +41,7 @@ impl fmt::Display for Severity {
 /// | SY0111 | destination port not defined by the service |
 /// | IST0112 | destination without a port on a service with several ports |
 /// | SY0112 | gateway referenced by a VirtualService does not exist |
-/// | SY0113 | two VirtualServices claim the same host |
+/// | SY0113 | two mesh VirtualServices claim the same host (gateways merge them) |
 /// | SY0114 | valid Istio, not supported yet |
 /// | SY0115 | invalid value |
 /// | SY0116 | ServiceEntry with both endpoints and workloadSelector |

@@ -41,6 +41,7 @@ use crate::mesh::{
     RouteAction as MeshAction, RouteDestination, RouteMatch, Router, Service, Sidecar,
     VirtualService,
 };
+use crate::spec::ResourceKey;
 use crate::spec::StringMatch;
 
 /// Which proxy and listener routes are being built for: decides `sourceLabels`, `sourceNamespace`, `port` and
@@ -191,8 +192,11 @@ pub(super) fn router(mesh: &Mesh, router: &Router) -> Vec<RouteConfiguration> {
     by_port
         .into_iter()
         .map(|(port, servers)| {
-            // First (gateway, VirtualService, host) to claim a virtual host name wins; Envoy rejects duplicates.
-            let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
+            // One virtual host per domain. VirtualServices whose hosts meet on a domain are merged into it in
+            // namespace/name order (Istio's creation-time order), each contributing once, and catch-all routes
+            // move behind the others as Istio's `SortVHostRoutes` does, so a later VirtualService is not shadowed.
+            let mut vhosts: BTreeMap<String, (VirtualHost, BTreeSet<&ResourceKey>)> =
+                BTreeMap::new();
             for (gateway, server_hosts) in &servers {
                 let scope = Scope {
                     port,
@@ -205,34 +209,46 @@ pub(super) fn router(mesh: &Mesh, router: &Router) -> Vec<RouteConfiguration> {
                     .iter()
                     .filter(|vs| vs.gateways.contains(gateway))
                 {
-                    for host in &vs.hosts {
-                        let Some(domain) = host_intersection(host, server_hosts) else {
-                            continue;
-                        };
+                    let domains = host_intersections(&vs.hosts, server_hosts);
+                    if domains.is_empty() {
+                        continue;
+                    }
+                    let routes = vs_routes(mesh, vs, &scope);
+                    if routes.is_empty() {
+                        continue;
+                    }
+                    for domain in domains {
                         let name = virtual_host_name(&domain, port);
-                        if vhosts.contains_key(&name) {
-                            continue;
-                        }
-                        let routes = vs_routes(mesh, vs, &scope);
-                        if !routes.is_empty() {
-                            vhosts.insert(
-                                name.clone(),
-                                build::virtual_host(&name, vec![domain], routes),
-                            );
+                        let (vhost, contributors) =
+                            vhosts.entry(name.clone()).or_insert_with(|| {
+                                (
+                                    build::virtual_host(&name, vec![domain], Vec::new()),
+                                    BTreeSet::new(),
+                                )
+                            });
+                        if contributors.insert(&vs.meta.resource) {
+                            vhost.routes.extend(routes.iter().cloned());
                         }
                     }
                 }
             }
             build::route_configuration(
                 &gateway_route_config_name(port),
-                vhosts.into_values().collect(),
+                vhosts
+                    .into_values()
+                    .map(|(mut vhost, _)| {
+                        vhost.routes = catch_alls_last(std::mem::take(&mut vhost.routes));
+                        vhost
+                    })
+                    .collect(),
             )
         })
         .collect()
 }
 
-/// The host a VirtualService host and a server's hosts have in common (the more specific of the two).
-fn host_intersection(vs_host: &str, server_hosts: &[String]) -> Option<String> {
+/// Every host a VirtualService's hosts and a server's hosts have in common (for each pair, the more specific
+/// of the two), as Istio's `Intersection` of the two host sets.
+fn host_intersections(vs_hosts: &[String], server_hosts: &[String]) -> BTreeSet<String> {
     let covers = |pattern: &str, host: &str| {
         pattern == "*"
             || pattern == host
@@ -240,15 +256,40 @@ fn host_intersection(vs_host: &str, server_hosts: &[String]) -> Option<String> {
                 .strip_prefix('*')
                 .is_some_and(|suffix| host.ends_with(suffix))
     };
-    server_hosts.iter().find_map(|s| {
-        if covers(s, vs_host) {
-            Some(vs_host.to_owned())
-        } else if covers(vs_host, s) {
-            Some(s.clone())
-        } else {
-            None
+    let mut out = BTreeSet::new();
+    for vs_host in vs_hosts {
+        for s in server_hosts {
+            if covers(s, vs_host) {
+                out.insert(vs_host.clone());
+            } else if covers(vs_host, s) {
+                out.insert(s.clone());
+            }
         }
-    })
+    }
+    out
+}
+
+/// Istio's `SortVHostRoutes`: catch-all routes after all others, each group in its original order.
+fn catch_alls_last(routes: Vec<Route>) -> Vec<Route> {
+    let (catch_all, specific): (Vec<Route>, Vec<Route>) =
+        routes.into_iter().partition(is_catch_all_route);
+    specific.into_iter().chain(catch_all).collect()
+}
+
+/// Istio's `isCatchAllRoute`: path `/` prefix (or regex `*`) and no header or query parameter condition.
+fn is_catch_all_route(r: &Route) -> bool {
+    let Some(m) = &r.r#match else {
+        return false;
+    };
+    let path_all = match &m.path_specifier {
+        Some(PathSpecifier::Prefix(p)) | Some(PathSpecifier::PathSeparatedPrefix(p)) => p == "/",
+        Some(PathSpecifier::SafeRegex(re)) => re.regex == "*",
+        _ => false,
+    };
+    path_all
+        && m.headers.is_empty()
+        && m.query_parameters.is_empty()
+        && m.dynamic_metadata.is_empty()
 }
 
 // === VirtualService routes ===

@@ -82,13 +82,15 @@ pub(super) fn resolve(
                     format!("host `{fqdn}` is not defined by any ServiceEntry; routing sidecar traffic for hosts outside the registry is not supported yet"),
                 );
             }
-            for g in &gateway_refs {
+            // Gateways merge VirtualServices that share a host (in namespace/name order, as Istio); sidecars
+            // cannot, so there a second claim is an error.
+            for g in gateway_refs.iter().filter(|g| **g == GatewayRef::Mesh) {
                 match claimed.get(&(g.clone(), fqdn.clone())) {
                     Some(first) => diags.error(
                         &meta,
                         "SY0113",
                         &field,
-                        format!("host `{fqdn}` is already routed by {} at {}; merging VirtualServices is not supported yet", first.resource, first.origin),
+                        format!("host `{fqdn}` is already routed by {} at {}; merging VirtualServices for sidecars is not supported yet (Istio merges them only on gateways)", first.resource, first.origin),
                     ),
                     None => {
                         claimed.insert((g.clone(), fqdn.clone()), meta.clone());
