@@ -464,6 +464,88 @@ fn diagnostics_serialize_for_the_cli() {
 }
 
 #[test]
+fn sy0116_service_entry_with_endpoints_and_workload_selector() {
+    let se = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: both\nspec:\n  hosts: [both.example.com]\n  location: MESH_INTERNAL\n  ports:\n  - {number: 80, name: http, protocol: HTTP}\n  resolution: STATIC\n  endpoints:\n  - address: 127.0.9.1\n  workloadSelector: {labels: {app: both}}\n";
+    let (ok, d) = diagnostics(se);
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0116"),
+        24,
+        Severity::Error,
+        Kind::ServiceEntry,
+        "both",
+        "spec.workloadSelector",
+    );
+}
+
+/// A ServiceEntry for `extra.example.com`, appended after the resource under test.
+const EXTRA_SERVICE: &str = "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: extra\nspec:\n  hosts: [extra.example.com]\n  ports:\n  - {number: 80, name: http, protocol: HTTP}\n  resolution: DNS\n";
+
+#[test]
+fn sy0117_duplicate_subset_name() {
+    let dr = format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: extra\nspec:\n  host: extra.example.com\n  subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v1, labels: {{version: v2}}}}\n{EXTRA_SERVICE}");
+    let (ok, d) = diagnostics(&dr);
+    assert!(!ok);
+    assert_at(
+        &the(&d, "SY0117"),
+        20,
+        Severity::Error,
+        Kind::DestinationRule,
+        "extra",
+        "spec.subsets[1].name",
+    );
+}
+
+#[test]
+fn sy0118_destination_rule_for_an_unknown_host_is_a_warning() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: nosuch\nspec:\n  host: nosuch.example.com\n  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n";
+    let (ok, d) = diagnostics(dr);
+    assert!(ok, "{d:#?}");
+    assert_at(
+        &the(&d, "SY0118"),
+        17,
+        Severity::Warning,
+        Kind::DestinationRule,
+        "nosuch",
+        "spec.host",
+    );
+}
+
+#[test]
+fn sy0119_two_service_entries_for_one_host_names_the_first() {
+    let se = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: reviews-again\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  location: MESH_INTERNAL\n  ports:\n  - {number: 9080, name: http, protocol: HTTP}\n  resolution: STATIC\n  workloadSelector: {labels: {app: reviews}}\n";
+    let (ok, d) = diagnostics(se);
+    assert!(!ok);
+    let d = the(&d, "SY0119");
+    assert_at(
+        &d,
+        17,
+        Severity::Error,
+        Kind::ServiceEntry,
+        "reviews-again",
+        "spec.hosts",
+    );
+    assert!(d.message.contains("mesh.yaml"), "names the first: {d}");
+}
+
+#[test]
+fn sy0120_two_destination_rules_for_one_host_names_the_first() {
+    let dr = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: reviews-again\nspec:\n  host: reviews\n  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n";
+    let (ok, d) = diagnostics(dr);
+    assert!(!ok);
+    let d = the(&d, "SY0120");
+    assert_at(
+        &d,
+        17,
+        Severity::Error,
+        Kind::DestinationRule,
+        "reviews-again",
+        "spec.host",
+    );
+    assert!(d.message.contains("dr.yaml"), "names the first: {d}");
+}
+
+#[test]
 fn sy0121_two_services_with_one_address() {
     let se = |name: &str| {
         format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {name}\nspec:\n  hosts: [{name}.example.com]\n  addresses: [240.0.0.1]\n  ports:\n  - {{number: 80, name: http, protocol: HTTP}}\n  resolution: DNS\n")
