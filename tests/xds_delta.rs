@@ -224,22 +224,12 @@ async fn changes_are_pushed_in_cds_eds_lds_rds_order() {
     }
 }
 
-/// A generation that cannot identify anyone, as before the first valid configuration.
-struct Nobody;
-
-impl switchyard::xds::Generation for Nobody {
-    fn snapshot_for(
-        &self,
-        _node: &envoy_types::pb::envoy::config::core::v3::Node,
-    ) -> Result<std::sync::Arc<switchyard::xds::Snapshot>, String> {
-        Err("no workload matches this node".to_string())
-    }
-}
-
 #[tokio::test]
 async fn a_first_request_made_before_identification_is_answered_even_if_empty() {
-    let server =
-        TestServer::start_with(switchyard::xds::Cache::new(std::sync::Arc::new(Nobody))).await;
+    let server = TestServer::start_with(switchyard::xds::Cache::new(std::sync::Arc::new(
+        harness::Nobody,
+    )))
+    .await;
     let mut c = server.delta("early").await;
     c.subscribe(Listener, &[]).await;
     server

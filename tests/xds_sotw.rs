@@ -300,22 +300,12 @@ async fn shutdown_ends_open_streams() {
     c.expect_end().await;
 }
 
-/// A generation that cannot identify anyone, as before the first valid configuration.
-struct Nobody;
-
-impl switchyard::xds::Generation for Nobody {
-    fn snapshot_for(
-        &self,
-        _node: &envoy_types::pb::envoy::config::core::v3::Node,
-    ) -> Result<std::sync::Arc<switchyard::xds::Snapshot>, String> {
-        Err("no workload matches this node".to_string())
-    }
-}
-
 #[tokio::test]
 async fn a_proxy_not_identified_yet_is_answered_once_it_is() {
-    let server =
-        TestServer::start_with(switchyard::xds::Cache::new(std::sync::Arc::new(Nobody))).await;
+    let server = TestServer::start_with(switchyard::xds::Cache::new(std::sync::Arc::new(
+        harness::Nobody,
+    )))
+    .await;
     let mut c = server.sotw("early").await;
     c.subscribe(Cluster, &[]).await;
     let status = server

@@ -34,14 +34,10 @@ impl DeltaStream {
         req: &DeltaDiscoveryRequest,
         snapshot: Option<&Snapshot>,
     ) -> Step<DeltaDiscoveryResponse> {
-        let mut step = Step::default();
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
-            step.events.push(Event::Ignored {
-                type_url: req.type_url.clone(),
-                reason: "type not served",
-            });
-            return step;
+            return Step::ignored(&req.type_url, "type not served");
         };
+        let mut step = Step::default();
 
         let initial = self.subs[t].is_none();
         let sub = self.subs[t].get_or_insert_with(|| {

@@ -39,6 +39,17 @@ pub struct Step<R> {
 }
 
 impl<R> Step<R> {
+    /// A step that only records that a request needed no action.
+    pub fn ignored(type_url: &str, reason: &'static str) -> Step<R> {
+        Step {
+            responses: Vec::new(),
+            events: vec![Event::Ignored {
+                type_url: type_url.to_string(),
+                reason,
+            }],
+        }
+    }
+
     pub fn merge(&mut self, other: Step<R>) {
         self.responses.extend(other.responses);
         self.events.extend(other.events);

@@ -94,22 +94,14 @@ impl SotwStream {
         req: &DiscoveryRequest,
         snapshot: Option<&Snapshot>,
     ) -> Step<DiscoveryResponse> {
-        let mut step = Step::default();
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
-            step.events.push(Event::Ignored {
-                type_url: req.type_url.clone(),
-                reason: "type not served",
-            });
-            return step;
+            return Step::ignored(&req.type_url, "type not served");
         };
+        let mut step = Step::default();
         let kind = classify(self.subs[t].as_ref(), req, t);
         let force = match kind {
             RequestKind::StaleNonce => {
-                step.events.push(Event::Ignored {
-                    type_url: req.type_url.clone(),
-                    reason: "stale nonce",
-                });
-                return step;
+                return Step::ignored(&req.type_url, "stale nonce");
             }
             RequestKind::Nack {
                 nack,
@@ -129,11 +121,7 @@ impl SotwStream {
             }
             RequestKind::StillRejected { names_changed } => {
                 if !names_changed {
-                    step.events.push(Event::Ignored {
-                        type_url: req.type_url.clone(),
-                        reason: "repeats a rejected response",
-                    });
-                    return step;
+                    return Step::ignored(&req.type_url, "repeats a rejected response");
                 }
                 if let Some(sub) = self.subs[t].as_mut() {
                     sub.names = ResourceNames::from_sotw(t, &req.resource_names);

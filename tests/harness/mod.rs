@@ -106,6 +106,15 @@ impl TestServer {
     }
 }
 
+/// A generation that cannot identify anyone, as before the first valid configuration.
+pub struct Nobody;
+
+impl switchyard::xds::Generation for Nobody {
+    fn snapshot_for(&self, _node: &Node) -> Result<std::sync::Arc<Snapshot>, String> {
+        Err("no workload matches this node".to_string())
+    }
+}
+
 /// An ADS channel to any server (for example a whole `ControlPlane`). `window` limits the HTTP/2 stream
 /// window, to see what the server does when a client stops reading.
 async fn connect(
