@@ -442,7 +442,54 @@ pub fn labels_match(selector: &Labels, labels: &Labels) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// One outbound cluster: a service port, narrowed to a DestinationRule subset or not.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundCluster<'a> {
+    pub service: &'a Service,
+    pub port: &'a ServicePort,
+    pub subset: Option<&'a str>,
+    /// The service's DestinationRule, if it has one.
+    pub rule: Option<&'a DestinationRule>,
+}
+
+impl OutboundCluster<'_> {
+    /// `outbound|<port>|<subset>|<host>`.
+    pub fn name(&self) -> String {
+        crate::mesh::names::ClusterName::outbound(
+            self.port.number,
+            self.subset,
+            &self.service.hostname,
+        )
+        .to_string()
+    }
+}
+
 impl Mesh {
+    /// Every outbound cluster Istio builds: per service (in host order) and port, the subset-less one and then
+    /// one per DestinationRule subset, in the rule's order.
+    pub fn outbound_clusters(&self) -> impl Iterator<Item = OutboundCluster<'_>> + '_ {
+        self.services.values().flat_map(move |service| {
+            let rule = self.destination_rules.get(&service.hostname);
+            let subsets: Vec<Option<&str>> = std::iter::once(None)
+                .chain(
+                    rule.iter()
+                        .flat_map(|dr| dr.subsets.iter().map(|s| Some(s.name.as_str()))),
+                )
+                .collect();
+            service.ports.iter().flat_map(move |port| {
+                subsets
+                    .clone()
+                    .into_iter()
+                    .map(move |subset| OutboundCluster {
+                        service,
+                        port,
+                        subset,
+                        rule,
+                    })
+            })
+        })
+    }
+
     /// The traffic policy for one cluster, merged as Istio's `MergeSubsetTrafficPolicy` does. The base is the
     /// rule's port-level settings for `port` (replacing the rule's settings as a whole: omitted fields fall back
     /// to defaults, not to the rule's) else the rule's settings. A subset with port-level settings for `port`

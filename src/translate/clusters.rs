@@ -23,50 +23,36 @@ use crate::mesh::{
 };
 
 pub(super) fn outbound(mesh: &Mesh) -> Vec<Cluster> {
-    let mut out = Vec::new();
-    for service in mesh.services.values() {
-        let dr = mesh.destination_rules.get(&service.hostname);
-        let subsets: Vec<Option<&str>> = std::iter::once(None)
-            .chain(
-                dr.iter()
-                    .flat_map(|dr| dr.subsets.iter().map(|s| Some(s.name.as_str()))),
-            )
-            .collect();
-        for port in &service.ports {
-            for subset in &subsets {
-                let name =
-                    ClusterName::outbound(port.number, *subset, &service.hostname).to_string();
-                let policy = mesh.policy_for(&service.hostname, *subset, port.number);
-                let mut c = match service.resolution {
-                    Resolution::Static => build::eds_cluster(&name),
-                    Resolution::Dns => {
-                        let assignment = endpoints::assignment(&name, service, port, *subset, mesh);
-                        let mut c = build::inline_cluster(
-                            &name,
-                            cluster::DiscoveryType::StrictDns,
-                            assignment,
-                        );
-                        // Istio's default for DNS clusters: IPv4 only.
-                        c.dns_lookup_family = cluster::DnsLookupFamily::V4Only as i32;
-                        c
-                    }
-                };
-                apply_policy(&mut c, &policy);
-                let config = match dr {
-                    Some(dr) => dr.meta.istio_config_path(),
-                    None => service.meta.istio_config_path(),
-                };
-                // Istio stamps `config` (the DestinationRule) and `services`; one key only, see build::route's
-                // note on maps. Without a DestinationRule the ServiceEntry is named instead.
-                c.metadata = Some(build::istio_metadata(vec![(
-                    "config",
-                    build::string_value(&config),
-                )]));
-                out.push(c);
-            }
-        }
-    }
-    out
+    mesh.outbound_clusters()
+        .map(|oc| {
+            let (service, port, subset) = (oc.service, oc.port, oc.subset);
+            let name = oc.name();
+            let policy = mesh.policy_for(&service.hostname, subset, port.number);
+            let mut c = match service.resolution {
+                Resolution::Static => build::eds_cluster(&name),
+                Resolution::Dns => {
+                    let assignment = endpoints::assignment(&name, service, port, subset, mesh);
+                    let mut c =
+                        build::inline_cluster(&name, cluster::DiscoveryType::StrictDns, assignment);
+                    // Istio's default for DNS clusters: IPv4 only.
+                    c.dns_lookup_family = cluster::DnsLookupFamily::V4Only as i32;
+                    c
+                }
+            };
+            apply_policy(&mut c, &policy);
+            let config = match oc.rule {
+                Some(dr) => dr.meta.istio_config_path(),
+                None => service.meta.istio_config_path(),
+            };
+            // Istio stamps `config` (the DestinationRule) and `services`; one key only, see build::route's
+            // note on maps. Without a DestinationRule the ServiceEntry is named instead.
+            c.metadata = Some(build::istio_metadata(vec![(
+                "config",
+                build::string_value(&config),
+            )]));
+            c
+        })
+        .collect()
 }
 
 /// `inbound|<port>||`: to the app behind this sidecar, at `SWITCHYARD_APP_IP` (the pod's "localhost").

@@ -6,34 +6,15 @@ use std::collections::BTreeMap;
 use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, LbEndpoint};
 
 use super::build;
-use crate::mesh::names::ClusterName;
 use crate::mesh::{labels_match, Labels, Mesh, Resolution, Service, ServicePort};
 
 type HostPort<'a> = (&'a str, u32, Option<u32>);
 
 pub(super) fn outbound(mesh: &Mesh) -> Vec<ClusterLoadAssignment> {
-    let mut out = Vec::new();
-    for service in mesh
-        .services
-        .values()
-        .filter(|s| s.resolution == Resolution::Static)
-    {
-        let dr = mesh.destination_rules.get(&service.hostname);
-        let subsets: Vec<Option<&str>> = std::iter::once(None)
-            .chain(
-                dr.iter()
-                    .flat_map(|dr| dr.subsets.iter().map(|s| Some(s.name.as_str()))),
-            )
-            .collect();
-        for port in &service.ports {
-            for subset in &subsets {
-                let name =
-                    ClusterName::outbound(port.number, *subset, &service.hostname).to_string();
-                out.push(assignment(&name, service, port, *subset, mesh));
-            }
-        }
-    }
-    out
+    mesh.outbound_clusters()
+        .filter(|oc| oc.service.resolution == Resolution::Static)
+        .map(|oc| assignment(&oc.name(), oc.service, oc.port, oc.subset, mesh))
+        .collect()
 }
 
 /// Endpoints grouped by locality (in locality order, endpoints by address), each group weighted by the sum of

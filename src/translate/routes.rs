@@ -15,6 +15,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     route,
     route_action::{self, hash_policy, HashPolicy, RequestMirrorPolicy},
     route_match::PathSpecifier,
+    weighted_cluster::ClusterWeight,
     DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction,
     RetryPolicy as EnvoyRetryPolicy, Route, RouteAction, RouteConfiguration,
     RouteMatch as EnvoyRouteMatch, VirtualHost,
@@ -392,20 +393,12 @@ fn translate_route(
     } else if let Some(c) = &http.cors {
         r.typed_per_filter_config = build::per_filter_config(build::CORS_FILTER, pack_any(cors(c)));
     }
-    let (req_add, req_remove, resp_add, resp_remove) = header_operations(&http.headers);
-    r.request_headers_to_add = req_add;
-    r.request_headers_to_remove = req_remove;
-    r.response_headers_to_add = resp_add;
-    r.response_headers_to_remove = resp_remove;
+    add_header_operations(&mut r, &http.headers);
     // A lone destination is a plain `cluster`, which has no header fields of its own, so its per-destination
     // headers go on the route (as in Istio).
     if let MeshAction::Route(destinations) = &http.action {
         if let [single] = destinations.as_slice() {
-            let (req_add, req_remove, resp_add, resp_remove) = header_operations(&single.headers);
-            r.request_headers_to_add.extend(req_add);
-            r.request_headers_to_remove.extend(req_remove);
-            r.response_headers_to_add.extend(resp_add);
-            r.response_headers_to_remove.extend(resp_remove);
+            add_header_operations(&mut r, &single.headers);
         }
     }
     r
@@ -502,11 +495,8 @@ fn route_action(
     destinations: &[RouteDestination],
     listener_port: u32,
 ) -> RouteAction {
-    let cluster_of = |d: &RouteDestination| {
-        let port = mesh.destination_port(&d.destination, listener_port);
-        ClusterName::outbound(port, d.destination.subset.as_deref(), &d.destination.host)
-            .to_string()
-    };
+    let cluster_of =
+        |d: &RouteDestination| destination_cluster(mesh, &d.destination, listener_port);
     let timeout = http
         .timeout
         .map_or_else(build::zero_timeout, build::duration);
@@ -516,12 +506,7 @@ fn route_action(
             many.iter()
                 .map(|d| {
                     let mut w = build::cluster_weight(&cluster_of(d), d.weight);
-                    let (req_add, req_remove, resp_add, resp_remove) =
-                        header_operations(&d.headers);
-                    w.request_headers_to_add = req_add;
-                    w.request_headers_to_remove = req_remove;
-                    w.response_headers_to_add = resp_add;
-                    w.response_headers_to_remove = resp_remove;
+                    add_header_operations(&mut w, &d.headers);
                     w
                 })
                 .collect(),
@@ -655,10 +640,8 @@ fn redirect(r: &Redirect) -> RedirectAction {
 }
 
 fn mirror(mesh: &Mesh, m: &Mirror, listener_port: u32) -> RequestMirrorPolicy {
-    let port = mesh.destination_port(&m.destination, listener_port);
     RequestMirrorPolicy {
-        cluster: ClusterName::outbound(port, m.destination.subset.as_deref(), &m.destination.host)
-            .to_string(),
+        cluster: destination_cluster(mesh, &m.destination, listener_port),
         runtime_fraction: Some(RuntimeFractionalPercent {
             default_value: Some(build::per_million(m.percentage)),
             ..Default::default()
@@ -722,29 +705,73 @@ fn hash_policy(
     }]
 }
 
-/// Istio's `TranslateHeadersOperations`: `set` overwrites, `add` appends.
-fn header_operations(
-    h: &HeaderOperations,
-) -> (
-    Vec<HeaderValueOption>,
-    Vec<String>,
-    Vec<HeaderValueOption>,
-    Vec<String>,
-) {
-    let ops = |o: &crate::mesh::HeaderOps| {
-        let mut add: Vec<HeaderValueOption> = o
-            .set
-            .iter()
-            .map(|(k, v)| {
+/// The cluster a destination names on a listener: `outbound|<port>|<subset>|<host>` with Istio's port choice.
+fn destination_cluster(mesh: &Mesh, d: &Destination, listener_port: u32) -> String {
+    let port = mesh.destination_port(d, listener_port);
+    ClusterName::outbound(port, d.subset.as_deref(), &d.host).to_string()
+}
+
+/// The Envoy messages that carry header operations (routes and weighted-cluster entries), by their four fields.
+trait HeaderFields {
+    fn header_fields(
+        &mut self,
+    ) -> (
+        &mut Vec<HeaderValueOption>,
+        &mut Vec<String>,
+        &mut Vec<HeaderValueOption>,
+        &mut Vec<String>,
+    );
+}
+
+impl HeaderFields for Route {
+    fn header_fields(
+        &mut self,
+    ) -> (
+        &mut Vec<HeaderValueOption>,
+        &mut Vec<String>,
+        &mut Vec<HeaderValueOption>,
+        &mut Vec<String>,
+    ) {
+        (
+            &mut self.request_headers_to_add,
+            &mut self.request_headers_to_remove,
+            &mut self.response_headers_to_add,
+            &mut self.response_headers_to_remove,
+        )
+    }
+}
+
+impl HeaderFields for ClusterWeight {
+    fn header_fields(
+        &mut self,
+    ) -> (
+        &mut Vec<HeaderValueOption>,
+        &mut Vec<String>,
+        &mut Vec<HeaderValueOption>,
+        &mut Vec<String>,
+    ) {
+        (
+            &mut self.request_headers_to_add,
+            &mut self.request_headers_to_remove,
+            &mut self.response_headers_to_add,
+            &mut self.response_headers_to_remove,
+        )
+    }
+}
+
+/// Istio's `TranslateHeadersOperations`, appended to `target`: `set` overwrites, `add` appends.
+fn add_header_operations(target: &mut impl HeaderFields, h: &HeaderOperations) {
+    let ops =
+        |o: &crate::mesh::HeaderOps, add: &mut Vec<HeaderValueOption>, remove: &mut Vec<String>| {
+            add.extend(o.set.iter().map(|(k, v)| {
                 build::header_value_option(k, v, HeaderAppendAction::OverwriteIfExistsOrAdd as i32)
-            })
-            .collect();
-        add.extend(o.add.iter().map(|(k, v)| {
-            build::header_value_option(k, v, HeaderAppendAction::AppendIfExistsOrAdd as i32)
-        }));
-        (add, o.remove.clone())
-    };
-    let (req_add, req_remove) = ops(&h.request);
-    let (resp_add, resp_remove) = ops(&h.response);
-    (req_add, req_remove, resp_add, resp_remove)
+            }));
+            add.extend(o.add.iter().map(|(k, v)| {
+                build::header_value_option(k, v, HeaderAppendAction::AppendIfExistsOrAdd as i32)
+            }));
+            remove.extend(o.remove.iter().cloned());
+        };
+    let (req_add, req_remove, resp_add, resp_remove) = target.header_fields();
+    ops(&h.request, req_add, req_remove);
+    ops(&h.response, resp_add, resp_remove);
 }

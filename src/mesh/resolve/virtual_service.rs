@@ -219,18 +219,13 @@ impl Ctx<'_> {
             );
         }
         if let Some(m) = mirror {
-            let percentage = match mirror_percentage {
-                Some(p) => validate::percentage(diags, self.meta, &self.f("mirrorPercentage"), p),
-                None => Some(1_000_000),
-            };
-            if let (Some(destination), Some(percentage)) =
-                (self.destination(m, &self.f("mirror"), diags), percentage)
-            {
-                resolved_mirrors.push(Mirror {
-                    destination,
-                    percentage,
-                });
-            }
+            resolved_mirrors.extend(self.mirror(
+                m,
+                &self.f("mirror"),
+                mirror_percentage.as_ref(),
+                &self.f("mirrorPercentage"),
+                diags,
+            ));
         } else if mirror_percentage.is_some() {
             diags.error(
                 self.meta,
@@ -241,21 +236,13 @@ impl Ctx<'_> {
         }
         for (k, m) in mirrors.iter().enumerate() {
             let field = self.f(&format!("mirrors[{k}]"));
-            let percentage = match &m.percentage {
-                Some(p) => {
-                    validate::percentage(diags, self.meta, &format!("{field}.percentage"), p)
-                }
-                None => Some(1_000_000),
-            };
-            if let (Some(destination), Some(percentage)) = (
-                self.destination(&m.destination, &format!("{field}.destination"), diags),
-                percentage,
-            ) {
-                resolved_mirrors.push(Mirror {
-                    destination,
-                    percentage,
-                });
-            }
+            resolved_mirrors.extend(self.mirror(
+                &m.destination,
+                &format!("{field}.destination"),
+                m.percentage.as_ref(),
+                &format!("{field}.percentage"),
+                diags,
+            ));
         }
         let cors = cors_policy.as_ref().and_then(|c| self.cors(c, diags));
         if fault.is_some() && cors.is_some() {
@@ -416,6 +403,26 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+
+    /// One mirror (`mirror` with `mirrorPercentage`, or a `mirrors[]` entry); all traffic when no percentage.
+    fn mirror(
+        &self,
+        destination: &spec::Destination,
+        destination_field: &str,
+        percentage: Option<&spec::Percent>,
+        percentage_field: &str,
+        diags: &mut Diags,
+    ) -> Option<Mirror> {
+        let percentage = match percentage {
+            Some(p) => validate::percentage(diags, self.meta, percentage_field, p),
+            None => Some(1_000_000),
+        };
+        let destination = self.destination(destination, destination_field, diags);
+        Some(Mirror {
+            destination: destination?,
+            percentage: percentage?,
+        })
     }
 
     fn destinations(
