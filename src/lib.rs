@@ -2,7 +2,7 @@
 //!
 //! One pipeline, one direction (see `design.md`):
 //! spec files → [`spec`] → [`mesh`] → [`translate`] → [`xds`] → Envoy.
-#![deny(rust_2018_idioms)]
+#![deny(rust_2018_idioms, clippy::disallowed_types)]
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -92,7 +92,7 @@ fn bootstrap(r: &Resources, node: envoy_types::pb::envoy::config::core::v3::Node
             )],
         ),
     );
-    xds.typed_extension_protocol_options = std::collections::HashMap::from([(
+    xds.typed_extension_protocol_options = std::iter::once((
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_owned(),
         pack_any(envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions {
             upstream_protocol_options: Some(envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
@@ -102,7 +102,8 @@ fn bootstrap(r: &Resources, node: envoy_types::pb::envoy::config::core::v3::Node
             )),
             ..Default::default()
         }),
-    )]);
+    ))
+    .collect();
     clusters.push(xds);
     Bootstrap {
         node: Some(node),

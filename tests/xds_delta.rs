@@ -2,8 +2,6 @@
 
 mod harness;
 
-use std::collections::HashMap;
-
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
 use harness::fixtures::Fixture;
 use harness::{names_of, TestServer};
@@ -154,7 +152,7 @@ async fn reconnect_with_initial_versions_sends_only_what_changed() {
     let mut c = server.delta("d5").await;
     c.subscribe(Cluster, &[]).await;
     let cds = c.recv_type(Cluster).await;
-    let held: HashMap<String, String> = cds
+    let held: Vec<(String, String)> = cds
         .resources
         .iter()
         .map(|r| (r.name.clone(), r.version.clone()))
@@ -165,7 +163,7 @@ async fn reconnect_with_initial_versions_sends_only_what_changed() {
     let mut c = server.delta("d5").await;
     c.send(DeltaDiscoveryRequest {
         type_url: Cluster.type_url().to_string(),
-        initial_resource_versions: held,
+        initial_resource_versions: held.into_iter().collect(),
         ..Default::default()
     })
     .await;
@@ -271,12 +269,11 @@ async fn reconnect_with_everything_current_gets_an_empty_answer() {
 async fn reconnect_holding_a_deleted_resource_is_told_it_is_gone() {
     let server = TestServer::start(Fixture::default().snapshot()).await;
     let mut c = server.delta("stale-holder").await;
-    let mut held: HashMap<String, String> = HashMap::new();
-    held.insert("a".into(), "0123456789abcdef".into());
-    held.insert("gone".into(), "0123456789abcdef".into());
+    let held = [("a", "0123456789abcdef"), ("gone", "0123456789abcdef")]
+        .map(|(name, version)| (name.to_string(), version.to_string()));
     c.send(DeltaDiscoveryRequest {
         type_url: Cluster.type_url().to_string(),
-        initial_resource_versions: held,
+        initial_resource_versions: held.into_iter().collect(),
         ..Default::default()
     })
     .await;

@@ -46,10 +46,7 @@ pub(super) fn outbound(mesh: &Mesh) -> Vec<Cluster> {
             };
             // Istio stamps `config` (the DestinationRule) and `services`; one key only, see build::route's
             // note on maps. Without a DestinationRule the ServiceEntry is named instead.
-            c.metadata = Some(build::istio_metadata(vec![(
-                "config",
-                build::string_value(&config),
-            )]));
+            c.metadata = Some(build::istio_metadata(&config));
             c
         })
         .collect()
@@ -79,10 +76,7 @@ pub(super) fn inbound(mesh: &Mesh, sidecar: &Sidecar) -> Vec<Cluster> {
                 u32::MAX,
                 u32::MAX,
             ));
-            c.metadata = Some(build::istio_metadata(vec![(
-                "config",
-                build::string_value(&service.meta.istio_config_path()),
-            )]));
+            c.metadata = Some(build::istio_metadata(&service.meta.istio_config_path()));
             c
         })
         .collect()
@@ -174,10 +168,13 @@ fn connection_pool(c: &mut Cluster, pool: &ConnectionPool) {
             )),
             ..Default::default()
         };
-        c.typed_extension_protocol_options = std::collections::HashMap::from([(
+        // One entry: envoy-types' maps encode in random order (docs/architecture.md, "Determinism").
+        #[allow(clippy::disallowed_types)]
+        let single = std::collections::HashMap::from([(
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_owned(),
             pack_any(options),
         )]);
+        c.typed_extension_protocol_options = single;
     }
 }
 

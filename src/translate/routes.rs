@@ -150,10 +150,7 @@ fn default_route(mesh: &Mesh, service: &Service, port: u32) -> Route {
     r.decorator = Some(build::decorator(&format!("{}:{port}/*", service.hostname)));
     // Istio leaves the default route without `istio.config`; Switchyard names the ServiceEntry so that every
     // route traces back to a file.
-    r.metadata = Some(build::istio_metadata(vec![(
-        "config",
-        build::string_value(&service.meta.istio_config_path()),
-    )]));
+    r.metadata = Some(build::istio_metadata(&service.meta.istio_config_path()));
     r
 }
 
@@ -382,10 +379,7 @@ fn translate_route(
             scope.port
         )
     })));
-    r.metadata = Some(build::istio_metadata(vec![(
-        "config",
-        build::string_value(&vs.meta.istio_config_path()),
-    )]));
+    r.metadata = Some(build::istio_metadata(&vs.meta.istio_config_path()));
     // At most one of the two (mesh rejects both on one route); see build::route's note on maps.
     if let Some(f) = &http.fault {
         r.typed_per_filter_config =

@@ -1,5 +1,6 @@
 //! `envoy.config.core.v3` and well-known types.
 
+#[allow(clippy::disallowed_types)]
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
@@ -9,9 +10,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher};
 use envoy_types::pb::envoy::r#type::v3::{fractional_percent::DenominatorType, FractionalPercent};
-use envoy_types::pb::google::protobuf::{
-    value::Kind, Duration, ListValue, Struct, UInt32Value, Value,
-};
+use envoy_types::pb::google::protobuf::{value::Kind, Duration, Struct, UInt32Value, Value};
 
 pub fn duration(d: StdDuration) -> Duration {
     Duration {
@@ -37,28 +36,17 @@ pub fn string_value(s: &str) -> Value {
     }
 }
 
-pub fn struct_value(fields: Vec<(&str, Value)>) -> Value {
-    Value {
-        kind: Some(Kind::StructValue(structure(fields))),
-    }
-}
-
-pub fn list_value(values: Vec<Value>) -> Value {
-    Value {
-        kind: Some(Kind::ListValue(ListValue { values })),
-    }
-}
-
-pub fn structure(fields: Vec<(&str, Value)>) -> Struct {
-    Struct {
-        fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-    }
-}
-
-/// `filter_metadata: {istio: {...}}`, the namespace Istio uses so config dumps trace back to YAML.
-pub fn istio_metadata(fields: Vec<(&str, Value)>) -> Metadata {
+/// `filter_metadata: {istio: {config: <path>}}`, what Istio stamps so config dumps trace back to YAML.
+///
+/// One key per map on purpose: envoy-types' maps are `HashMap`s, which encode in random order, and a second
+/// key would make the output differ from run to run.
+#[allow(clippy::disallowed_types)]
+pub fn istio_metadata(config_path: &str) -> Metadata {
+    let config = Struct {
+        fields: HashMap::from([("config".to_owned(), string_value(config_path))]),
+    };
     Metadata {
-        filter_metadata: HashMap::from([("istio".to_owned(), structure(fields))]),
+        filter_metadata: HashMap::from([("istio".to_owned(), config)]),
         ..Default::default()
     }
 }

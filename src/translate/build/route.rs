@@ -4,6 +4,7 @@
 //! map built here (`typed_per_filter_config`, `filter_metadata`) therefore holds at most one entry, so the encoded
 //! bytes, and the content-hash versions derived from them, are stable.
 
+#[allow(clippy::disallowed_types)]
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::core::v3::Metadata;
@@ -71,6 +72,7 @@ pub fn with_metadata(mut r: Route, metadata: Metadata) -> Route {
 }
 
 /// A single `typed_per_filter_config` entry (see the module note on maps).
+#[allow(clippy::disallowed_types)]
 pub fn per_filter_config(filter: &str, config: Any) -> HashMap<String, Any> {
     HashMap::from([(filter.to_owned(), config)])
 }
