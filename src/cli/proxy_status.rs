@@ -123,7 +123,7 @@ mod tests {
             "cluster": "c",
             "metadata": null,
             "mode": "Sotw",
-            "connected_at": {"secs_since_epoch": 0, "nanos_since_epoch": 0},
+            "connected_at": "Thu, 01 Jan 1970 00:00:00 GMT",
             "identity_error": null,
             "types": {"Cluster": cds},
         })

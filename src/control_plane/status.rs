@@ -16,6 +16,7 @@ pub struct ConfigStatus {
     /// readings, so a re-read of unchanged files gets a new revision; this tells whether a given content
     /// is the one being served.
     pub accepted_fingerprint: Option<String>,
+    #[serde(serialize_with = "http_date_option")]
     pub accepted_at: Option<SystemTime>,
     /// Why the latest reading was rejected (empty when it was accepted). Proxies keep the accepted one.
     pub errors: Vec<Diagnostic>,
@@ -29,5 +30,15 @@ impl ConfigStatus {
     /// True when the latest reading is the one being served.
     pub fn is_current(&self) -> bool {
         self.accepted_revision == Some(self.revision)
+    }
+}
+
+fn http_date_option<S: serde::Serializer>(
+    time: &Option<SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => crate::xds::status::http_date(time, serializer),
+        None => serializer.serialize_none(),
     }
 }

@@ -37,6 +37,7 @@ pub struct ProxyStatus {
     pub cluster: String,
     pub metadata: serde_json::Value,
     pub mode: Mode,
+    #[serde(serialize_with = "http_date")]
     pub connected_at: SystemTime,
     /// Why this proxy is not being served, if it is not (for example: no workload matches its identity).
     pub identity_error: Option<String>,
@@ -209,6 +210,14 @@ impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.lock().remove(&self.stream);
     }
+}
+
+/// Timestamps read by people: `Thu, 26 Nov 2026 16:26:08 GMT` rather than seconds since the epoch.
+pub fn http_date<S: serde::Serializer>(
+    time: &SystemTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&httpdate::fmt_http_date(*time))
 }
 
 /// A protobuf `Struct` as JSON, for status output and for reading node metadata.
