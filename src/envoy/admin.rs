@@ -133,12 +133,8 @@ impl AdminClient {
         accept: impl Fn(u64) -> bool,
     ) -> Result<u64, EnvoyError> {
         let what = format!("stat {name} to reach the expected value");
-        self.wait_until(&what, deadline, |stats| match stats.get(name) {
-            Some(&v) if accept(v) => Ok(v),
-            Some(v) => Err(format!("{name} = {v}")),
-            None => Err(format!("{name} absent")),
-        })
-        .await
+        self.wait_until(&what, deadline, stat_accepted(name, accept))
+            .await
     }
 
     async fn stats_matching(&self, filter: Option<&str>) -> Result<Stats, EnvoyError> {
@@ -183,6 +179,18 @@ pub(crate) fn parse_stats(body: &str) -> Result<Stats, String> {
             Some((name.to_string(), value))
         })
         .collect())
+}
+
+/// A `wait_until` check on one stat: its value once `accept` holds, otherwise what was seen.
+pub(crate) fn stat_accepted<'a>(
+    name: &'a str,
+    accept: impl Fn(u64) -> bool + 'a,
+) -> impl FnMut(&Stats) -> Result<u64, String> + 'a {
+    move |stats| match stats.get(name) {
+        Some(&v) if accept(v) => Ok(v),
+        Some(v) => Err(format!("{name} = {v}")),
+        None => Err(format!("{name} absent")),
+    }
 }
 
 #[cfg(test)]

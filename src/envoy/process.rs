@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::admin::{AdminClient, Stats};
+use super::admin::{stat_accepted, AdminClient, Stats};
 use super::error::EnvoyError;
 use super::poll::Poll;
 use super::private_dir::PrivateDir;
@@ -201,12 +201,8 @@ impl EnvoyProcess {
         accept: impl Fn(u64) -> bool,
     ) -> Result<u64, EnvoyError> {
         let what = format!("stat {name} to reach the expected value");
-        self.wait_until(&what, deadline, |stats| match stats.get(name) {
-            Some(&v) if accept(v) => Ok(v),
-            Some(v) => Err(format!("{name} = {v}")),
-            None => Err(format!("{name} absent")),
-        })
-        .await
+        self.wait_until(&what, deadline, stat_accepted(name, accept))
+            .await
     }
 
     pub async fn stats(&self) -> Result<Stats, EnvoyError> {
