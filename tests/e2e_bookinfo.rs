@@ -294,6 +294,21 @@ async fn request_routing(mode: XdsMode) {
         assert_eq!(page.served_by(), Some("reviews-v2"));
         assert!(page.html.contains(">jason<"), "the navbar shows jason");
     }
+    // What productpage's sidecar runs, as `switchyard proxy-config` reads it from that Envoy.
+    let routes = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["proxy-config", "routes", "productpage-v1", "--config"])
+        .arg(bookinfo.config.path())
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.contains("reviews.default.svc.cluster.local:9080")
+                && l.contains("(+1 header)")
+                && l.ends_with("reviews.default")),
+        "{routes}"
+    );
     let tom = bookinfo.login("tom").await;
     for client in [&anonymous, &tom] {
         for _ in 0..5 {

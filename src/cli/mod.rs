@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod delete;
 pub mod demo;
 pub mod logging;
+pub mod proxy_config;
 pub mod proxy_status;
 pub mod serve;
 pub mod signal;
@@ -43,6 +44,8 @@ pub enum Command {
     Bootstrap(bootstrap::Args),
     /// Show the connected proxies and whether each is in sync (asks a running server).
     ProxyStatus(proxy_status::Args),
+    /// Show what one Envoy runs: its clusters, listeners, routes or endpoints (asks the Envoy).
+    ProxyConfig(proxy_config::Args),
     /// Run Bookinfo behind real Envoy sidecars and a gateway, configured by Switchyard.
     Demo(demo::Args),
 }
@@ -57,6 +60,7 @@ impl Cli {
             Command::Delete(args) => delete::run(args),
             Command::Bootstrap(args) => bootstrap::run(args),
             Command::ProxyStatus(args) => proxy_status::run(args),
+            Command::ProxyConfig(args) => proxy_config::run(args),
             Command::Demo(args) => demo::run(args),
         }
     }
