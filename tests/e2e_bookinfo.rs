@@ -154,11 +154,12 @@ impl Bookinfo {
                     routes.keys().collect::<Vec<_>>()
                 );
             }
+            let response_version = aggregate_version(routes.values().map(|r| r.as_ref()));
             let expected: BTreeMap<String, String> = routes
                 .values()
                 .map(|r| {
                     let version = if sotw {
-                        aggregate_version(routes.values().map(|r| r.as_ref()))
+                        response_version.clone()
                     } else {
                         r.version.clone()
                     };

@@ -180,11 +180,7 @@ async fn scenario(mode: XdsMode) {
         .await
         .unwrap();
     let status = server
-        .wait_for_status("envoy-under-test", "the CDS rejection", |s| {
-            s.types
-                .get(&ResourceType::Cluster)
-                .is_some_and(|t| t.rejected)
-        })
+        .wait_for_rejection("envoy-under-test", ResourceType::Cluster, true)
         .await;
     let nack = status.types[&ResourceType::Cluster]
         .last_nack
@@ -200,11 +196,7 @@ async fn scenario(mode: XdsMode) {
     // Fixing it clears the rejection.
     server.cache.set_uniform(fixture("b", 1500).snapshot());
     server
-        .wait_for_status("envoy-under-test", "the rejection to clear", |s| {
-            s.types
-                .get(&ResourceType::Cluster)
-                .is_some_and(|t| !t.rejected)
-        })
+        .wait_for_rejection("envoy-under-test", ResourceType::Cluster, false)
         .await;
 
     // The server restarts: Envoy keeps serving meanwhile, reconnects and resyncs to the new server's state.

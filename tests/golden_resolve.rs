@@ -32,7 +32,7 @@ fn load(dir: &Path, inputs: &[String]) -> Result<Config, Vec<Diagnostic>> {
         };
         match spec::load_str(&label, &fs::read_to_string(&path).expect("input")) {
             Ok(c) => config = config.overlay(c),
-            Err(e) => errors.extend(e.0.into_iter().map(Diagnostic::from)),
+            Err(e) => errors.extend(switchyard::mesh::load_diagnostics(e)),
         }
     }
     if errors.is_empty() {

@@ -116,10 +116,7 @@ async fn nack_is_recorded_and_not_repushed() {
     let cds = c.recv_type(Cluster).await;
     c.ack(&cds).await;
     server
-        .wait_for_status("d4", "ack", |s| {
-            s.types.get(&Cluster).and_then(|t| t.acked_version.clone())
-                == Some(cds.system_version_info.clone())
-        })
+        .wait_for_ack("d4", Cluster, &cds.system_version_info)
         .await;
     server.cache.set_uniform(changed_a().snapshot());
     let bad = c.recv_type(Cluster).await;
@@ -130,11 +127,7 @@ async fn nack_is_recorded_and_not_repushed() {
         Listener.type_url(),
         "no re-push of the rejected version"
     );
-    let status = server
-        .wait_for_status("d4", "nack", |s| {
-            s.types.get(&Cluster).is_some_and(|t| t.rejected)
-        })
-        .await;
+    let status = server.wait_for_rejection("d4", Cluster, true).await;
     let t = &status.types[&Cluster];
     let nack = t.last_nack.as_ref().unwrap();
     assert_eq!(nack.message, "bad cluster: nope");
@@ -326,9 +319,7 @@ async fn stale_nonce_is_not_an_ack_but_its_subscriptions_apply() {
     );
     c.ack(&second).await;
     server
-        .wait_for_status("stale", "the ack", |s| {
-            s.types[&Endpoint].acked_version.as_deref() == Some(second.system_version_info.as_str())
-        })
+        .wait_for_ack("stale", Endpoint, &second.system_version_info)
         .await;
 }
 

@@ -63,10 +63,7 @@ async fn ack_is_recorded_and_not_answered() {
     // Nothing is pushed in reply to the ACK: the next response is the sentinel's.
     c.expect_quiet(Listener, &[]).await;
     let status = server
-        .wait_for_status("acker", "CDS ack", |s| {
-            s.types.get(&Cluster).and_then(|t| t.acked_version.clone())
-                == Some(cds.version_info.clone())
-        })
+        .wait_for_ack("acker", Cluster, &cds.version_info)
         .await;
     assert_eq!(status.cluster, "test");
 }
@@ -80,10 +77,7 @@ async fn nack_is_recorded_keeps_last_good_and_is_not_repushed() {
     c.ack(&good, &[]).await;
     // An ACK that arrives after the next push answers a superseded nonce and is ignored, so let it land.
     server
-        .wait_for_status("nacker", "CDS ack", |s| {
-            s.types.get(&Cluster).and_then(|t| t.acked_version.clone())
-                == Some(good.version_info.clone())
-        })
+        .wait_for_ack("nacker", Cluster, &good.version_info)
         .await;
 
     server.cache.set_uniform(
@@ -99,11 +93,7 @@ async fn nack_is_recorded_keeps_last_good_and_is_not_repushed() {
 
     // The rejected version is not sent again.
     c.expect_quiet(Listener, &[]).await;
-    let status = server
-        .wait_for_status("nacker", "CDS nack", |s| {
-            s.types.get(&Cluster).is_some_and(|t| t.rejected)
-        })
-        .await;
+    let status = server.wait_for_rejection("nacker", Cluster, true).await;
     let cds = &status.types[&Cluster];
     let nack = cds.last_nack.as_ref().unwrap();
     assert_eq!(nack.message, "bad cluster: nope");
@@ -132,11 +122,7 @@ async fn nack_is_recorded_keeps_last_good_and_is_not_repushed() {
     let fixed = c.recv_type(Cluster).await;
     assert_ne!(fixed.version_info, bad.version_info);
     c.ack(&fixed, &[]).await;
-    server
-        .wait_for_status("nacker", "rejection cleared", |s| {
-            s.types.get(&Cluster).is_some_and(|t| !t.rejected)
-        })
-        .await;
+    server.wait_for_rejection("nacker", Cluster, false).await;
 }
 
 #[tokio::test]
@@ -356,11 +342,7 @@ async fn repeating_a_rejected_nonce_is_not_an_ack() {
     )
     .await;
     c.expect_quiet(Listener, &[]).await;
-    let status = server
-        .wait_for_status("still-bad", "the rejection", |s| {
-            s.types.get(&Cluster).is_some_and(|t| t.rejected)
-        })
-        .await;
+    let status = server.wait_for_rejection("still-bad", Cluster, true).await;
     assert_eq!(status.types[&Cluster].acked_version, None);
     assert_eq!(
         switchyard::xds::status::Counters::get(&server.registry.counters().acks, Cluster),

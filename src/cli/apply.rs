@@ -15,7 +15,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::validate::{check_dir, has_errors, load_diagnostics, refuse};
+use super::validate::{check_dir, has_errors, refuse};
+use crate::mesh::load_diagnostics;
 use crate::spec::{self, edit, Kind, ResourceKey, SpecDir};
 
 #[derive(Debug, clap::Args)]

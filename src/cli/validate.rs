@@ -10,8 +10,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::mesh::{self, Diagnostic};
-use crate::spec::{self, Config, LoadErrors, SpecDir};
+use crate::mesh::{self, load_diagnostics, Diagnostic};
+use crate::spec::{self, Config, SpecDir};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -65,11 +65,6 @@ pub(crate) fn check(config: &Config) -> Vec<Diagnostic> {
         Ok(resolved) => resolved.warnings,
         Err(diagnostics) => diagnostics,
     }
-}
-
-/// Load errors in the same shape as resolution diagnostics, so both print as one list.
-pub(crate) fn load_diagnostics(errors: LoadErrors) -> Vec<Diagnostic> {
-    errors.0.into_iter().map(Diagnostic::from).collect()
 }
 
 pub(crate) fn has_errors(diagnostics: &[Diagnostic]) -> bool {

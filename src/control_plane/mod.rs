@@ -10,10 +10,7 @@ pub use generation::{snapshot_of, MeshGeneration, NoConfig};
 pub use pipeline::apply;
 pub use status::ConfigStatus;
 
-/// Reads and resolves spec files or directories once: the whole configuration, or every diagnostic.
-pub fn read_mesh(paths: &[PathBuf]) -> Result<crate::mesh::Resolved, Vec<crate::mesh::Diagnostic>> {
-    crate::source::read_paths(paths)
-}
+pub use crate::source::read_mesh;
 
 /// A content fingerprint of a resolved mesh (hex SHA-256 of its JSON form): equal meshes, equal
 /// fingerprints, whichever reading produced them. [`ConfigStatus::accepted_fingerprint`] carries it.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::spec::{LoadError, Origin, ResourceKey};
+use crate::spec::{LoadError, LoadErrors, Origin, ResourceKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Severity {
@@ -99,6 +99,11 @@ impl fmt::Display for Diagnostic {
         }
         write!(f, ": {}", self.message)
     }
+}
+
+/// Load errors in the same shape as resolution diagnostics, so both report (and print) as one list.
+pub fn load_diagnostics(errors: LoadErrors) -> Vec<Diagnostic> {
+    errors.0.into_iter().map(Diagnostic::from).collect()
 }
 
 impl From<LoadError> for Diagnostic {

@@ -12,7 +12,7 @@ pub mod names;
 mod proxy;
 mod resolve;
 
-pub use diagnostic::{Diagnostic, Severity};
+pub use diagnostic::{load_diagnostics, Diagnostic, Severity};
 pub use model::*;
 pub use proxy::{keys as node_metadata_keys, IdentityError, Proxy, Router, Sidecar};
 pub use resolve::resolve;

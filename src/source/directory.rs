@@ -117,17 +117,11 @@ async fn read_off_thread(dir: &Path) -> Option<Outcome> {
 }
 
 fn read_dir(dir: &Path) -> Outcome {
-    read_paths(&[dir.to_path_buf()]).map(Arc::new)
+    read_mesh(&[dir.to_path_buf()]).map(Arc::new)
 }
 
 /// Reads and resolves spec files or directories once: the whole configuration, or every diagnostic.
-pub fn read_paths(paths: &[PathBuf]) -> Result<Resolved, Vec<Diagnostic>> {
-    let config = spec::load_paths(paths).map_err(|errors| {
-        errors
-            .0
-            .into_iter()
-            .map(Diagnostic::from)
-            .collect::<Vec<_>>()
-    })?;
+pub fn read_mesh(paths: &[PathBuf]) -> Result<Resolved, Vec<Diagnostic>> {
+    let config = spec::load_paths(paths).map_err(mesh::load_diagnostics)?;
     mesh::resolve(&config)
 }

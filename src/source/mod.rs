@@ -4,7 +4,7 @@
 mod directory;
 mod watcher;
 
-pub use directory::{read_paths, DirectorySource, DirectorySourceOptions};
+pub use directory::{read_mesh, DirectorySource, DirectorySourceOptions};
 pub use watcher::{DirectoryWatcher, WatchError};
 
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 //! that disappeared.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
@@ -124,12 +125,11 @@ impl DeltaStream {
             return step;
         };
         let all = snapshot.resources(t);
-        let changed: Vec<_> = sub
-            .names
-            .select(all)
-            .into_iter()
+        let selected = sub.names.select(all);
+        let changed: Vec<_> = selected
+            .iter()
             .filter(|r| sub.known.get(&r.name) != Some(&r.version))
-            .cloned()
+            .map(|r| Arc::clone(r))
             .collect();
         let mut removed: BTreeSet<String> = sub
             .known
@@ -158,7 +158,7 @@ impl DeltaStream {
         }
         self.nonces += 1;
         let nonce = self.nonces.to_string();
-        let version = aggregate_version(sub.names.select(all).into_iter().map(|r| r.as_ref()));
+        let version = aggregate_version(selected.iter().map(|r| r.as_ref()));
         step.events.push(Event::Sent {
             type_: t,
             version: version.clone(),

@@ -77,6 +77,32 @@ impl TestServer {
         delta_client(self.addr, node(node_id)).await
     }
 
+    /// Waits until the proxy has acknowledged `version` of type `t`.
+    pub async fn wait_for_ack(&self, node_id: &str, t: ResourceType, version: &str) -> ProxyStatus {
+        self.wait_for_status(node_id, &format!("{t} ack of {version}"), |s| {
+            s.types.get(&t).and_then(|t| t.acked_version.as_deref()) == Some(version)
+        })
+        .await
+    }
+
+    /// Waits until the proxy's latest response of type `t` is (or is no longer) rejected.
+    pub async fn wait_for_rejection(
+        &self,
+        node_id: &str,
+        t: ResourceType,
+        rejected: bool,
+    ) -> ProxyStatus {
+        let what = if rejected {
+            "rejection"
+        } else {
+            "rejection to clear"
+        };
+        self.wait_for_status(node_id, &format!("{t} {what}"), |s| {
+            s.types.get(&t).is_some_and(|t| t.rejected == rejected)
+        })
+        .await
+    }
+
     /// The newest stream of this node id, which must exist.
     pub fn latest(&self, node_id: &str) -> ProxyStatus {
         self.registry
