@@ -7,12 +7,13 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use switchyard::control_plane::{read_mesh, snapshot_of};
+use envoy_types::pb::envoy::config::core::v3::Node;
+use switchyard::control_plane::{read_mesh, MeshGeneration};
 use switchyard::envoy::NodeIdentity;
 use switchyard::mesh::{Mesh, Proxy};
 use switchyard::topology;
 use switchyard::translate::translate;
-use switchyard::xds::Interner;
+use switchyard::xds::Generation;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -37,23 +38,18 @@ fn main() {
             black_box(translate(&mesh, p));
         }
     });
-    let translated: Vec<_> = proxies.iter().map(|p| translate(&mesh, p)).collect();
-    report("encode + hash all proxies' snapshots", || {
-        let mut interner = Interner::default();
-        for r in &translated {
-            black_box(snapshot_of(r, &mut interner));
-        }
-    });
-    report("full generation (translate + encode, all proxies)", || {
-        let mut interner = Interner::default();
-        for p in &proxies {
-            black_box(snapshot_of(&translate(&mesh, p), &mut interner));
+    let nodes = nodes(&mesh);
+    let shared = mesh.clone();
+    report("full generation (shared + every proxy's own)", || {
+        let generation = MeshGeneration::new(shared.clone());
+        for node in &nodes {
+            black_box(generation.snapshot_for(node).ok());
         }
     });
 }
 
-/// Every sidecar of the mesh and the ingress gateway, identified as Switchyard would identify them.
-fn proxies(mesh: &Mesh) -> Vec<Proxy> {
+/// Every sidecar of the mesh and the ingress gateway, as Envoy nodes.
+fn nodes(mesh: &Mesh) -> Vec<Node> {
     let mut nodes: Vec<NodeIdentity> = mesh
         .workloads
         .values()
@@ -68,9 +64,14 @@ fn proxies(mesh: &Mesh) -> Vec<Proxy> {
     nodes.push(NodeIdentity::gateway(&topology::ingress_gateway(
         std::net::Ipv4Addr::LOCALHOST.into(),
     )));
-    nodes
+    nodes.iter().map(NodeIdentity::to_proto).collect()
+}
+
+/// Every sidecar of the mesh and the ingress gateway, identified as Switchyard would identify them.
+fn proxies(mesh: &Mesh) -> Vec<Proxy> {
+    nodes(mesh)
         .iter()
-        .map(|n| Proxy::identify(mesh, &n.to_proto()).expect("known proxy"))
+        .map(|n| Proxy::identify(mesh, n).expect("known proxy"))
         .collect()
 }
 

@@ -42,8 +42,8 @@ fn proxies_share_identical_resources_and_each_proxy_is_translated_once() {
     ));
     // Their inbound listeners differ (each binds its own pod IP).
     let inbound = |s: &switchyard::xds::Snapshot| {
-        s.resources(ResourceType::Listener)
-            .values()
+        s.all(ResourceType::Listener)
+            .into_iter()
             .map(|r| r.version.clone())
             .collect::<Vec<_>>()
     };

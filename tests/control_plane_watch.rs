@@ -477,7 +477,7 @@ async fn the_first_generation_is_published_before_start_returns() {
         .current()
         .snapshot_for(&productpage_node())
         .expect("productpage-v1 is served the moment start returns");
-    assert!(snapshot.resources(Cluster).contains_key(REVIEWS_V2));
+    assert!(snapshot.contains(Cluster, REVIEWS_V2));
 
     // And a client connecting at once is answered from it.
     let proxy = plane.sotw().await;

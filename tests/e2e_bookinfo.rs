@@ -138,7 +138,7 @@ impl Bookinfo {
                 .latest_by_node_id(&proxy.node_id)
                 .unwrap_or_else(|| panic!("{} is not connected", proxy.name));
             let snapshot = generation.snapshot_for(&status.node()).unwrap();
-            let routes = snapshot.resources(ResourceType::Route);
+            let routes = snapshot.all(ResourceType::Route);
             let sotw = status.mode == Mode::Sotw;
             // SotW versions a response (all route configurations at once); Delta versions each resource.
             // Envoy records a SotW response's version only on the route configurations whose content it
@@ -151,12 +151,12 @@ impl Bookinfo {
                     1,
                     "{}: the SotW version check assumes one route configuration per proxy, got {:?}",
                     proxy.name,
-                    routes.keys().collect::<Vec<_>>()
+                    routes.iter().map(|r| &r.name).collect::<Vec<_>>()
                 );
             }
-            let response_version = aggregate_version(routes.values().map(|r| r.as_ref()));
+            let response_version = aggregate_version(routes.iter().map(|r| r.as_ref()));
             let expected: BTreeMap<String, String> = routes
-                .values()
+                .iter()
                 .map(|r| {
                     let version = if sotw {
                         response_version.clone()

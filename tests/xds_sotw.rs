@@ -220,7 +220,7 @@ async fn slow_client_sees_latest_state_without_backlog() {
     }
     let latest = big_generation(400);
     let latest_version = switchyard::xds::snapshot::aggregate_version(
-        latest.resources(Cluster).values().map(|r| r.as_ref()),
+        latest.all(Cluster).into_iter().map(|r| r.as_ref()),
     );
     let mut received = 0;
     loop {

@@ -12,7 +12,6 @@
 
 mod metrics;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 
@@ -26,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::control_plane::ConfigStatus;
-use crate::xds::{Cache, ProxyRegistry, ResourceType};
+use crate::xds::{Cache, ProxyRegistry};
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -93,17 +92,7 @@ async fn snapshot(State(state): State<AdminState>, Query(q): Query<SnapshotQuery
     let node = proxy.node();
     match state.cache.current().snapshot_for(&node) {
         Ok(snapshot) => {
-            let listing: BTreeMap<ResourceType, BTreeMap<String, String>> = ResourceType::ALL
-                .into_iter()
-                .map(|t| {
-                    let names = snapshot
-                        .resources(t)
-                        .values()
-                        .map(|r| (r.name.clone(), r.version.clone()))
-                        .collect();
-                    (t, names)
-                })
-                .collect();
+            let listing = snapshot.listing();
             Json(listing).into_response()
         }
         Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),

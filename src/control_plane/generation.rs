@@ -1,34 +1,100 @@
 //! One accepted configuration as the xDS server sees it: which snapshot each proxy gets.
 //!
-//! Translation runs at most once per proxy identity per generation, on first demand, and identical
-//! resources across proxies share one encoded copy.
+//! What proxies share ([`SharedResources`]) is built with the generation, off the async workers. What is a
+//! proxy's own (its listeners and inbound clusters; a gateway's routes) is built on first demand, outside any
+//! lock that other streams wait on, and carried over from the previous generation when what it is built from
+//! did not change. A proxy's snapshot is its own layers over the shared ones, so ten thousand sidecars hold
+//! one copy of the mesh's clusters, endpoints and route configurations between them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 
-use crate::mesh::{Mesh, Proxy};
-use crate::translate::{self, Resources};
-use crate::xds::{Generation, Interner, Snapshot, SnapshotBuilder};
+use super::shared::{Previous, SharedResources};
+use crate::mesh::{Mesh, Proxy, Router, Sidecar};
+use crate::translate::{self, InboundIndex, Resources};
+use crate::xds::{Encoded, Generation, Layer, PerType, ResourceType, Snapshot};
 
 #[derive(Debug)]
 pub struct MeshGeneration {
     mesh: Arc<Mesh>,
-    memo: Mutex<Memo>,
+    shared: SharedResources,
+    /// Per workload (`namespace/name`): the ports it serves, each with the host of the service exposing it.
+    inbound: BTreeMap<String, Vec<(u32, String)>>,
+    /// Per proxy identity, its own resources and its snapshot.
+    own: Mutex<BTreeMap<Proxy, Arc<Own>>>,
+    /// The previous generation's `own`, taken over when it was replaced: an entry whose inputs are unchanged
+    /// is reused rather than translated again.
+    inherited: Mutex<BTreeMap<Proxy, Arc<Own>>>,
 }
 
-#[derive(Debug, Default)]
-struct Memo {
-    snapshots: BTreeMap<Proxy, Arc<Snapshot>>,
-    interner: Interner,
+/// One proxy's own resources, what they were built from, and the snapshot they make with the shared ones.
+#[derive(Debug)]
+struct Own {
+    inputs: OwnInputs,
+    clusters: Arc<Layer>,
+    listeners: Arc<Layer>,
+    /// A gateway's route configurations (a sidecar's come from its route scope).
+    routes: Option<Arc<Layer>>,
+    snapshot: Arc<Snapshot>,
+}
+
+/// What a proxy's own resources are built from, besides its identity.
+#[derive(Debug, PartialEq, Eq)]
+enum OwnInputs {
+    Sidecar {
+        inbound: Vec<(u32, String)>,
+        outbound_ports: Arc<BTreeSet<u32>>,
+    },
+    /// A gateway's resources depend on Gateways and VirtualServices throughout: always rebuilt (there are few
+    /// gateways), and kept as the same layers when the bytes did not change.
+    Router,
 }
 
 impl MeshGeneration {
+    /// Translates what every proxy shares. CPU work proportional to the mesh: run it off the async workers.
     pub fn new(mesh: Arc<Mesh>) -> MeshGeneration {
+        MeshGeneration::build(mesh, None)
+    }
+
+    /// Like [`MeshGeneration::new`], reusing from `previous` whatever did not change, and taking over its
+    /// per-proxy resources.
+    pub fn succeed(mesh: Arc<Mesh>, previous: &MeshGeneration) -> MeshGeneration {
+        MeshGeneration::build(mesh, Some(previous))
+    }
+
+    fn build(mesh: Arc<Mesh>, previous: Option<&MeshGeneration>) -> MeshGeneration {
+        let shared = SharedResources::build(
+            &mesh,
+            previous.map(|p| Previous {
+                mesh: &p.mesh,
+                shared: &p.shared,
+            }),
+        );
+        let inbound = {
+            let index = InboundIndex::new(&mesh);
+            mesh.workloads
+                .keys()
+                .map(|key| {
+                    let ports = index
+                        .ports_of(key)
+                        .iter()
+                        .map(|(port, service)| (*port, service.hostname.clone()))
+                        .collect();
+                    (key.clone(), ports)
+                })
+                .collect()
+        };
+        let inherited = previous
+            .map(|p| std::mem::take(&mut *lock(&p.own)))
+            .unwrap_or_default();
         MeshGeneration {
             mesh,
-            memo: Mutex::default(),
+            shared,
+            inbound,
+            own: Mutex::default(),
+            inherited: Mutex::new(inherited),
         }
     }
 
@@ -36,48 +102,136 @@ impl MeshGeneration {
         &self.mesh
     }
 
-    fn memo(&self) -> MutexGuard<'_, Memo> {
-        // The memo is a cache: whatever a panicking holder left behind is still valid.
-        self.memo.lock().unwrap_or_else(|e| e.into_inner())
+    fn own(&self, proxy: &Proxy) -> Result<Arc<Own>, String> {
+        if let Some(own) = lock(&self.own).get(proxy) {
+            return Ok(own.clone());
+        }
+        let inherited = lock(&self.inherited).remove(proxy);
+        // Built outside the locks: other streams never wait for this proxy's translation.
+        let own = Arc::new(self.build_own(proxy, inherited.as_deref())?);
+        Ok(lock(&self.own).entry(proxy.clone()).or_insert(own).clone())
     }
+
+    fn build_own(&self, proxy: &Proxy, inherited: Option<&Own>) -> Result<Own, String> {
+        let (inputs, resources) = match proxy {
+            Proxy::Sidecar(sidecar) => {
+                let inputs = OwnInputs::Sidecar {
+                    inbound: self.inbound_of(sidecar),
+                    outbound_ports: self.shared.outbound_ports().clone(),
+                };
+                match inherited.filter(|i| i.inputs == inputs) {
+                    Some(kept) => {
+                        return self.own_from_layers(
+                            proxy,
+                            inputs,
+                            kept.clusters.clone(),
+                            kept.listeners.clone(),
+                            None,
+                        )
+                    }
+                    None => {
+                        let resources = self.sidecar_resources(sidecar, &inputs);
+                        (inputs, resources)
+                    }
+                }
+            }
+            Proxy::Router(router) => (OwnInputs::Router, self.router_resources(router)),
+        };
+        let Resources {
+            clusters,
+            endpoints: _,
+            listeners,
+            routes,
+        } = resources;
+        let clusters = Layer::succeed(
+            inherited.map(|i| &i.clusters),
+            clusters.iter().map(|c| Arc::new(Encoded::cluster(c))),
+        );
+        let listeners = Layer::succeed(
+            inherited.map(|i| &i.listeners),
+            listeners.iter().map(|l| Arc::new(Encoded::listener(l))),
+        );
+        let routes = match proxy {
+            Proxy::Sidecar(_) => None,
+            Proxy::Router(_) => Some(Layer::succeed(
+                inherited.and_then(|i| i.routes.as_ref()),
+                routes.iter().map(|r| Arc::new(Encoded::route(r))),
+            )),
+        };
+        self.own_from_layers(proxy, inputs, clusters, listeners, routes)
+    }
+
+    fn own_from_layers(
+        &self,
+        proxy: &Proxy,
+        inputs: OwnInputs,
+        clusters: Arc<Layer>,
+        listeners: Arc<Layer>,
+        routes: Option<Arc<Layer>>,
+    ) -> Result<Own, String> {
+        let route_layer = match (proxy, &routes) {
+            (_, Some(own)) => own.clone(),
+            (Proxy::Sidecar(sidecar), None) => {
+                let scope = self.shared.scope_of(&sidecar.namespace, &sidecar.labels);
+                self.shared.routes(&scope).cloned().ok_or_else(|| {
+                    // Every workload's scope is built with the generation; a sidecar is a workload.
+                    format!(
+                        "no route configurations for the scope of {}",
+                        sidecar.workload
+                    )
+                })?
+            }
+            (Proxy::Router(_), None) => Arc::new(Layer::new([])),
+        };
+        let mut layers: PerType<Vec<Arc<Layer>>> = PerType::default();
+        layers[ResourceType::Cluster] = vec![self.shared.clusters().clone(), clusters.clone()];
+        layers[ResourceType::Endpoint] = vec![self.shared.endpoints().clone()];
+        layers[ResourceType::Listener] = vec![listeners.clone()];
+        layers[ResourceType::Route] = vec![route_layer];
+        Ok(Own {
+            inputs,
+            clusters,
+            listeners,
+            routes,
+            snapshot: Arc::new(Snapshot::from_layers(layers)),
+        })
+    }
+
+    fn inbound_of(&self, sidecar: &Sidecar) -> Vec<(u32, String)> {
+        let key = format!("{}/{}", sidecar.namespace, sidecar.workload);
+        self.inbound.get(&key).cloned().unwrap_or_default()
+    }
+
+    fn sidecar_resources(&self, sidecar: &Sidecar, inputs: &OwnInputs) -> Resources {
+        let OwnInputs::Sidecar {
+            inbound,
+            outbound_ports,
+        } = inputs
+        else {
+            return Resources::default();
+        };
+        let inbound: Vec<_> = inbound
+            .iter()
+            .filter_map(|(port, host)| self.mesh.services.get(host).map(|s| (*port, s)))
+            .collect();
+        translate::sidecar_own(sidecar, &inbound, outbound_ports)
+    }
+
+    fn router_resources(&self, router: &Router) -> Resources {
+        translate::router_own(&self.mesh, router)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain memo data: whatever a panicking holder left behind is still valid.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Generation for MeshGeneration {
     fn snapshot_for(&self, node: &Node) -> Result<Arc<Snapshot>, String> {
         let proxy = Proxy::identify(&self.mesh, node).map_err(|e| e.to_string())?;
-        let mut memo = self.memo();
-        if let Some(snapshot) = memo.snapshots.get(&proxy) {
-            return Ok(snapshot.clone());
-        }
-        let resources = translate::translate(&self.mesh, &proxy);
-        let snapshot = Arc::new(snapshot_of(&resources, &mut memo.interner));
-        memo.snapshots.insert(proxy, snapshot.clone());
-        Ok(snapshot)
+        Ok(self.own(&proxy)?.snapshot.clone())
     }
-}
-
-/// Encodes translated resources into a snapshot.
-pub fn snapshot_of(resources: &Resources, interner: &mut Interner) -> Snapshot {
-    let Resources {
-        clusters,
-        endpoints,
-        listeners,
-        routes,
-    } = resources;
-    let mut builder = SnapshotBuilder::with_interner(interner);
-    for c in clusters {
-        builder = builder.cluster(c);
-    }
-    for e in endpoints {
-        builder = builder.endpoint(e);
-    }
-    for l in listeners {
-        builder = builder.listener(l);
-    }
-    for r in routes {
-        builder = builder.route(r);
-    }
-    builder.build()
 }
 
 /// Before any configuration has been accepted, no proxy can be identified.

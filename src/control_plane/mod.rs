@@ -4,10 +4,11 @@
 
 mod generation;
 mod pipeline;
+mod shared;
 mod status;
 
-pub use generation::{snapshot_of, MeshGeneration, NoConfig};
-pub use pipeline::apply;
+pub use generation::{MeshGeneration, NoConfig};
+pub use pipeline::Pipeline;
 pub use status::ConfigStatus;
 
 pub use crate::source::read_mesh;
@@ -125,14 +126,11 @@ impl ControlPlane {
         let (status_tx, status) = watch::channel(ConfigStatus::default());
         let mut states = source.subscribe();
         let first = states.borrow_and_update().clone();
-        pipeline::apply(&first, &cache, &status_tx);
+        let mut pipeline = Pipeline::new(cache.clone(), status_tx);
+        pipeline.apply(&first).await;
         let mut background = Vec::new();
         let mut servers = Vec::new();
-        background.push(tokio::spawn(pipeline::run(
-            states,
-            cache.clone(),
-            status_tx,
-        )));
+        background.push(tokio::spawn(pipeline.run(states)));
 
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let (closing_tx, closing) = watch::channel(false);

@@ -9,64 +9,99 @@ use tokio::sync::watch;
 use super::fingerprint;
 use super::generation::MeshGeneration;
 use super::status::ConfigStatus;
+use crate::mesh::{Diagnostic, Resolved};
 use crate::source::SpecState;
 use crate::xds::Cache;
 
-/// Applies one reading: a valid one replaces what the cache serves; an invalid one changes nothing but the
-/// status, so every proxy keeps the last good configuration.
-pub fn apply(state: &SpecState, cache: &Cache, status: &watch::Sender<ConfigStatus>) {
-    match &state.outcome {
-        Ok(resolved) => {
-            let accepted_fingerprint = fingerprint(&resolved.mesh);
-            cache.publish(Arc::new(MeshGeneration::new(resolved.mesh.clone())));
-            for w in &resolved.warnings {
-                tracing::warn!("{w}");
-            }
-            tracing::info!(
-                revision = state.revision,
-                warnings = resolved.warnings.len(),
-                "configuration accepted"
-            );
-            status.send_modify(|s| {
-                s.revision = state.revision;
-                s.accepted_revision = Some(state.revision);
-                s.accepted_fingerprint = Some(accepted_fingerprint);
-                s.accepted_at = Some(SystemTime::now());
-                s.errors.clear();
-                s.warnings = resolved.warnings.clone();
-                s.accepted_total += 1;
-            });
-        }
-        Err(diagnostics) => {
-            let (errors, warnings): (Vec<_>, Vec<_>) =
-                diagnostics.iter().cloned().partition(|d| d.is_error());
-            for e in &errors {
-                tracing::error!("{e}");
-            }
-            tracing::error!(
-                revision = state.revision,
-                errors = errors.len(),
-                "configuration rejected; proxies keep the last good configuration"
-            );
-            status.send_modify(|s| {
-                s.revision = state.revision;
-                s.errors = errors;
-                s.warnings = warnings;
-                s.rejected_total += 1;
-            });
-        }
-    }
-}
-
-/// Applies every reading of `states` that arrives after the one it has already seen, until the source goes
-/// away. The caller applies the current reading itself before anything can connect.
-pub async fn run(
-    mut states: watch::Receiver<Arc<SpecState>>,
+/// Publishes readings: each valid one as a generation built from the one before, each invalid one as status
+/// only, so every proxy keeps the last good configuration.
+pub struct Pipeline {
     cache: Cache,
     status: watch::Sender<ConfigStatus>,
-) {
-    while states.changed().await.is_ok() {
-        let state = states.borrow_and_update().clone();
-        apply(&state, &cache, &status);
+    current: Option<Arc<MeshGeneration>>,
+}
+
+impl Pipeline {
+    pub fn new(cache: Cache, status: watch::Sender<ConfigStatus>) -> Pipeline {
+        Pipeline {
+            cache,
+            status,
+            current: None,
+        }
+    }
+
+    /// Applies one reading. Building a generation is CPU work proportional to what changed (the whole mesh the
+    /// first time): it runs on a blocking thread, never on the workers that run the xDS streams.
+    pub async fn apply(&mut self, state: &SpecState) {
+        match &state.outcome {
+            Ok(resolved) => {
+                let mesh = resolved.mesh.clone();
+                let previous = self.current.clone();
+                let built = tokio::task::spawn_blocking(move || match previous {
+                    Some(previous) => MeshGeneration::succeed(mesh, &previous),
+                    None => MeshGeneration::new(mesh),
+                })
+                .await;
+                let generation = match built {
+                    Ok(generation) => Arc::new(generation),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // The runtime is shutting down.
+                    Err(_cancelled) => return,
+                };
+                self.current = Some(generation.clone());
+                self.cache.publish(generation);
+                self.accepted(state, resolved);
+            }
+            Err(diagnostics) => self.rejected(state, diagnostics),
+        }
+    }
+
+    fn accepted(&self, state: &SpecState, resolved: &Resolved) {
+        let accepted_fingerprint = fingerprint(&resolved.mesh);
+        for w in &resolved.warnings {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(
+            revision = state.revision,
+            warnings = resolved.warnings.len(),
+            "configuration accepted"
+        );
+        self.status.send_modify(|s| {
+            s.revision = state.revision;
+            s.accepted_revision = Some(state.revision);
+            s.accepted_fingerprint = Some(accepted_fingerprint);
+            s.accepted_at = Some(SystemTime::now());
+            s.errors.clear();
+            s.warnings = resolved.warnings.clone();
+            s.accepted_total += 1;
+        });
+    }
+
+    fn rejected(&self, state: &SpecState, diagnostics: &[Diagnostic]) {
+        let (errors, warnings): (Vec<_>, Vec<_>) =
+            diagnostics.iter().cloned().partition(|d| d.is_error());
+        for e in &errors {
+            tracing::error!("{e}");
+        }
+        tracing::error!(
+            revision = state.revision,
+            errors = errors.len(),
+            "configuration rejected; proxies keep the last good configuration"
+        );
+        self.status.send_modify(|s| {
+            s.revision = state.revision;
+            s.errors = errors;
+            s.warnings = warnings;
+            s.rejected_total += 1;
+        });
+    }
+
+    /// Applies every reading of `states` that arrives after the one it has already seen, until the source
+    /// goes away. The caller applies the current reading itself before anything can connect.
+    pub async fn run(mut self, mut states: watch::Receiver<Arc<SpecState>>) {
+        while states.changed().await.is_ok() {
+            let state = states.borrow_and_update().clone();
+            self.apply(&state).await;
+        }
     }
 }

@@ -468,25 +468,34 @@ impl Mesh {
     /// Every outbound cluster Istio builds: per service (in host order) and port, the subset-less one and then
     /// one per DestinationRule subset, in the rule's order.
     pub fn outbound_clusters(&self) -> impl Iterator<Item = OutboundCluster<'_>> + '_ {
-        self.services.values().flat_map(move |service| {
-            let rule = self.destination_rules.get(&service.hostname);
-            let subsets: Vec<Option<&str>> = std::iter::once(None)
-                .chain(
-                    rule.iter()
-                        .flat_map(|dr| dr.subsets.iter().map(|s| Some(s.name.as_str()))),
-                )
-                .collect();
-            service.ports.iter().flat_map(move |port| {
-                subsets
-                    .clone()
-                    .into_iter()
-                    .map(move |subset| OutboundCluster {
-                        service,
-                        port,
-                        subset,
-                        rule,
-                    })
-            })
+        self.services
+            .values()
+            .flat_map(move |service| self.outbound_clusters_of(service))
+    }
+
+    /// The outbound clusters of one service: per port, the subset-less one and then one per DestinationRule
+    /// subset, in the rule's order. They depend on nothing but the service and its DestinationRule.
+    pub fn outbound_clusters_of<'a>(
+        &'a self,
+        service: &'a Service,
+    ) -> impl Iterator<Item = OutboundCluster<'a>> + 'a {
+        let rule = self.destination_rules.get(&service.hostname);
+        let subsets: Vec<Option<&str>> = std::iter::once(None)
+            .chain(
+                rule.iter()
+                    .flat_map(|dr| dr.subsets.iter().map(|s| Some(s.name.as_str()))),
+            )
+            .collect();
+        service.ports.iter().flat_map(move |port| {
+            subsets
+                .clone()
+                .into_iter()
+                .map(move |subset| OutboundCluster {
+                    service,
+                    port,
+                    subset,
+                    rule,
+                })
         })
     }
 

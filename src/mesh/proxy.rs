@@ -1,6 +1,7 @@
 //! Who an Envoy is: its node (id, metadata) mapped to a WorkloadEntry (sidecar) or to Gateways (router).
 //! The contract is documented in `docs/proxy-identity.md`.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -41,6 +42,43 @@ pub struct Sidecar {
     pub app_ip: String,
     /// Where outbound listeners bind (in place of iptables capture).
     pub outbound_ip: String,
+}
+
+/// What a sidecar's outbound route configurations depend on besides the mesh. Sidecars with equal scopes get
+/// identical route configurations, so they are translated once per scope, not once per proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct RouteScope {
+    /// `sourceNamespace` matches and the short host names only a proxy in the service's namespace may use.
+    pub namespace: String,
+    /// The proxy's labels, restricted to the keys some `sourceLabels` mentions: the rest cannot change a
+    /// route, and leaving them out is what lets a thousand workloads share one scope.
+    pub labels: Labels,
+}
+
+impl RouteScope {
+    /// The scope of a sidecar in `namespace` with `labels`; `keys` is [`Mesh::source_label_keys`].
+    pub fn new(namespace: &str, labels: &Labels, keys: &BTreeSet<String>) -> RouteScope {
+        RouteScope {
+            namespace: namespace.to_owned(),
+            labels: labels
+                .iter()
+                .filter(|(k, _)| keys.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl Mesh {
+    /// Every label key some VirtualService route matches with `sourceLabels`.
+    pub fn source_label_keys(&self) -> BTreeSet<String> {
+        self.virtual_services
+            .iter()
+            .flat_map(|vs| &vs.http)
+            .flat_map(|http| &http.matches)
+            .flat_map(|m| m.source_labels.keys().cloned())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -1,7 +1,5 @@
 //! CDS: one cluster per service port plus one per DestinationRule subset, and the sidecar's inbound clusters.
 
-use std::collections::BTreeSet;
-
 use envoy_types::pb::envoy::config::cluster::v3::{
     cluster::{self, CommonLbConfig, LbPolicy, MaglevLbConfig, RingHashLbConfig},
     Cluster, OutlierDetection as EnvoyOutlier,
@@ -22,8 +20,9 @@ use crate::mesh::{
     Resolution, Service, Sidecar,
 };
 
-pub(super) fn outbound(mesh: &Mesh) -> Vec<Cluster> {
-    mesh.outbound_clusters()
+/// The outbound clusters of one service.
+pub(super) fn outbound(mesh: &Mesh, service: &Service) -> Vec<Cluster> {
+    mesh.outbound_clusters_of(service)
         .map(|oc| {
             let (service, port, subset) = (oc.service, oc.port, oc.subset);
             let name = oc.name();
@@ -53,10 +52,10 @@ pub(super) fn outbound(mesh: &Mesh) -> Vec<Cluster> {
 }
 
 /// `inbound|<port>||`: to the app behind this sidecar, at `SWITCHYARD_APP_IP` (the pod's "localhost").
-pub(super) fn inbound(mesh: &Mesh, sidecar: &Sidecar) -> Vec<Cluster> {
-    inbound_ports(mesh, sidecar)
-        .into_iter()
-        .map(|(port, service)| {
+pub(super) fn inbound(sidecar: &Sidecar, inbound: &[(u32, &Service)]) -> Vec<Cluster> {
+    inbound
+        .iter()
+        .map(|&(port, service)| {
             let name = ClusterName::inbound(port).to_string();
             let assignment = build::cluster_load_assignment(
                 &name,
@@ -80,29 +79,6 @@ pub(super) fn inbound(mesh: &Mesh, sidecar: &Sidecar) -> Vec<Cluster> {
             c
         })
         .collect()
-}
-
-/// The ports this sidecar's workload serves, each with the first service (by host) that exposes it.
-pub(super) fn inbound_ports<'m>(mesh: &'m Mesh, sidecar: &Sidecar) -> Vec<(u32, &'m Service)> {
-    let me = format!("{}/{}", sidecar.namespace, sidecar.workload);
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for service in mesh.services.values() {
-        for endpoint in service
-            .endpoints
-            .iter()
-            .filter(|e| e.workload.as_deref() == Some(me.as_str()))
-        {
-            for port in &service.ports {
-                let p = endpoint.port_for(port);
-                if seen.insert(p) {
-                    out.push((p, service));
-                }
-            }
-        }
-    }
-    out.sort_by_key(|(p, _)| *p);
-    out
 }
 
 fn apply_policy(c: &mut Cluster, policy: &PolicySettings) {

@@ -10,8 +10,9 @@ use crate::mesh::{labels_match, Labels, Mesh, Resolution, Service, ServicePort};
 
 type HostPort<'a> = (&'a str, u32, Option<u32>);
 
-pub(super) fn outbound(mesh: &Mesh) -> Vec<ClusterLoadAssignment> {
-    mesh.outbound_clusters()
+/// The endpoints of one service's EDS clusters.
+pub(super) fn outbound(mesh: &Mesh, service: &Service) -> Vec<ClusterLoadAssignment> {
+    mesh.outbound_clusters_of(service)
         .filter(|oc| oc.service.resolution == Resolution::Static)
         .map(|oc| assignment(&oc.name(), oc.service, oc.port, oc.subset, mesh))
         .collect()

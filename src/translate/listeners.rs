@@ -6,18 +6,23 @@ use std::collections::BTreeSet;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 
 use super::build::{self, Routes};
-use super::clusters::inbound_ports;
 use super::routes;
 use crate::mesh::names::{gateway_route_config_name, listener_name, sidecar_route_config_name};
-use crate::mesh::{Mesh, Router, Sidecar};
+use crate::mesh::{Mesh, Router, Service, Sidecar};
 
 /// Istio names outbound listeners after their wildcard bind address.
 const WILDCARD: &str = "0.0.0.0";
 
-pub(super) fn sidecar(mesh: &Mesh, sidecar: &Sidecar) -> Vec<Listener> {
+/// `inbound`: the ports the sidecar's workload serves ([`super::inbound_ports`]); `outbound_ports`: every
+/// service port in the mesh ([`super::outbound_ports`]).
+pub(super) fn sidecar(
+    sidecar: &Sidecar,
+    inbound: &[(u32, &Service)],
+    outbound_ports: &BTreeSet<u32>,
+) -> Vec<Listener> {
     let mut out = Vec::new();
     // Inbound: `<pod IP>:<port>`, where other sidecars' EDS endpoints point, to the local app.
-    for (port, service) in inbound_ports(mesh, sidecar) {
+    for &(port, service) in inbound {
         let name = listener_name(&sidecar.ip, port);
         let hcm = build::http_connection_manager(
             &format!("inbound_{}_{port}", sidecar.ip),
@@ -33,12 +38,7 @@ pub(super) fn sidecar(mesh: &Mesh, sidecar: &Sidecar) -> Vec<Listener> {
     // Outbound: one HTTP listener per service port in the mesh. Istio names it `0.0.0.0_<port>`; it binds
     // `SWITCHYARD_OUTBOUND_IP:<port>` instead of 0.0.0.0 because, without iptables, each sidecar on the host needs
     // its own address for the same port. The name is kept so config dumps read like Istio's.
-    let ports: BTreeSet<u32> = mesh
-        .services
-        .values()
-        .flat_map(|s| s.ports.iter().map(|p| p.number))
-        .collect();
-    for port in ports {
+    for &port in outbound_ports {
         let name = listener_name(WILDCARD, port);
         let hcm = build::http_connection_manager(
             &format!("outbound_{WILDCARD}_{port}"),

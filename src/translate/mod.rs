@@ -11,7 +11,7 @@ mod listeners;
 mod order;
 mod routes;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster::ClusterDiscoveryType, Cluster};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -22,7 +22,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use prost::Message;
 
-use crate::mesh::{Mesh, Proxy};
+use crate::mesh::{Mesh, Proxy, RouteScope, Router, Service, Sidecar};
 
 /// Everything one proxy gets, each list sorted by name.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,28 +33,142 @@ pub struct Resources {
     pub routes: Vec<RouteConfiguration>,
 }
 
+/// Everything `proxy` gets: what every proxy shares plus what is its own. The xDS server builds the same from
+/// its parts ([`service_clusters`], [`service_endpoints`], [`sidecar_routes`], [`sidecar_own`],
+/// [`router_own`]) so that shared parts are translated once, not once per proxy.
 pub fn translate(mesh: &Mesh, proxy: &Proxy) -> Resources {
-    let (listeners, routes) = match proxy {
-        Proxy::Sidecar(sidecar) => (
-            listeners::sidecar(mesh, sidecar),
-            routes::sidecar(mesh, sidecar),
-        ),
-        Proxy::Router(router) => (
-            listeners::router(mesh, router),
-            routes::router(mesh, router),
-        ),
-    };
-    let mut clusters = clusters::outbound(mesh);
-    if let Proxy::Sidecar(sidecar) = proxy {
-        clusters.extend(clusters::inbound(mesh, sidecar));
+    let mut clusters: Vec<Cluster> = Vec::new();
+    let mut endpoints = Vec::new();
+    for service in mesh.services.values() {
+        clusters.extend(clusters::outbound(mesh, service));
+        endpoints.extend(endpoints::outbound(mesh, service));
     }
-    let endpoints = endpoints::outbound(mesh);
+    let own = match proxy {
+        Proxy::Sidecar(sidecar) => {
+            let inbound = inbound_ports(mesh, sidecar);
+            let mut own = sidecar_own(sidecar, &inbound, &outbound_ports(mesh));
+            let keys = mesh.source_label_keys();
+            own.routes = sidecar_routes(
+                mesh,
+                &RouteScope::new(&sidecar.namespace, &sidecar.labels, &keys),
+            );
+            own
+        }
+        Proxy::Router(router) => router_own(mesh, router),
+    };
+    clusters.extend(own.clusters);
     order::sorted(Resources {
         clusters,
         endpoints,
-        listeners,
-        routes,
+        listeners: own.listeners,
+        routes: own.routes,
     })
+}
+
+/// The outbound clusters of one service, by name: the same for every proxy, and dependent on nothing but
+/// the service and its DestinationRule.
+pub fn service_clusters(mesh: &Mesh, service: &Service) -> Vec<Cluster> {
+    let mut clusters = clusters::outbound(mesh, service);
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    clusters
+}
+
+/// The endpoints of one service's EDS clusters, by name; like [`service_clusters`], shared by every proxy.
+pub fn service_endpoints(mesh: &Mesh, service: &Service) -> Vec<ClusterLoadAssignment> {
+    let mut endpoints = endpoints::outbound(mesh, service);
+    endpoints.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+    endpoints
+}
+
+/// The outbound route configurations of every sidecar in `scope`, one per service port.
+pub fn sidecar_routes(mesh: &Mesh, scope: &RouteScope) -> Vec<RouteConfiguration> {
+    outbound_ports(mesh)
+        .into_iter()
+        .map(|port| sidecar_route(mesh, scope, port))
+        .collect()
+}
+
+/// The outbound route configuration for `port` of every sidecar in `scope`.
+pub fn sidecar_route(mesh: &Mesh, scope: &RouteScope, port: u32) -> RouteConfiguration {
+    let mut route = routes::sidecar(mesh, scope, port);
+    order::sort_virtual_hosts(&mut route);
+    route
+}
+
+/// A sidecar's own resources: its inbound and outbound listeners and its inbound clusters. `inbound` is
+/// [`inbound_ports`] (or the same from an [`InboundIndex`]), `outbound_ports` is [`outbound_ports`].
+pub fn sidecar_own(
+    sidecar: &Sidecar,
+    inbound: &[(u32, &Service)],
+    outbound_ports: &BTreeSet<u32>,
+) -> Resources {
+    order::sorted(Resources {
+        clusters: clusters::inbound(sidecar, inbound),
+        listeners: listeners::sidecar(sidecar, inbound, outbound_ports),
+        ..Resources::default()
+    })
+}
+
+/// A gateway's own resources: its listeners and route configurations.
+pub fn router_own(mesh: &Mesh, router: &Router) -> Resources {
+    order::sorted(Resources {
+        listeners: listeners::router(mesh, router),
+        routes: routes::router(mesh, router),
+        ..Resources::default()
+    })
+}
+
+/// Every service port in the mesh: a sidecar has an outbound listener and a route configuration for each.
+pub fn outbound_ports(mesh: &Mesh) -> BTreeSet<u32> {
+    mesh.services
+        .values()
+        .flat_map(|s| s.ports.iter().map(|p| p.number))
+        .collect()
+}
+
+/// The ports a sidecar's workload serves, each with the first service (by host) that exposes it.
+pub fn inbound_ports<'m>(mesh: &'m Mesh, sidecar: &Sidecar) -> Vec<(u32, &'m Service)> {
+    let me = format!("{}/{}", sidecar.namespace, sidecar.workload);
+    InboundIndex::new(mesh).ports_of(&me).to_vec()
+}
+
+/// [`inbound_ports`] for every workload at once: one pass over the mesh instead of one per proxy.
+#[derive(Debug, Default)]
+pub struct InboundIndex<'m> {
+    by_workload: BTreeMap<&'m str, Vec<(u32, &'m Service)>>,
+}
+
+impl<'m> InboundIndex<'m> {
+    pub fn new(mesh: &'m Mesh) -> InboundIndex<'m> {
+        let mut by_workload: BTreeMap<&'m str, Vec<(u32, &'m Service)>> = BTreeMap::new();
+        // Services in host order, so the first service exposing a port keeps it.
+        for service in mesh.services.values() {
+            for endpoint in &service.endpoints {
+                let Some(workload) = endpoint.workload.as_deref() else {
+                    continue;
+                };
+                let ports = by_workload.entry(workload).or_default();
+                for port in &service.ports {
+                    let p = endpoint.port_for(port);
+                    if !ports.iter().any(|(seen, _)| *seen == p) {
+                        ports.push((p, service));
+                    }
+                }
+            }
+        }
+        for ports in by_workload.values_mut() {
+            ports.sort_by_key(|(p, _)| *p);
+        }
+        InboundIndex { by_workload }
+    }
+
+    /// The ports of the workload `namespace/name`.
+    pub fn ports_of(&self, workload: &str) -> &[(u32, &'m Service)] {
+        self.by_workload
+            .get(workload)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
 }
 
 /// A reference from one resource to another that does not exist.

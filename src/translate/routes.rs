@@ -39,7 +39,7 @@ use crate::mesh::names::{
 use crate::mesh::{
     labels_match, AbortStatus, Cors, Destination, Fault, GatewayRef, HashKey, HeaderOperations,
     HttpRoute, Labels, LoadBalancer, Mesh, Mirror, Redirect, Retries, RetryPolicy,
-    RouteAction as MeshAction, RouteDestination, RouteMatch, Router, Service, Sidecar,
+    RouteAction as MeshAction, RouteDestination, RouteMatch, RouteScope, Router, Service,
     VirtualService,
 };
 use crate::spec::ResourceKey;
@@ -56,54 +56,44 @@ struct Scope<'a> {
 
 // === sidecar ===
 
-pub(super) fn sidecar(mesh: &Mesh, sidecar: &Sidecar) -> Vec<RouteConfiguration> {
-    let ports: BTreeSet<u32> = mesh
+/// The outbound route configuration for `port` of every sidecar in `route_scope`.
+pub(super) fn sidecar(mesh: &Mesh, route_scope: &RouteScope, port: u32) -> RouteConfiguration {
+    let scope = Scope {
+        port,
+        gateway: &GatewayRef::Mesh,
+        labels: &route_scope.labels,
+        namespace: &route_scope.namespace,
+    };
+    // Envoy rejects a route configuration that lists one domain in two virtual hosts; short forms can
+    // collide (a ServiceEntry host `reviews.default` and `reviews.default.svc.cluster.local`), so the
+    // first service by host name keeps a contested domain.
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let vhosts = mesh
         .services
         .values()
-        .flat_map(|s| s.ports.iter().map(|p| p.number))
-        .collect();
-    ports
-        .into_iter()
-        .map(|port| {
-            let scope = Scope {
-                port,
-                gateway: &GatewayRef::Mesh,
-                labels: &sidecar.labels,
-                namespace: &sidecar.namespace,
-            };
-            // Envoy rejects a route configuration that lists one domain in two virtual hosts; short forms can
-            // collide (a ServiceEntry host `reviews.default` and `reviews.default.svc.cluster.local`), so the
-            // first service by host name keeps a contested domain.
-            let mut used: BTreeSet<String> = BTreeSet::new();
-            let vhosts = mesh
-                .services
-                .values()
-                .filter(|s| s.port(port).is_some())
-                .map(|service| {
-                    let vs = mesh.virtual_services.iter().find(|vs| {
-                        vs.gateways.contains(&GatewayRef::Mesh)
-                            && vs.hosts.contains(&service.hostname)
-                    });
-                    // A VirtualService none of whose routes apply to this proxy (sourceLabels etc.) is skipped
-                    // entirely, so the service falls back to its default route, as in Istio.
-                    let routes = vs
-                        .map(|vs| vs_routes(mesh, vs, &scope))
-                        .filter(|r| !r.is_empty())
-                        .unwrap_or_else(|| vec![default_route(mesh, service, port)]);
-                    let name = virtual_host_name(&service.hostname, port);
-                    let domains = domains(service, &sidecar.namespace)
-                        .into_iter()
-                        .filter(|d| used.insert(d.to_ascii_lowercase()))
-                        .collect();
-                    build::virtual_host(&name, domains, routes)
-                })
-                .filter(|vh| !vh.domains.is_empty())
+        .filter(|s| s.port(port).is_some())
+        .map(|service| {
+            let vs = mesh.virtual_services.iter().find(|vs| {
+                vs.gateways.contains(&GatewayRef::Mesh) && vs.hosts.contains(&service.hostname)
+            });
+            // A VirtualService none of whose routes apply to this proxy (sourceLabels etc.) is skipped
+            // entirely, so the service falls back to its default route, as in Istio.
+            let routes = vs
+                .map(|vs| vs_routes(mesh, vs, &scope))
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| vec![default_route(mesh, service, port)]);
+            let name = virtual_host_name(&service.hostname, port);
+            let domains = domains(service, &route_scope.namespace)
+                .into_iter()
+                .filter(|d| used.insert(d.to_ascii_lowercase()))
                 .collect();
-            // Istio ends the list with an `allow_any` vhost (`*` → PassthroughCluster). Without iptables there is
-            // no original destination to pass through to, so unknown hosts get Envoy's 404 instead.
-            build::route_configuration(&sidecar_route_config_name(port), vhosts)
+            build::virtual_host(&name, domains, routes)
         })
-        .collect()
+        .filter(|vh| !vh.domains.is_empty())
+        .collect();
+    // Istio ends the list with an `allow_any` vhost (`*` → PassthroughCluster). Without iptables there is
+    // no original destination to pass through to, so unknown hosts get Envoy's 404 instead.
+    build::route_configuration(&sidecar_route_config_name(port), vhosts)
 }
 
 /// Istio's `generateVirtualHostDomains` with ports ignored: the FQDN, its absolute form, and the shorter

@@ -13,8 +13,8 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 
 use super::event::{Event, Step};
 use super::resource_type::{PerType, ResourceType};
-use super::snapshot::{aggregate_version, Snapshot};
-use super::subscription::{Nack, ResourceNames, Sent, Subscription};
+use super::snapshot::Snapshot;
+use super::subscription::{layer_ids, Nack, ResourceNames, Sent, Subscription};
 
 /// One Delta stream.
 #[derive(Debug, Default)]
@@ -105,7 +105,7 @@ impl DeltaStream {
         }
 
         if let Some(snapshot) = snapshot {
-            step.merge(self.respond(t, snapshot));
+            step.merge(self.respond(t, snapshot, false));
         }
         step
     }
@@ -113,19 +113,34 @@ impl DeltaStream {
     pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DeltaDiscoveryResponse> {
         let mut step = Step::default();
         for t in ResourceType::ALL {
-            step.merge(self.respond(t, snapshot));
+            step.merge(self.respond(t, snapshot, true));
         }
         step
     }
 
     /// Sends what changed for type `t`, or an empty answer to a first request that is still owed one.
-    fn respond(&mut self, t: ResourceType, snapshot: &Snapshot) -> Step<DeltaDiscoveryResponse> {
+    /// `may_skip`: nothing but the snapshot changed since the last answer, so the same layers mean nothing to
+    /// send (a request, by contrast, may have changed the names or what the proxy holds).
+    fn respond(
+        &mut self,
+        t: ResourceType,
+        snapshot: &Snapshot,
+        may_skip: bool,
+    ) -> Step<DeltaDiscoveryResponse> {
         let mut step = Step::default();
         let Some(sub) = self.subs[t].as_mut() else {
             return step;
         };
-        let all = snapshot.resources(t);
-        let selected = sub.names.select(all);
+        let layers = layer_ids(snapshot, t);
+        if may_skip
+            && sub.answered_from == layers
+            && !sub.owes_response
+            && self.unanswered[t].is_empty()
+        {
+            return step;
+        }
+        sub.answered_from = layers;
+        let selected = sub.names.select(snapshot, t);
         let changed: Vec<_> = selected
             .iter()
             .filter(|r| sub.known.get(&r.name) != Some(&r.version))
@@ -134,14 +149,14 @@ impl DeltaStream {
         let mut removed: BTreeSet<String> = sub
             .known
             .keys()
-            .filter(|name| !all.contains_key(*name) || !sub.names.covers(name))
+            .filter(|name| !snapshot.contains(t, name) || !sub.names.covers(name))
             .cloned()
             .collect();
         // Newly subscribed names that do not exist are reported removed, so the proxy stops waiting.
         removed.extend(
             self.unanswered[t]
                 .iter()
-                .filter(|name| !all.contains_key(*name))
+                .filter(|name| !snapshot.contains(t, name))
                 .cloned(),
         );
         self.unanswered[t].clear();
@@ -158,7 +173,7 @@ impl DeltaStream {
         }
         self.nonces += 1;
         let nonce = self.nonces.to_string();
-        let version = aggregate_version(selected.iter().map(|r| r.as_ref()));
+        let version = sub.names.version_of(snapshot, t, &selected);
         step.events.push(Event::Sent {
             type_: t,
             version: version.clone(),
@@ -200,7 +215,7 @@ impl DeltaStream {
                 }
             }
             if !eds_names.is_empty() {
-                step.merge(self.respond(ResourceType::Endpoint, snapshot));
+                step.merge(self.respond(ResourceType::Endpoint, snapshot, false));
             }
         }
         step

@@ -17,7 +17,7 @@ pub mod status;
 pub mod subscription;
 
 pub use cache::{Cache, Generation, Uniform};
-pub use resource_type::ResourceType;
+pub use resource_type::{PerType, ResourceType};
 pub use server::{AdsServer, ServeError};
-pub use snapshot::{Encoded, Interner, Snapshot, SnapshotBuilder};
+pub use snapshot::{Encoded, Interner, Layer, LayerChange, Snapshot, SnapshotBuilder};
 pub use status::{ProxyRegistry, ProxyStatus};

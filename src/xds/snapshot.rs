@@ -1,10 +1,16 @@
-//! Immutable, versioned sets of encoded resources: what one class of proxies should see.
+//! Immutable, versioned sets of encoded resources: what one proxy should see.
 //!
 //! Each resource is encoded once and versioned by a hash of its bytes, so identical input yields identical
 //! versions across restarts and a proxy reconnecting with `initial_resource_versions` is sent only what changed.
-//! Resources are held behind `Arc`: every proxy whose translation produced the same bytes shares one copy.
+//!
+//! A snapshot is made of [`Layer`]s, per type, and layers are shared: every sidecar of a mesh holds the same
+//! `Arc` of the outbound clusters and endpoints, and every sidecar of a route scope the same route
+//! configurations; only what really differs per proxy (its listeners, its inbound clusters) is a layer of its
+//! own. A layer that did not change between two generations is the same `Arc` in both, which is how a stream
+//! knows, without looking at a single resource, that it owes its proxy nothing.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -27,6 +33,8 @@ pub struct Encoded {
     /// Hash of the encoded bytes.
     pub version: String,
     pub any: Any,
+    /// For an EDS cluster, the name its endpoints are requested under.
+    pub eds_service: Option<String>,
 }
 
 impl Encoded {
@@ -39,7 +47,38 @@ impl Encoded {
                 type_url: M::type_url(),
                 value,
             },
+            eds_service: None,
         }
+    }
+
+    pub fn cluster(cluster: &Cluster) -> Encoded {
+        let eds_service = match cluster.cluster_discovery_type {
+            Some(ClusterDiscoveryType::Type(t)) if t == DiscoveryType::Eds as i32 => Some(
+                cluster
+                    .eds_cluster_config
+                    .as_ref()
+                    .map(|c| c.service_name.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| cluster.name.clone()),
+            ),
+            _ => None,
+        };
+        Encoded {
+            eds_service,
+            ..Encoded::new(&cluster.name, cluster)
+        }
+    }
+
+    pub fn endpoint(assignment: &ClusterLoadAssignment) -> Encoded {
+        Encoded::new(&assignment.cluster_name, assignment)
+    }
+
+    pub fn listener(listener: &Listener) -> Encoded {
+        Encoded::new(&listener.name, listener)
+    }
+
+    pub fn route(route: &RouteConfiguration) -> Encoded {
+        Encoded::new(&route.name, route)
     }
 }
 
@@ -65,48 +104,208 @@ pub fn aggregate_version<'a>(resources: impl IntoIterator<Item = &'a Encoded>) -
     })
 }
 
-/// Everything one proxy class should see, per type, by name.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Process-wide layer identities: a stream remembers which layers it last sent by id, without keeping them
+/// alive. Never reused, so an id can't be mistaken for a later layer's.
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Resources of one type, by name, shared by every proxy that sees them. Immutable once built.
+#[derive(Debug)]
+pub struct Layer {
+    id: u64,
+    resources: BTreeMap<String, Arc<Encoded>>,
+    /// `aggregate_version` of all of `resources`, computed once.
+    version: String,
+    /// What changed from the layer this one replaced, when it was built as its successor.
+    change: Option<LayerChange>,
+}
+
+/// The difference between a layer and the one it replaced in the previous generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerChange {
+    /// The id of the replaced layer.
+    pub from: u64,
+    /// Names added or whose version changed, in name order.
+    pub changed: Vec<String>,
+    /// Names that disappeared, in name order.
+    pub removed: Vec<String>,
+}
+
+impl Layer {
+    pub fn new(resources: impl IntoIterator<Item = Arc<Encoded>>) -> Layer {
+        let resources: BTreeMap<String, Arc<Encoded>> =
+            resources.into_iter().map(|r| (r.name.clone(), r)).collect();
+        Layer {
+            id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
+            version: aggregate_version(resources.values().map(|r| r.as_ref())),
+            resources,
+            change: None,
+        }
+    }
+
+    /// The layer to publish in place of `previous`: `previous` itself when nothing differs (so streams see at
+    /// once that they owe nothing), else a new layer that knows what changed.
+    pub fn succeed(
+        previous: Option<&Arc<Layer>>,
+        resources: impl IntoIterator<Item = Arc<Encoded>>,
+    ) -> Arc<Layer> {
+        let mut next = Layer::new(resources);
+        let Some(previous) = previous else {
+            return Arc::new(next);
+        };
+        if previous.version == next.version {
+            return previous.clone();
+        }
+        let changed = next
+            .resources
+            .values()
+            .filter(|r| previous.get(&r.name).is_none_or(|p| p.version != r.version))
+            .map(|r| r.name.clone())
+            .collect();
+        let removed = previous
+            .resources
+            .keys()
+            .filter(|name| !next.resources.contains_key(*name))
+            .cloned()
+            .collect();
+        next.change = Some(LayerChange {
+            from: previous.id,
+            changed,
+            removed,
+        });
+        Arc::new(next)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Encoded>> {
+        self.resources.get(name)
+    }
+
+    pub fn resources(&self) -> &BTreeMap<String, Arc<Encoded>> {
+        &self.resources
+    }
+
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// What changed since the layer with id `from`, if this layer directly replaced it.
+    pub fn change_since(&self, from: u64) -> Option<&LayerChange> {
+        self.change.as_ref().filter(|c| c.from == from)
+    }
+}
+
+/// Everything one proxy should see: per type, layers whose names do not overlap.
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    resources: PerType<BTreeMap<String, Arc<Encoded>>>,
-    /// For each cluster, the EDS name its endpoints are requested under (empty for non-EDS clusters).
-    eds_names: BTreeMap<String, String>,
+    layers: PerType<Vec<Arc<Layer>>>,
 }
 
 impl Snapshot {
     pub fn builder() -> SnapshotBuilder<'static> {
         SnapshotBuilder {
-            snapshot: Snapshot::default(),
+            resources: PerType::default(),
             interner: None,
         }
     }
 
-    pub fn resources(&self, t: ResourceType) -> &BTreeMap<String, Arc<Encoded>> {
-        &self.resources[t]
+    /// A snapshot of these layers. Their names must not overlap within a type.
+    pub fn from_layers(layers: PerType<Vec<Arc<Layer>>>) -> Snapshot {
+        Snapshot { layers }
+    }
+
+    pub fn layers(&self, t: ResourceType) -> &[Arc<Layer>] {
+        &self.layers[t]
     }
 
     pub fn get(&self, t: ResourceType, name: &str) -> Option<&Arc<Encoded>> {
-        self.resources[t].get(name)
+        self.layers[t].iter().find_map(|l| l.get(name))
+    }
+
+    pub fn contains(&self, t: ResourceType, name: &str) -> bool {
+        self.get(t, name).is_some()
+    }
+
+    /// Every resource of type `t`, in name order.
+    pub fn all(&self, t: ResourceType) -> Vec<&Arc<Encoded>> {
+        let layers = &self.layers[t];
+        let mut all: Vec<&Arc<Encoded>> =
+            layers.iter().flat_map(|l| l.resources.values()).collect();
+        if layers.len() > 1 {
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        all
+    }
+
+    pub fn len(&self, t: ResourceType) -> usize {
+        self.layers[t].iter().map(|l| l.len()).sum()
+    }
+
+    /// The version of all resources of type `t`, from the layers' own versions: no resource is looked at.
+    pub fn version(&self, t: ResourceType) -> String {
+        match self.layers[t].as_slice() {
+            [] => aggregate_version([]),
+            [one] => one.version.clone(),
+            several => short_hash(|h| {
+                for l in several {
+                    h.update(l.version.as_bytes());
+                    h.update([b'\n']);
+                }
+            }),
+        }
     }
 
     /// The EDS service name of a cluster, if it takes its endpoints from EDS.
     pub fn eds_name_of_cluster(&self, cluster: &str) -> Option<&str> {
-        self.eds_names
-            .get(cluster)
-            .map(String::as_str)
-            .filter(|n| !n.is_empty())
+        self.get(ResourceType::Cluster, cluster)
+            .and_then(|c| c.eds_service.as_deref())
+    }
+
+    /// Resource name → version, per type: for status pages and tests.
+    pub fn listing(&self) -> BTreeMap<ResourceType, BTreeMap<String, String>> {
+        ResourceType::ALL
+            .into_iter()
+            .map(|t| {
+                let names = self
+                    .all(t)
+                    .into_iter()
+                    .map(|r| (r.name.clone(), r.version.clone()))
+                    .collect();
+                (t, names)
+            })
+            .collect()
     }
 }
 
-/// Shares encoded resources between the snapshots built from one configuration generation: proxies whose
-/// translation yields the same bytes hold the same `Arc`.
+impl PartialEq for Snapshot {
+    /// Equal content, whatever the layering.
+    fn eq(&self, other: &Snapshot) -> bool {
+        ResourceType::ALL.into_iter().all(|t| {
+            let (a, b) = (self.all(t), other.all(t));
+            a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x == y)
+        })
+    }
+}
+
+/// Shares encoded resources between snapshots built by hand: proxies whose resources are the same bytes
+/// hold the same `Arc`.
 #[derive(Debug, Default)]
 pub struct Interner {
     seen: BTreeMap<(ResourceType, String, String), Arc<Encoded>>,
 }
 
 impl Interner {
-    fn intern(&mut self, t: ResourceType, encoded: Encoded) -> Arc<Encoded> {
+    pub fn intern(&mut self, t: ResourceType, encoded: Encoded) -> Arc<Encoded> {
         let key = (t, encoded.name.clone(), encoded.version.clone());
         self.seen
             .entry(key)
@@ -124,15 +323,16 @@ impl Interner {
     }
 }
 
+/// Builds a snapshot of one layer per type, for tests and hand-made configurations.
 pub struct SnapshotBuilder<'a> {
-    snapshot: Snapshot,
+    resources: PerType<BTreeMap<String, Arc<Encoded>>>,
     interner: Option<&'a mut Interner>,
 }
 
 impl<'a> SnapshotBuilder<'a> {
     pub fn with_interner(interner: &'a mut Interner) -> SnapshotBuilder<'a> {
         SnapshotBuilder {
-            snapshot: Snapshot::default(),
+            resources: PerType::default(),
             interner: Some(interner),
         }
     }
@@ -142,47 +342,42 @@ impl<'a> SnapshotBuilder<'a> {
             Some(interner) => interner.intern(t, encoded),
             None => Arc::new(encoded),
         };
-        self.snapshot.resources[t].insert(arc.name.clone(), arc);
+        // A later resource of the same name replaces an earlier one.
+        self.resources[t].insert(arc.name.clone(), arc);
     }
 
     pub fn cluster(mut self, cluster: &Cluster) -> Self {
-        let eds = match cluster.cluster_discovery_type {
-            Some(ClusterDiscoveryType::Type(t)) if t == DiscoveryType::Eds as i32 => cluster
-                .eds_cluster_config
-                .as_ref()
-                .map(|c| c.service_name.clone())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| cluster.name.clone()),
-            _ => String::new(),
-        };
-        self.snapshot.eds_names.insert(cluster.name.clone(), eds);
-        self.insert(ResourceType::Cluster, Encoded::new(&cluster.name, cluster));
+        self.insert(ResourceType::Cluster, Encoded::cluster(cluster));
         self
     }
 
     pub fn endpoint(mut self, assignment: &ClusterLoadAssignment) -> Self {
-        self.insert(
-            ResourceType::Endpoint,
-            Encoded::new(&assignment.cluster_name, assignment),
-        );
+        self.insert(ResourceType::Endpoint, Encoded::endpoint(assignment));
         self
     }
 
     pub fn listener(mut self, listener: &Listener) -> Self {
-        self.insert(
-            ResourceType::Listener,
-            Encoded::new(&listener.name, listener),
-        );
+        self.insert(ResourceType::Listener, Encoded::listener(listener));
         self
     }
 
     pub fn route(mut self, route: &RouteConfiguration) -> Self {
-        self.insert(ResourceType::Route, Encoded::new(&route.name, route));
+        self.insert(ResourceType::Route, Encoded::route(route));
         self
     }
 
     pub fn build(self) -> Snapshot {
-        self.snapshot
+        let mut resources = self.resources;
+        Snapshot {
+            layers: PerType::from_fn(|t| {
+                let list = std::mem::take(&mut resources[t]);
+                if list.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Arc::new(Layer::new(list.into_values()))]
+                }
+            }),
+        }
     }
 }
 

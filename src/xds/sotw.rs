@@ -9,8 +9,8 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 
 use super::event::{Event, Step};
 use super::resource_type::{PerType, ResourceType};
-use super::snapshot::{aggregate_version, Snapshot};
-use super::subscription::{Nack, ResourceNames, Sent, Subscription};
+use super::snapshot::Snapshot;
+use super::subscription::{layer_ids, Nack, ResourceNames, Sent, Subscription};
 
 /// How a request is read. Pure function of the request and the subscription's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,8 +191,14 @@ impl SotwStream {
         let Some(sub) = self.subs[t].as_mut() else {
             return step;
         };
-        let selected = sub.names.select(snapshot.resources(t));
-        let version = aggregate_version(selected.iter().map(|r| r.as_ref()));
+        // The same layers as last time: nothing can differ, and no resource needs looking at.
+        let layers = layer_ids(snapshot, t);
+        if !force && sub.last_sent.is_some() && sub.answered_from == layers {
+            return step;
+        }
+        let selected = sub.names.select(snapshot, t);
+        let version = sub.names.version_of(snapshot, t, &selected);
+        sub.answered_from = layers;
         let unchanged = sub.last_sent.as_ref().is_some_and(|s| s.version == version);
         if unchanged && !force {
             return step;

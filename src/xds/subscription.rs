@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::resource_type::ResourceType;
-use super::snapshot::Encoded;
+use super::snapshot::{aggregate_version, Encoded, Snapshot};
 
 /// The name Delta xDS uses to ask for "everything of this type" explicitly.
 pub const WILDCARD: &str = "*";
@@ -99,11 +99,28 @@ impl ResourceNames {
         }
     }
 
-    /// The resources of `all` this subscription covers, in name order.
-    pub fn select<'a>(&self, all: &'a BTreeMap<String, Arc<Encoded>>) -> Vec<&'a Arc<Encoded>> {
+    /// The version of `selected`, what [`ResourceNames::select`] returned for `snapshot`: a wildcard
+    /// subscription sees whole layers, whose versions are already known.
+    pub fn version_of(
+        &self,
+        snapshot: &Snapshot,
+        t: ResourceType,
+        selected: &[&Arc<Encoded>],
+    ) -> String {
+        if self.is_wildcard() {
+            snapshot.version(t)
+        } else {
+            aggregate_version(selected.iter().map(|r| r.as_ref()))
+        }
+    }
+
+    /// The resources of type `t` in `snapshot` this subscription covers, in name order.
+    pub fn select<'a>(&self, snapshot: &'a Snapshot, t: ResourceType) -> Vec<&'a Arc<Encoded>> {
         match self {
-            ResourceNames::LegacyWildcard | ResourceNames::Wildcard(_) => all.values().collect(),
-            ResourceNames::Explicit(names) => names.iter().filter_map(|n| all.get(n)).collect(),
+            ResourceNames::LegacyWildcard | ResourceNames::Wildcard(_) => snapshot.all(t),
+            ResourceNames::Explicit(names) => {
+                names.iter().filter_map(|n| snapshot.get(t, n)).collect()
+            }
         }
     }
 }
@@ -113,6 +130,12 @@ impl ResourceNames {
 pub struct Sent {
     pub nonce: String,
     pub version: String,
+}
+
+/// The ids of the layers a stream last answered from, per type: while the snapshot still has exactly these,
+/// the stream owes nothing (unless the proxy asks).
+pub fn layer_ids(snapshot: &Snapshot, t: ResourceType) -> Vec<u64> {
+    snapshot.layers(t).iter().map(|l| l.id()).collect()
 }
 
 /// A rejection reported by the proxy.
@@ -139,6 +162,8 @@ pub struct Subscription {
     /// Delta only: a first request waits for an answer even when nothing differs (or the proxy waits for
     /// its initial fetch timeout); it stays owed until a snapshot exists to answer from.
     pub owes_response: bool,
+    /// The layers the last answer was computed from (see [`layer_ids`]).
+    pub answered_from: Vec<u64>,
 }
 
 impl Subscription {
@@ -150,6 +175,7 @@ impl Subscription {
             last_nack: None,
             known: BTreeMap::new(),
             owes_response: false,
+            answered_from: Vec::new(),
         }
     }
 
