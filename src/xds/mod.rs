@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod delta;
 pub mod event;
+pub mod names;
 pub mod resource_type;
 pub mod server;
 pub mod snapshot;

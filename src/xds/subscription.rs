@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::names::NameSet;
 use super::resource_type::ResourceType;
 use super::snapshot::{aggregate_version, Encoded, Snapshot};
 
@@ -16,9 +17,9 @@ pub enum ResourceNames {
     /// Legacy wildcard: an LDS/CDS request with no names at all (what Envoy 1.40 sends), meaning everything.
     LegacyWildcard,
     /// Everything (asked as `*`), plus names asked explicitly on top of it.
-    Wildcard(BTreeSet<String>),
+    Wildcard(NameSet),
     /// Exactly these names.
-    Explicit(BTreeSet<String>),
+    Explicit(NameSet),
 }
 
 impl ResourceNames {
@@ -29,9 +30,9 @@ impl ResourceNames {
         }
         let mut set: BTreeSet<String> = names.iter().cloned().collect();
         if set.remove(WILDCARD) {
-            ResourceNames::Wildcard(set)
+            ResourceNames::Wildcard(NameSet::new(set))
         } else {
-            ResourceNames::Explicit(set)
+            ResourceNames::Explicit(NameSet::new(set))
         }
     }
 
@@ -40,7 +41,7 @@ impl ResourceNames {
         if subscribe.is_empty() && t.is_wildcard() {
             ResourceNames::LegacyWildcard
         } else {
-            ResourceNames::Explicit(BTreeSet::new())
+            ResourceNames::Explicit(NameSet::default())
         }
     }
 
@@ -67,14 +68,19 @@ impl ResourceNames {
             }
             if *self == ResourceNames::LegacyWildcard {
                 // An explicit name ends legacy mode; the proxy keeps everything it has, so stay wildcard.
-                *self = ResourceNames::Wildcard(BTreeSet::new());
+                *self = ResourceNames::Wildcard(NameSet::default());
             }
             let set = match self {
                 ResourceNames::LegacyWildcard => continue,
                 ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) => set,
             };
-            if set.insert(name.clone()) {
+            if !set.contains(name) && !added.contains(name) {
                 added.push(name.clone());
+            }
+        }
+        if let ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) = self {
+            if !added.is_empty() {
+                *set = set.edited(|s| s.extend(added.iter().cloned()));
             }
         }
         added
@@ -82,19 +88,31 @@ impl ResourceNames {
 
     /// Applies a Delta unsubscribe list.
     pub fn unsubscribe(&mut self, names: &[String]) {
+        let mut removed = Vec::new();
         for name in names {
             match self {
                 _ if name == WILDCARD => {
                     let set = match self {
                         ResourceNames::Wildcard(set) => std::mem::take(set),
-                        _ => BTreeSet::new(),
+                        _ => NameSet::default(),
                     };
                     *self = ResourceNames::Explicit(set);
                 }
                 ResourceNames::LegacyWildcard => {}
                 ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) => {
-                    set.remove(name);
+                    if set.contains(name) {
+                        removed.push(name);
+                    }
                 }
+            }
+        }
+        if let ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) = self {
+            if !removed.is_empty() {
+                *set = set.edited(|s| {
+                    for name in removed {
+                        s.remove(name);
+                    }
+                });
             }
         }
     }
@@ -207,7 +225,7 @@ mod tests {
         );
         assert_eq!(
             ResourceNames::from_sotw(ResourceType::Route, &[]),
-            ResourceNames::Explicit(BTreeSet::new())
+            ResourceNames::Explicit(NameSet::default())
         );
         let star = ResourceNames::from_sotw(ResourceType::Cluster, &names(&["*", "a"]));
         assert!(star.is_wildcard());
