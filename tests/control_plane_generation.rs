@@ -69,3 +69,173 @@ fn an_unknown_node_is_refused_with_a_reason() {
     let error = generation.snapshot_for(&stranger).unwrap_err();
     assert!(error.contains("nobody"), "{error}");
 }
+
+/// Bookinfo's config/ plus extra documents, written to a file of their own.
+fn bookinfo_with(extra: &str) -> (tempfile::TempDir, std::sync::Arc<switchyard::mesh::Mesh>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("extra.yaml");
+    std::fs::write(&file, extra).unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mesh = read_mesh(&[config, file]).expect("valid").mesh;
+    (dir, mesh)
+}
+
+/// reviews-v1 may only reach ratings (Istio's `Sidecar` with `egress.hosts`); everyone else sees the mesh.
+const RATINGS_ONLY: &str = "\
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: reviews-v1, namespace: default}
+spec:
+  workloadSelector: {labels: {app: reviews, version: v1}}
+  egress:
+  - hosts: [./ratings.default.svc.cluster.local]
+";
+
+const REVIEWS_V2_ONLY: &str = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v2}
+";
+
+#[test]
+fn a_sidecar_resource_limits_what_its_workloads_see() {
+    let (_dir, mesh) = bookinfo_with(RATINGS_ONLY);
+    let generation = MeshGeneration::new(mesh.clone());
+    let scoped = generation
+        .snapshot_for(&sidecar_node(&mesh, "reviews-v1"))
+        .unwrap();
+    let outbound: Vec<String> = scoped
+        .all(ResourceType::Cluster)
+        .into_iter()
+        .map(|c| c.name.clone())
+        .filter(|n| n.starts_with("outbound|"))
+        .collect();
+    assert!(!outbound.is_empty());
+    assert!(
+        outbound
+            .iter()
+            .all(|n| n.ends_with("|ratings.default.svc.cluster.local")),
+        "{outbound:?}"
+    );
+    assert!(scoped
+        .all(ResourceType::Endpoint)
+        .iter()
+        .all(|e| e.name.ends_with("|ratings.default.svc.cluster.local")));
+    // The same check the translation itself gives (goldens and Envoy validation use `translate`).
+    let proxy =
+        switchyard::mesh::Proxy::identify(&mesh, &sidecar_node(&mesh, "reviews-v1")).unwrap();
+    let translated = switchyard::translate::translate(&mesh, &proxy);
+    assert_eq!(translated.clusters.len(), scoped.len(ResourceType::Cluster));
+    assert!(translated.check_consistent().is_ok());
+    let route = &translated.routes[0];
+    let domains: Vec<&str> = route
+        .virtual_hosts
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(domains, ["ratings.default.svc.cluster.local:9080"]);
+
+    // reviews-v2 has no Sidecar that selects it: it sees every service.
+    let open = generation
+        .snapshot_for(&sidecar_node(&mesh, "reviews-v2"))
+        .unwrap();
+    assert!(open.contains(
+        ResourceType::Cluster,
+        "outbound|9080|v1|details.default.svc.cluster.local"
+    ));
+}
+
+#[test]
+fn a_change_to_one_host_pushes_nothing_to_a_proxy_that_cannot_see_it() {
+    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+    use switchyard::xds::sotw::SotwStream;
+
+    let (_a, before) = bookinfo_with(RATINGS_ONLY);
+    let (_b, after) = bookinfo_with(&format!("{RATINGS_ONLY}---\n{REVIEWS_V2_ONLY}"));
+    let old = MeshGeneration::new(before.clone());
+    // A stream per proxy, subscribed to everything of the old generation and up to date with it.
+    let mut streams: Vec<(&str, SotwStream)> = Vec::new();
+    for name in ["reviews-v1", "productpage-v1"] {
+        let snapshot = old.snapshot_for(&sidecar_node(&before, name)).unwrap();
+        let mut stream = SotwStream::default();
+        for t in ResourceType::ALL {
+            let names = if t.is_wildcard() {
+                Vec::new()
+            } else {
+                snapshot.all(t).iter().map(|r| r.name.clone()).collect()
+            };
+            let step = stream.on_request(
+                &DiscoveryRequest {
+                    type_url: t.type_url().into(),
+                    resource_names: names,
+                    ..Default::default()
+                },
+                Some(&snapshot),
+            );
+            assert_eq!(step.responses.len(), 1, "{name} {t}");
+        }
+        streams.push((name, stream));
+    }
+
+    // The reviews VirtualService changes: the route configuration of every proxy that reaches reviews.
+    let new = MeshGeneration::succeed(after.clone(), &old);
+    for (name, stream) in &mut streams {
+        let snapshot = new.snapshot_for(&sidecar_node(&after, name)).unwrap();
+        let step = stream.on_snapshot(&snapshot);
+        let pushed: Vec<&str> = step
+            .responses
+            .iter()
+            .map(|r| r.type_url.rsplit('.').next().unwrap_or(""))
+            .collect();
+        match *name {
+            "reviews-v1" => assert!(pushed.is_empty(), "{name} cannot reach reviews: {pushed:?}"),
+            _ => assert_eq!(pushed, ["RouteConfiguration"], "{name}"),
+        }
+    }
+}
+
+#[test]
+fn shared_layers_are_one_allocation_across_proxies_and_generations() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mesh = read_mesh(&[config]).expect("config/ is valid").mesh;
+    let (_dir, changed) = bookinfo_with(REVIEWS_V2_ONLY);
+    let first = MeshGeneration::new(mesh.clone());
+    let a = first
+        .snapshot_for(&sidecar_node(&mesh, "reviews-v1"))
+        .unwrap();
+    let b = first
+        .snapshot_for(&sidecar_node(&mesh, "ratings-v1"))
+        .unwrap();
+    for t in [
+        ResourceType::Cluster,
+        ResourceType::Endpoint,
+        ResourceType::Route,
+    ] {
+        assert!(Arc::ptr_eq(&a.layers(t)[0], &b.layers(t)[0]), "{t}");
+    }
+    // A VirtualService change keeps clusters, endpoints and the proxies' own listeners as they were.
+    let second = MeshGeneration::succeed(changed.clone(), &first);
+    let a2 = second
+        .snapshot_for(&sidecar_node(&changed, "reviews-v1"))
+        .unwrap();
+    for t in [
+        ResourceType::Cluster,
+        ResourceType::Endpoint,
+        ResourceType::Listener,
+    ] {
+        let (x, y) = (a.layers(t), a2.layers(t));
+        assert!(
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| Arc::ptr_eq(x, y)),
+            "{t} layers were rebuilt"
+        );
+    }
+    assert!(!Arc::ptr_eq(
+        &a.layers(ResourceType::Route)[0],
+        &a2.layers(ResourceType::Route)[0]
+    ));
+}

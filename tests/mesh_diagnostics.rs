@@ -739,3 +739,81 @@ fn sy0115_mirror_and_mirrors_together() {
         "spec.http[0].mirrors",
     );
 }
+
+fn sidecar(name: &str, body: &str) -> String {
+    format!("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: {name}\nspec:\n{body}")
+}
+
+#[test]
+fn sy0122_sidecar_egress_host_without_namespace() {
+    let (ok, d) = diagnostics(&sidecar(
+        "reviews",
+        "  workloadSelector: {labels: {app: reviews}}\n  egress:\n  - hosts:\n    - ./ratings.default.svc.cluster.local\n    - ratings.default.svc.cluster.local\n",
+    ));
+    assert!(!ok);
+    let d = the(&d, "SY0122");
+    assert_at(
+        &d,
+        21,
+        Severity::Error,
+        Kind::Sidecar,
+        "reviews",
+        "spec.egress[0].hosts[1]",
+    );
+    assert!(d.message.contains("namespace/dnsName"), "{d}");
+}
+
+#[test]
+fn ist0111_two_sidecars_without_selector_in_one_namespace() {
+    let body = "  egress:\n  - hosts: [./*]\n";
+    let (ok, d) = diagnostics(&format!(
+        "{}---\n{}",
+        sidecar("a", body),
+        sidecar("b", body)
+    ));
+    assert!(!ok);
+    let d = the(&d, "IST0111");
+    assert_eq!(
+        d.resource.as_ref().map(|r| r.name.as_str()),
+        Some("b"),
+        "{d}"
+    );
+    assert!(
+        d.message.contains("default/a") && d.message.contains("default/b"),
+        "{d}"
+    );
+}
+
+#[test]
+fn ist0110_two_sidecars_select_one_workload() {
+    let (ok, d) = diagnostics(&format!(
+        "{}---\n{}",
+        sidecar(
+            "a",
+            "  workloadSelector: {labels: {app: reviews}}\n  egress:\n  - hosts: [./*]\n"
+        ),
+        sidecar(
+            "b",
+            "  workloadSelector: {labels: {version: v1}}\n  egress:\n  - hosts: [./*]\n"
+        ),
+    ));
+    assert!(!ok);
+    let d = the(&d, "IST0110");
+    assert!(d.message.contains("reviews-v1"), "{d}");
+}
+
+#[test]
+fn sidecar_fields_not_implemented_are_load_errors() {
+    let text = sidecar(
+        "a",
+        "  ingress:\n  - port: {number: 9080, protocol: HTTP}\n",
+    );
+    let errors = spec::load_str("sc.yaml", &text).expect_err("ingress is not supported yet");
+    assert!(
+        errors
+            .0
+            .iter()
+            .any(|e| e.code == "SY0004" && e.message.contains("not supported yet")),
+        "{errors:?}"
+    );
+}

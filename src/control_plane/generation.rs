@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 
-use super::shared::{Previous, SharedResources};
+use super::shared::{Previous, SharedResources, View};
 use crate::mesh::{Mesh, Proxy, Router, Sidecar};
 use crate::translate::{self, InboundIndex, Resources};
 use crate::xds::{Encoded, Generation, Layer, PerType, ResourceType, Snapshot};
@@ -115,9 +115,10 @@ impl MeshGeneration {
     fn build_own(&self, proxy: &Proxy, inherited: Option<&Own>) -> Result<Own, String> {
         let (inputs, resources) = match proxy {
             Proxy::Sidecar(sidecar) => {
+                let view = self.view_of(sidecar)?;
                 let inputs = OwnInputs::Sidecar {
                     inbound: self.inbound_of(sidecar),
-                    outbound_ports: self.shared.outbound_ports().clone(),
+                    outbound_ports: view.outbound_ports.clone(),
                 };
                 match inherited.filter(|i| i.inputs == inputs) {
                     Some(kept) => {
@@ -169,23 +170,28 @@ impl MeshGeneration {
         listeners: Arc<Layer>,
         routes: Option<Arc<Layer>>,
     ) -> Result<Own, String> {
-        let route_layer = match (proxy, &routes) {
-            (_, Some(own)) => own.clone(),
+        let (shared, route_layer) = match (proxy, &routes) {
             (Proxy::Sidecar(sidecar), None) => {
-                let scope = self.shared.scope_of(&sidecar.namespace, &sidecar.labels);
-                self.shared.routes(&scope).cloned().ok_or_else(|| {
+                let scope = self.shared.scope_of(sidecar);
+                let routes = self.shared.routes(&scope).cloned().ok_or_else(|| {
                     // Every workload's scope is built with the generation; a sidecar is a workload.
                     format!(
                         "no route configurations for the scope of {}",
                         sidecar.workload
                     )
-                })?
+                })?;
+                (self.view_of(sidecar)?, routes)
             }
-            (Proxy::Router(_), None) => Arc::new(Layer::new([])),
+            (_, own) => {
+                // A gateway reaches every service, and has routes of its own.
+                let every = self.shared.view(None).ok_or("no view of every service")?;
+                let routes = own.clone().unwrap_or_else(|| Arc::new(Layer::new([])));
+                (every, routes)
+            }
         };
         let mut layers: PerType<Vec<Arc<Layer>>> = PerType::default();
-        layers[ResourceType::Cluster] = vec![self.shared.clusters().clone(), clusters.clone()];
-        layers[ResourceType::Endpoint] = vec![self.shared.endpoints().clone()];
+        layers[ResourceType::Cluster] = vec![shared.clusters.clone(), clusters.clone()];
+        layers[ResourceType::Endpoint] = vec![shared.endpoints.clone()];
         layers[ResourceType::Listener] = vec![listeners.clone()];
         layers[ResourceType::Route] = vec![route_layer];
         Ok(Own {
@@ -194,6 +200,13 @@ impl MeshGeneration {
             listeners,
             routes,
             snapshot: Arc::new(Snapshot::from_layers(layers)),
+        })
+    }
+
+    fn view_of(&self, sidecar: &Sidecar) -> Result<&View, String> {
+        self.shared.view(sidecar.egress.as_deref()).ok_or_else(|| {
+            // Every workload's Sidecar resource has a view; a sidecar is a workload.
+            format!("no view for the Sidecar resource of {}", sidecar.workload)
         })
     }
 

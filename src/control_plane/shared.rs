@@ -21,14 +21,22 @@ use crate::xds::{Encoded, Layer};
 pub struct SharedResources {
     /// Per service host, its encoded outbound clusters and endpoints: what the next generation reuses.
     by_host: BTreeMap<String, HostResources>,
-    clusters: Arc<Layer>,
-    endpoints: Arc<Layer>,
+    /// Per Sidecar resource that applies to some workload (`None`: no Sidecar, every service), what its
+    /// sidecars reach.
+    views: BTreeMap<Option<String>, View>,
     /// Per route scope, its route configurations by port.
     routes: BTreeMap<RouteScope, ScopeRoutes>,
     /// What route scopes are projected on ([`Mesh::source_label_keys`]).
     label_keys: BTreeSet<String>,
-    /// Every service port: one outbound listener and route configuration each.
-    outbound_ports: Arc<BTreeSet<u32>>,
+}
+
+/// The outbound clusters and endpoints of the services a class of sidecars reaches, and their ports.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub clusters: Arc<Layer>,
+    pub endpoints: Arc<Layer>,
+    /// One outbound listener and route configuration each.
+    pub outbound_ports: Arc<BTreeSet<u32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +61,6 @@ impl SharedResources {
     /// Translates what `mesh` shares, reusing from `previous` what did not change.
     pub fn build(mesh: &Mesh, previous: Option<Previous<'_>>) -> SharedResources {
         let label_keys = mesh.source_label_keys();
-        let outbound_ports = Arc::new(translate::outbound_ports(mesh));
 
         let mut by_host = BTreeMap::new();
         for (host, service) in &mesh.services {
@@ -77,55 +84,80 @@ impl SharedResources {
             };
             by_host.insert(host.clone(), resources);
         }
-        let clusters = Layer::succeed(
-            previous.as_ref().map(|p| &p.shared.clusters),
-            by_host.values().flat_map(|h| h.clusters.iter().cloned()),
-        );
-        let endpoints = Layer::succeed(
-            previous.as_ref().map(|p| &p.shared.endpoints),
-            by_host.values().flat_map(|h| h.endpoints.iter().cloned()),
-        );
+        // Every workload's egress view and route scope: a sidecar is a workload, so these are all there are.
+        let scopes: BTreeSet<RouteScope> = mesh
+            .workloads
+            .values()
+            .map(|w| {
+                let egress = mesh.egress_scope_for(&w.namespace, &w.labels);
+                RouteScope::new(&w.namespace, &w.labels, &label_keys, egress)
+            })
+            .collect();
+        let egresses: BTreeSet<Option<String>> = std::iter::once(None)
+            .chain(scopes.iter().map(|s| s.egress.clone()))
+            .collect();
+        let mut views = BTreeMap::new();
+        for egress in egresses {
+            let key = egress.as_deref();
+            let reached: Vec<&HostResources> = mesh
+                .services
+                .iter()
+                .filter(|(_, service)| mesh.reaches(key, service))
+                .filter_map(|(host, _)| by_host.get(host))
+                .collect();
+            let before = previous.as_ref().and_then(|p| p.shared.views.get(&egress));
+            let view = View {
+                clusters: Layer::succeed(
+                    before.map(|v| &v.clusters),
+                    reached.iter().flat_map(|h| h.clusters.iter().cloned()),
+                ),
+                endpoints: Layer::succeed(
+                    before.map(|v| &v.endpoints),
+                    reached.iter().flat_map(|h| h.endpoints.iter().cloned()),
+                ),
+                outbound_ports: Arc::new(translate::outbound_ports(mesh, key)),
+            };
+            views.insert(egress, view);
+        }
 
-        // Route configurations: one per port for each scope some workload is in.
+        // Route configurations: one per port for each scope. A port's configuration is kept when the hosts it
+        // routes are the same and none of them is dirty.
         let dirty = previous
             .as_ref()
             .map(|p| dirty_hosts(p.mesh, mesh))
             .unwrap_or_default();
-        let hosts_on_port = |m: &Mesh, port: u32| -> Vec<String> {
+        let hosts_on_port = |m: &Mesh, port: u32, egress: Option<&str>| -> Vec<String> {
             m.services
                 .values()
-                .filter(|s| s.port(port).is_some())
+                .filter(|s| s.port(port).is_some() && m.reaches(egress, s))
                 .map(|s| s.hostname.clone())
                 .collect()
         };
-        let clean_ports: BTreeSet<u32> = match &previous {
-            Some(p) => outbound_ports
-                .iter()
-                .copied()
-                .filter(|&port| {
-                    let hosts = hosts_on_port(mesh, port);
-                    hosts == hosts_on_port(p.mesh, port) && !hosts.iter().any(|h| dirty.contains(h))
-                })
-                .collect(),
-            None => BTreeSet::new(),
-        };
-        let scopes: BTreeSet<RouteScope> = mesh
-            .workloads
-            .values()
-            .map(|w| RouteScope::new(&w.namespace, &w.labels, &label_keys))
-            .collect();
         let mut routes = BTreeMap::new();
         for scope in scopes {
+            let egress = scope.egress.as_deref();
+            let ports = views
+                .get(&scope.egress)
+                .map(|v| v.outbound_ports.clone())
+                .unwrap_or_default();
             let kept = previous
                 .as_ref()
-                .filter(|p| p.shared.label_keys == label_keys)
-                .and_then(|p| p.shared.routes.get(&scope));
-            let by_port: BTreeMap<u32, Arc<Encoded>> = outbound_ports
+                .filter(|p| {
+                    p.shared.label_keys == label_keys
+                        && egress.map(|k| p.mesh.sidecars.get(k))
+                            == egress.map(|k| mesh.sidecars.get(k))
+                })
+                .and_then(|p| Some((p.mesh, p.shared.routes.get(&scope)?)));
+            let by_port: BTreeMap<u32, Arc<Encoded>> = ports
                 .iter()
                 .map(|&port| {
                     let reused = kept
-                        .filter(|_| clean_ports.contains(&port))
-                        .and_then(|k| k.by_port.get(&port));
+                        .filter(|(old_mesh, _)| {
+                            let hosts = hosts_on_port(mesh, port, egress);
+                            !hosts.iter().any(|h| dirty.contains(h))
+                                && hosts == hosts_on_port(old_mesh, port, egress)
+                        })
+                        .and_then(|(_, k)| k.by_port.get(&port));
                     let encoded = match reused {
                         Some(r) => r.clone(),
                         None => Arc::new(Encoded::route(&translate::sidecar_route(
@@ -135,35 +167,31 @@ impl SharedResources {
                     (port, encoded)
                 })
                 .collect();
-            let layer = Layer::succeed(kept.map(|k| &k.layer), by_port.values().cloned());
+            let layer = Layer::succeed(kept.map(|(_, k)| &k.layer), by_port.values().cloned());
             routes.insert(scope, ScopeRoutes { by_port, layer });
         }
 
         SharedResources {
             by_host,
-            clusters,
-            endpoints,
+            views,
             routes,
             label_keys,
-            outbound_ports,
         }
     }
 
-    pub fn clusters(&self) -> &Arc<Layer> {
-        &self.clusters
+    /// What the sidecars under the Sidecar resource `egress` reach (`None`: every service).
+    pub fn view(&self, egress: Option<&str>) -> Option<&View> {
+        self.views.get(&egress.map(str::to_owned))
     }
 
-    pub fn endpoints(&self) -> &Arc<Layer> {
-        &self.endpoints
-    }
-
-    pub fn outbound_ports(&self) -> &Arc<BTreeSet<u32>> {
-        &self.outbound_ports
-    }
-
-    /// The route scope of a sidecar in `namespace` with `labels`.
-    pub fn scope_of(&self, namespace: &str, labels: &crate::mesh::Labels) -> RouteScope {
-        RouteScope::new(namespace, labels, &self.label_keys)
+    /// The route scope of a sidecar.
+    pub fn scope_of(&self, sidecar: &crate::mesh::Sidecar) -> RouteScope {
+        RouteScope::new(
+            &sidecar.namespace,
+            &sidecar.labels,
+            &self.label_keys,
+            sidecar.egress.as_deref(),
+        )
     }
 
     /// The route configurations of `scope`, if some workload of the mesh is in it.

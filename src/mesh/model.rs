@@ -39,7 +39,57 @@ pub struct Mesh {
     pub virtual_services: Vec<VirtualService>,
     /// By `namespace/name`.
     pub gateways: BTreeMap<String, Gateway>,
+    /// `Sidecar` resources, by `namespace/name`.
+    pub sidecars: BTreeMap<String, EgressScope>,
 }
+
+/// A `Sidecar` resource: the services the sidecars it applies to may reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EgressScope {
+    pub meta: Meta,
+    pub namespace: String,
+    /// `None`: every workload of the namespace that no Sidecar with a selector claims.
+    pub selector: Option<Labels>,
+    /// From `egress[].hosts`; `None` (no `egress`) admits every service, an empty list none.
+    pub hosts: Option<Vec<EgressHost>>,
+}
+
+/// One `namespace/dnsName` of a Sidecar's egress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EgressHost {
+    /// `None` for `*` (any namespace); `.` is already the Sidecar's own namespace. `~` is never stored: it
+    /// admits nothing.
+    pub namespace: Option<String>,
+    /// `*`, `*.suffix`, or a host name.
+    pub host: String,
+}
+
+impl EgressScope {
+    /// Istio's egress host matching: the service's namespace against the namespace part, its host name
+    /// against the host part.
+    pub fn sees(&self, service: &Service) -> bool {
+        self.hosts.as_ref().is_none_or(|hosts| {
+            hosts.iter().any(|h| {
+                h.namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns == service.namespace)
+                    && host_matches(&h.host, &service.hostname)
+            })
+        })
+    }
+}
+
+/// `*` matches every host, `*.suffix` every host ending in `.suffix`, anything else only itself.
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some("") => true,
+        Some(suffix) => host.ends_with(suffix),
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+/// Where Istio looks for the mesh-wide default Sidecar (`meshConfig.rootNamespace`).
+pub const ROOT_NAMESPACE: &str = "istio-system";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Service {
@@ -465,6 +515,33 @@ impl OutboundCluster<'_> {
 }
 
 impl Mesh {
+    /// The key (`namespace/name`) of the Sidecar resource that applies to a workload in `namespace` with
+    /// `labels`, as Istio picks it: one of the namespace's Sidecars whose selector matches, else the
+    /// namespace's Sidecar without a selector, else the root namespace's; `None` when none applies (the
+    /// workload sees every service).
+    pub fn egress_scope_for(&self, namespace: &str, labels: &Labels) -> Option<&str> {
+        let find = |ns: &str, applies: &dyn Fn(&EgressScope) -> bool| {
+            self.sidecars
+                .iter()
+                .find(|(_, s)| s.namespace == ns && applies(s))
+                .map(|(key, _)| key.as_str())
+        };
+        find(namespace, &|s| {
+            s.selector
+                .as_ref()
+                .is_some_and(|sel| labels_match(sel, labels))
+        })
+        .or_else(|| find(namespace, &|s| s.selector.is_none()))
+        .or_else(|| find(ROOT_NAMESPACE, &|s| s.selector.is_none()))
+    }
+
+    /// Whether a sidecar under the Sidecar resource `egress` (see [`Mesh::egress_scope_for`]) reaches `service`.
+    pub fn reaches(&self, egress: Option<&str>, service: &Service) -> bool {
+        egress
+            .and_then(|key| self.sidecars.get(key))
+            .is_none_or(|scope| scope.sees(service))
+    }
+
     /// Every outbound cluster Istio builds: per service (in host order) and port, the subset-less one and then
     /// one per DestinationRule subset, in the rule's order.
     pub fn outbound_clusters(&self) -> impl Iterator<Item = OutboundCluster<'_>> + '_ {

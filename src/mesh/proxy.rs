@@ -42,6 +42,8 @@ pub struct Sidecar {
     pub app_ip: String,
     /// Where outbound listeners bind (in place of iptables capture).
     pub outbound_ip: String,
+    /// The Sidecar resource (`namespace/name`) that limits which services this sidecar reaches, if any.
+    pub egress: Option<String>,
 }
 
 /// What a sidecar's outbound route configurations depend on besides the mesh. Sidecars with equal scopes get
@@ -53,12 +55,20 @@ pub struct RouteScope {
     /// The proxy's labels, restricted to the keys some `sourceLabels` mentions: the rest cannot change a
     /// route, and leaving them out is what lets a thousand workloads share one scope.
     pub labels: Labels,
+    /// The Sidecar resource that limits which services are routed, if any.
+    pub egress: Option<String>,
 }
 
 impl RouteScope {
     /// The scope of a sidecar in `namespace` with `labels`; `keys` is [`Mesh::source_label_keys`].
-    pub fn new(namespace: &str, labels: &Labels, keys: &BTreeSet<String>) -> RouteScope {
+    pub fn new(
+        namespace: &str,
+        labels: &Labels,
+        keys: &BTreeSet<String>,
+        egress: Option<&str>,
+    ) -> RouteScope {
         RouteScope {
+            egress: egress.map(str::to_owned),
             namespace: namespace.to_owned(),
             labels: labels
                 .iter()
@@ -223,7 +233,11 @@ impl Proxy {
                     Some(v) => ip(keys::OUTBOUND_IP, &v)?,
                     None => "127.0.0.1".to_owned(),
                 };
+                let egress = mesh
+                    .egress_scope_for(&namespace, &workload.labels)
+                    .map(str::to_owned);
                 Ok(Proxy::Sidecar(Sidecar {
+                    egress,
                     namespace,
                     workload: name,
                     labels: workload.labels.clone(),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::{DestinationRule, Gateway, ServiceEntry, VirtualService, WorkloadEntry};
+use super::{DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry};
 
 /// Where a resource was read from. `line` is 1-based and points at the document's first line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -23,7 +23,7 @@ impl fmt::Display for Origin {
     }
 }
 
-/// The five kinds Switchyard understands.
+/// The kinds Switchyard understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Kind {
     VirtualService,
@@ -31,6 +31,7 @@ pub enum Kind {
     Gateway,
     ServiceEntry,
     WorkloadEntry,
+    Sidecar,
 }
 
 impl Kind {
@@ -41,6 +42,7 @@ impl Kind {
             Kind::Gateway => "Gateway",
             Kind::ServiceEntry => "ServiceEntry",
             Kind::WorkloadEntry => "WorkloadEntry",
+            Kind::Sidecar => "Sidecar",
         }
     }
 
@@ -51,6 +53,7 @@ impl Kind {
             Kind::Gateway,
             Kind::ServiceEntry,
             Kind::WorkloadEntry,
+            Kind::Sidecar,
         ]
         .into_iter()
         .find(|k| k.as_str() == kind)
@@ -64,6 +67,7 @@ impl Kind {
             Kind::Gateway => "gateway",
             Kind::ServiceEntry => "service-entry",
             Kind::WorkloadEntry => "workload-entry",
+            Kind::Sidecar => "sidecar",
         }
     }
 }
@@ -169,6 +173,7 @@ pub struct Config {
     pub gateways: Vec<Sourced<Gateway>>,
     pub service_entries: Vec<Sourced<ServiceEntry>>,
     pub workload_entries: Vec<Sourced<WorkloadEntry>>,
+    pub sidecars: Vec<Sourced<Sidecar>>,
 }
 
 impl Config {
@@ -190,6 +195,7 @@ impl Config {
             gateways,
             service_entries,
             workload_entries,
+            sidecars,
         } = other;
         merge(
             &mut self.virtual_services,
@@ -212,6 +218,7 @@ impl Config {
             workload_entries,
             Kind::WorkloadEntry,
         );
+        merge(&mut self.sidecars, sidecars, Kind::Sidecar);
         self
     }
 
@@ -228,6 +235,7 @@ impl Config {
             Kind::Gateway => drop_key(&mut self.gateways, key.kind, key),
             Kind::ServiceEntry => drop_key(&mut self.service_entries, key.kind, key),
             Kind::WorkloadEntry => drop_key(&mut self.workload_entries, key.kind, key),
+            Kind::Sidecar => drop_key(&mut self.sidecars, key.kind, key),
         }
     }
 
@@ -237,6 +245,7 @@ impl Config {
             + self.gateways.len()
             + self.service_entries.len()
             + self.workload_entries.len()
+            + self.sidecars.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -300,6 +300,7 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             Kind::WorkloadEntry => {
                 typed(doc.text, origin, source).map(|r| config.workload_entries.push(r))
             }
+            Kind::Sidecar => typed(doc.text, origin, source).map(|r| config.sidecars.push(r)),
         };
         if let Err(e) = result {
             let at = e.line.map_or(line, |l| {

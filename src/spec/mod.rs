@@ -12,6 +12,7 @@ mod gateway;
 mod load;
 mod locate;
 mod service_entry;
+mod sidecar;
 mod virtual_service;
 mod workload_entry;
 
@@ -23,5 +24,6 @@ pub use gateway::*;
 pub use load::{load_paths, load_str, LoadError, LoadErrors};
 pub use locate::{field_line, Source};
 pub use service_entry::*;
+pub use sidecar::{EgressListener, Sidecar, WorkloadSelector};
 pub use virtual_service::*;
 pub use workload_entry::*;

@@ -37,20 +37,25 @@ pub struct Resources {
 /// its parts ([`service_clusters`], [`service_endpoints`], [`sidecar_routes`], [`sidecar_own`],
 /// [`router_own`]) so that shared parts are translated once, not once per proxy.
 pub fn translate(mesh: &Mesh, proxy: &Proxy) -> Resources {
+    // A gateway reaches every service; a sidecar those its Sidecar resource admits.
+    let egress = match proxy {
+        Proxy::Sidecar(sidecar) => sidecar.egress.as_deref(),
+        Proxy::Router(_) => None,
+    };
     let mut clusters: Vec<Cluster> = Vec::new();
     let mut endpoints = Vec::new();
-    for service in mesh.services.values() {
+    for service in mesh.services.values().filter(|s| mesh.reaches(egress, s)) {
         clusters.extend(clusters::outbound(mesh, service));
         endpoints.extend(endpoints::outbound(mesh, service));
     }
     let own = match proxy {
         Proxy::Sidecar(sidecar) => {
             let inbound = inbound_ports(mesh, sidecar);
-            let mut own = sidecar_own(sidecar, &inbound, &outbound_ports(mesh));
+            let mut own = sidecar_own(sidecar, &inbound, &outbound_ports(mesh, egress));
             let keys = mesh.source_label_keys();
             own.routes = sidecar_routes(
                 mesh,
-                &RouteScope::new(&sidecar.namespace, &sidecar.labels, &keys),
+                &RouteScope::new(&sidecar.namespace, &sidecar.labels, &keys, egress),
             );
             own
         }
@@ -82,7 +87,7 @@ pub fn service_endpoints(mesh: &Mesh, service: &Service) -> Vec<ClusterLoadAssig
 
 /// The outbound route configurations of every sidecar in `scope`, one per service port.
 pub fn sidecar_routes(mesh: &Mesh, scope: &RouteScope) -> Vec<RouteConfiguration> {
-    outbound_ports(mesh)
+    outbound_ports(mesh, scope.egress.as_deref())
         .into_iter()
         .map(|port| sidecar_route(mesh, scope, port))
         .collect()
@@ -118,10 +123,12 @@ pub fn router_own(mesh: &Mesh, router: &Router) -> Resources {
     })
 }
 
-/// Every service port in the mesh: a sidecar has an outbound listener and a route configuration for each.
-pub fn outbound_ports(mesh: &Mesh) -> BTreeSet<u32> {
+/// Every port of the services a sidecar under the Sidecar resource `egress` reaches: it has an outbound
+/// listener and a route configuration for each.
+pub fn outbound_ports(mesh: &Mesh, egress: Option<&str>) -> BTreeSet<u32> {
     mesh.services
         .values()
+        .filter(|s| mesh.reaches(egress, s))
         .flat_map(|s| s.ports.iter().map(|p| p.number))
         .collect()
 }

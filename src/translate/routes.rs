@@ -68,10 +68,11 @@ pub(super) fn sidecar(mesh: &Mesh, route_scope: &RouteScope, port: u32) -> Route
     // collide (a ServiceEntry host `reviews.default` and `reviews.default.svc.cluster.local`), so the
     // first service by host name keeps a contested domain.
     let mut used: BTreeSet<String> = BTreeSet::new();
+    let egress = route_scope.egress.as_deref();
     let vhosts = mesh
         .services
         .values()
-        .filter(|s| s.port(port).is_some())
+        .filter(|s| s.port(port).is_some() && mesh.reaches(egress, s))
         .map(|service| {
             let vs = mesh.virtual_services.iter().find(|vs| {
                 vs.gateways.contains(&GatewayRef::Mesh) && vs.hosts.contains(&service.hostname)

@@ -4,6 +4,7 @@
 mod destination_rule;
 mod gateway;
 mod service_entry;
+mod sidecar;
 mod validate;
 mod virtual_service;
 mod workload_entry;
@@ -37,7 +38,9 @@ pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
         destination_rules,
         virtual_services: Vec::new(),
         gateways,
+        sidecars: BTreeMap::new(),
     };
+    mesh.sidecars = sidecar::resolve(&config.sidecars, &mesh, &mut diags);
     mesh.virtual_services = virtual_service::resolve(&config.virtual_services, &mesh, &mut diags);
     let mut list = diags.list;
     list.sort_by(|a, b| {
@@ -76,6 +79,7 @@ impl Diags {
         add(&config.gateways, &mut sources);
         add(&config.service_entries, &mut sources);
         add(&config.workload_entries, &mut sources);
+        add(&config.sidecars, &mut sources);
         Diags {
             list: Vec::new(),
             sources,
@@ -168,4 +172,5 @@ fn check_duplicates(config: &Config, diags: &mut Diags) {
     check(&config.gateways, Kind::Gateway, diags);
     check(&config.service_entries, Kind::ServiceEntry, diags);
     check(&config.workload_entries, Kind::WorkloadEntry, diags);
+    check(&config.sidecars, Kind::Sidecar, diags);
 }

@@ -1,0 +1,135 @@
+//! Sidecar → `EgressScope`: which services the sidecars a Sidecar resource applies to may reach.
+
+use std::collections::BTreeMap;
+
+use super::{meta_of, Diags};
+use crate::mesh::{labels_match, EgressHost, EgressScope, Mesh};
+use crate::spec::{self, Kind, Sourced};
+
+pub(super) fn resolve(
+    items: &[Sourced<spec::Sidecar>],
+    mesh: &Mesh,
+    diags: &mut Diags,
+) -> BTreeMap<String, EgressScope> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let meta = meta_of(item, Kind::Sidecar);
+        let spec::Sidecar {
+            workload_selector,
+            egress,
+            ingress: _,
+            outbound_traffic_policy: _,
+            inbound_connection_pool: _,
+        } = &item.value;
+        let namespace = item.namespace().to_owned();
+        let mut hosts = Vec::new();
+        for (i, listener) in egress.iter().enumerate() {
+            let spec::EgressListener {
+                hosts: patterns,
+                port: _,
+                bind: _,
+                capture_mode: _,
+            } = listener;
+            if patterns.is_empty() {
+                diags.error(
+                    &meta,
+                    "SY0122",
+                    format!("spec.egress[{i}].hosts"),
+                    "an egress listener needs at least one host (`namespace/dnsName`, for example `./*`)",
+                );
+            }
+            for (j, pattern) in patterns.iter().enumerate() {
+                match egress_host(pattern, &namespace) {
+                    Ok(Some(host)) => hosts.push(host),
+                    Ok(None) => {}
+                    Err(why) => diags.error(
+                        &meta,
+                        "SY0122",
+                        format!("spec.egress[{i}].hosts[{j}]"),
+                        format!("`{pattern}`: {why}"),
+                    ),
+                }
+            }
+        }
+        out.insert(
+            format!("{namespace}/{}", item.name()),
+            EgressScope {
+                meta,
+                namespace,
+                selector: workload_selector.as_ref().map(|s| s.labels.clone()),
+                // No `egress` admits everything; egress listeners that admit nothing (`~/*`) admit nothing.
+                hosts: (!egress.is_empty()).then_some(hosts),
+            },
+        );
+    }
+    check_conflicts(&out, mesh, diags);
+    out
+}
+
+/// Parses `namespace/dnsName`. `Ok(None)`: the host admits nothing (`~/...`).
+fn egress_host(pattern: &str, own_namespace: &str) -> Result<Option<EgressHost>, String> {
+    let Some((namespace, host)) = pattern.split_once('/') else {
+        return Err(
+            "expected `namespace/dnsName` (`.` is this namespace, `*` any namespace)".into(),
+        );
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err("the host part must be a DNS name, `*` or `*.suffix`".into());
+    }
+    if host.contains('*') && !(host == "*" || (host.starts_with("*.") && !host[1..].contains('*')))
+    {
+        return Err("a wildcard host is `*` or `*.suffix`".into());
+    }
+    let namespace = match namespace {
+        "~" => return Ok(None),
+        "*" => None,
+        "." => Some(own_namespace.to_owned()),
+        "" => return Err("the namespace part is empty (use `.` for this namespace)".into()),
+        ns => Some(ns.to_owned()),
+    };
+    Ok(Some(EgressHost {
+        namespace,
+        host: host.to_owned(),
+    }))
+}
+
+/// Istio's analyzers: IST0111, two Sidecars without a selector in one namespace; IST0110, two Sidecars whose
+/// selectors both match one workload. Either way which one applies would be arbitrary.
+fn check_conflicts(scopes: &BTreeMap<String, EgressScope>, mesh: &Mesh, diags: &mut Diags) {
+    let mut catch_all: BTreeMap<&str, &str> = BTreeMap::new();
+    for (key, scope) in scopes.iter().filter(|(_, s)| s.selector.is_none()) {
+        if let Some(first) = catch_all.insert(&scope.namespace, key) {
+            diags.error(
+                &scope.meta,
+                "IST0111",
+                "spec",
+                format!(
+                    "namespace `{}` has two Sidecars without a workloadSelector ({first} and {key}); give all but one a workloadSelector",
+                    scope.namespace
+                ),
+            );
+        }
+    }
+    for workload in mesh.workloads.values() {
+        let matching: Vec<(&String, &EgressScope)> = scopes
+            .iter()
+            .filter(|(_, s)| {
+                s.namespace == workload.namespace
+                    && s.selector
+                        .as_ref()
+                        .is_some_and(|sel| labels_match(sel, &workload.labels))
+            })
+            .collect();
+        if let [(first, _), (_, second), ..] = matching.as_slice() {
+            diags.error(
+                &second.meta,
+                "IST0110",
+                "spec.workloadSelector",
+                format!(
+                    "WorkloadEntry {}/{} is selected by this Sidecar and by {first}; a workload may be selected by one Sidecar only",
+                    workload.namespace, workload.name
+                ),
+            );
+        }
+    }
+}
