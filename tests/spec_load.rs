@@ -150,7 +150,7 @@ fn other_kinds_and_api_versions_are_errors() {
     );
     let e = one_error(
         "x.yaml",
-        "---\n# c\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: s\n",
+        "---\n# c\napiVersion: networking.istio.io/v1\nkind: EnvoyFilter\nmetadata:\n  name: s\n",
     );
     assert_eq!(
         (e.code, e.field.as_str(), e.line, e.doc_index),

@@ -98,7 +98,7 @@ pub enum KeyError {
     Yaml(String),
     #[error("`kind` is missing")]
     MissingKind,
-    #[error("unsupported kind `{0}`; supported: VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry")]
+    #[error("unsupported kind `{0}`; supported: VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar")]
     UnsupportedKind(String),
     #[error("`metadata.name` is missing")]
     MissingName,

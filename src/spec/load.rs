@@ -245,7 +245,7 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
                         None,
                         "kind".into(),
                         format!(
-                            "unsupported kind `{kind}`; supported: VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry"
+                            "unsupported kind `{kind}`; supported: VirtualService, DestinationRule, Gateway, ServiceEntry, WorkloadEntry, Sidecar"
                         ),
                     ));
                         doc_index += 1;
