@@ -5,19 +5,24 @@
 //! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
 //! - [`server`]: the tonic service that drives them.
 //! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
+//! - [`tls`], [`identity`]: xDS over (mutual) TLS with reloadable certificates, and the binding of each
+//!   stream to the identity in its client certificate.
 
 pub mod cache;
 pub mod delta;
 pub mod event;
+pub mod identity;
 pub mod resource_type;
 pub mod server;
 pub mod snapshot;
 pub mod sotw;
 pub mod status;
 pub mod subscription;
+pub mod tls;
 
 pub use cache::{Cache, Generation, Uniform};
 pub use resource_type::ResourceType;
 pub use server::{AdsServer, ServeError};
 pub use snapshot::{Encoded, Interner, Snapshot, SnapshotBuilder};
 pub use status::{ProxyRegistry, ProxyStatus};
+pub use tls::{TlsCounters, TlsOptions, XdsTls};
