@@ -51,12 +51,17 @@ struct Served {
 
 impl Served {
     async fn start() -> Served {
+        Served::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[&str]) -> Served {
         let [xds, admin] = free_addrs();
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let child = switchyard()
             .args(["serve", "--config"])
             .arg(config_dir())
             .args(["--xds", &xds.to_string(), "--admin", &admin.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(stderr.reopen().unwrap())
             .spawn()
@@ -266,6 +271,141 @@ async fn sigterm_with_an_open_ads_stream_ends_it_and_exits() {
         .wait_exit("serve did not stop on SIGTERM with a stream open")
         .await;
     assert!(exit.success(), "{exit:?}\n{}", served.log());
+}
+
+/// `switchyard certs`, `serve --tls-cert --tls-key --client-ca` and `bootstrap --certs` as the security guide
+/// runs them, with a real Envoy: it connects over mutual TLS and `proxy-status` shows it in sync.
+#[tokio::test]
+async fn serve_over_mutual_tls_with_certificates_from_switchyard_certs() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    let out = switchyard()
+        .args(["certs", "--config"])
+        .arg(config_dir())
+        .arg("--out")
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("spiffe://cluster.local/ns/default/sa/reviews-v2")
+            && printed.contains("spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway"),
+        "{printed}"
+    );
+    let mode = |p: &Path| p.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&certs.join("ca/key.pem")), 0o600);
+    assert_eq!(mode(&certs.join("reviews-v2.default/key.pem")), 0o600);
+    assert_eq!(mode(&certs.join("reviews-v2.default")), 0o700);
+    assert_eq!(
+        mode(&certs.join("reviews-v2.default/cert-chain.pem")),
+        0o644
+    );
+
+    let server = certs.join("switchyard");
+    let path = |name: &str| server.join(name).to_string_lossy().into_owned();
+    let served = Served::start_with(&[
+        "--tls-cert",
+        &path("cert-chain.pem"),
+        "--tls-key",
+        &path("key.pem"),
+        "--client-ca",
+        &path("root-cert.pem"),
+    ])
+    .await;
+    assert!(served.log().contains("mutual TLS"), "{}", served.log());
+
+    let out = bootstrap(&[
+        "--workload",
+        "reviews-v2",
+        "--xds",
+        &served.xds.to_string(),
+        "--admin",
+        "127.0.0.1:0",
+        "--certs",
+        &certs.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let envoy = switchyard::envoy::EnvoyProcess::start(
+        &find_or_install(None).unwrap_or_else(|e| panic!("needs a real Envoy: {e}")),
+        &yaml,
+        &switchyard::envoy::ProcessOptions::default(),
+    )
+    .await
+    .unwrap();
+    envoy
+        .wait_for_stat(
+            "listener_manager.lds.update_success",
+            Instant::now() + DEADLINE,
+            |n| n >= 1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", envoy.log_tail(30), served.log()));
+    assert!(
+        envoy
+            .stat("cluster.xds_cluster.ssl.handshake")
+            .await
+            .unwrap()
+            >= Some(1)
+    );
+    let id = "sidecar~127.0.4.1~reviews-v2.default~default.svc.cluster.local";
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let status = served.proxy_status();
+        if status
+            .lines()
+            .any(|l| l.starts_with(id) && l.split_whitespace().skip(2).all(|s| s == "SYNCED"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never SYNCED:\n{status}\n{}",
+            served.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn an_admin_endpoint_beyond_loopback_needs_a_token() {
+    let out = switchyard()
+        .args(["serve", "--config"])
+        .arg(config_dir())
+        .args(["--xds", "127.0.0.1:0", "--admin", "0.0.0.0:0"])
+        .env_remove("SWITCHYARD_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("give it a token"), "{stderr}");
+}
+
+#[test]
+fn bootstrap_with_certs_needs_the_proxys_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = bootstrap(&[
+        "--workload",
+        "reviews-v2",
+        "--certs",
+        &tmp.path().to_string_lossy(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no certificate for reviews-v2.default"),
+        "{stderr}"
+    );
 }
 
 #[test]
