@@ -115,6 +115,23 @@ impl Served {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Polls `proxy-status` until one of its lines passes `check`.
+    async fn wait_proxy_status(&self, what: &str, check: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let status = self.proxy_status();
+            if status.lines().any(&check) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {what}:\n{status}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn sigterm(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -176,22 +193,11 @@ async fn serve_answers_xds_and_reports_proxy_status() {
         served.log()
     );
     client.ack(&cds, &[]).await;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let status = served.proxy_status();
-        if status
-            .lines()
-            .any(|l| l.starts_with(&id) && l.contains("SYNCED"))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never SYNCED:\n{status}\n{}",
-            served.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    served
+        .wait_proxy_status("SYNCED", |line| {
+            line.starts_with(&id) && line.contains("SYNCED")
+        })
+        .await;
 
     let metrics = http()
         .get(format!("http://{}/metrics", served.admin))
@@ -359,35 +365,30 @@ async fn serve_over_mutual_tls_with_certificates_from_switchyard_certs() {
             >= Some(1)
     );
     let id = "sidecar~127.0.4.1~reviews-v2.default~default.svc.cluster.local";
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let status = served.proxy_status();
-        if status
-            .lines()
-            .any(|l| l.starts_with(id) && l.split_whitespace().skip(2).all(|s| s == "SYNCED"))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never SYNCED:\n{status}\n{}",
-            served.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    served
+        .wait_proxy_status("every type SYNCED", |line| {
+            line.starts_with(id) && line.split_whitespace().skip(2).all(|s| s == "SYNCED")
+        })
+        .await;
 }
 
-#[test]
-fn an_admin_endpoint_beyond_loopback_needs_a_token() {
+/// `switchyard serve` with these arguments exits with an error; returns what it said.
+fn serve_refused(args: &[&str]) -> String {
     let out = switchyard()
-        .args(["serve", "--config"])
-        .arg(config_dir())
-        .args(["--xds", "127.0.0.1:0", "--admin", "0.0.0.0:0"])
+        .arg("serve")
+        .args(args)
+        .args(["--xds", "127.0.0.1:0"])
         .env_remove("SWITCHYARD_ADMIN_TOKEN")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_admin_endpoint_beyond_loopback_needs_a_token() {
+    let config = config_dir().to_string_lossy();
+    let stderr = serve_refused(&["--config", &config, "--admin", "0.0.0.0:0"]);
     assert!(stderr.contains("give it a token"), "{stderr}");
 }
 
@@ -410,18 +411,7 @@ fn bootstrap_with_certs_needs_the_proxys_certificate() {
 
 #[test]
 fn serve_refuses_a_missing_spec_directory() {
-    let out = switchyard()
-        .args([
-            "serve",
-            "--config",
-            "/nonexistent/specs",
-            "--xds",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = serve_refused(&["--config", "/nonexistent/specs"]);
     assert!(stderr.contains("/nonexistent/specs"), "{stderr}");
 }
 

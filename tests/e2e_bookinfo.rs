@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use switchyard::certs::{self, Authority, Subject, Validity};
 use switchyard::control_plane::{fingerprint, read_mesh};
-use switchyard::demo::{Demo, DemoError, DemoOptions};
+use switchyard::demo::{Demo, DemoError, DemoOptions, DemoProxy};
 use switchyard::envoy::{find_or_install, XdsMode};
 use switchyard::xds::snapshot::aggregate_version;
 use switchyard::xds::status::Mode;
@@ -505,6 +505,23 @@ async fn traffic_shifting_mtls_delta() {
     traffic_shifting(XdsMode::Delta, Transport::MutualTls).await;
 }
 
+/// Switchyard's stream id for a proxy and the Envoy's count of xDS connections: either changes on a
+/// reconnect.
+async fn connection(demo: &Demo, proxy: &DemoProxy) -> (u64, Option<u64>) {
+    let stream = demo
+        .control_plane()
+        .registry()
+        .latest_by_node_id(&proxy.node_id)
+        .unwrap()
+        .stream;
+    let connections = proxy
+        .process
+        .stat("cluster.xds_cluster.upstream_cx_total")
+        .await
+        .unwrap();
+    (stream, connections)
+}
+
 /// Switchyard's server certificate rotates while the seven Envoys are connected over mutual TLS: none of
 /// them reconnects (same stream, no new xDS connection), and all of them get the next change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,16 +530,9 @@ async fn rotating_the_server_certificate_loses_no_update() {
     let bookinfo = Bookinfo::start(XdsMode::Sotw, Transport::MutualTls).await;
     let control_plane = bookinfo.demo.control_plane();
     let tls = control_plane.tls().expect("the demo runs with TLS");
-    const CONNECTIONS: &str = "cluster.xds_cluster.upstream_cx_total";
     let mut before = BTreeMap::new();
     for proxy in bookinfo.demo.proxies() {
-        let stream = control_plane
-            .registry()
-            .latest_by_node_id(&proxy.node_id)
-            .unwrap()
-            .stream;
-        let connections = proxy.process.stat(CONNECTIONS).await.unwrap();
-        before.insert(proxy.name.clone(), (stream, connections));
+        before.insert(proxy.name.clone(), connection(&bookinfo.demo, proxy).await);
     }
     let old_certificate = tls.certificate();
 
@@ -555,15 +565,9 @@ async fn rotating_the_server_certificate_loses_no_update() {
     let page = bookinfo.page(&bookinfo.client()).await;
     assert_eq!(page.served_by(), Some("reviews-v1"));
     for proxy in bookinfo.demo.proxies() {
-        let stream = control_plane
-            .registry()
-            .latest_by_node_id(&proxy.node_id)
-            .unwrap()
-            .stream;
-        let connections = proxy.process.stat(CONNECTIONS).await.unwrap();
         assert_eq!(
             before[&proxy.name],
-            (stream, connections),
+            connection(&bookinfo.demo, proxy).await,
             "{} reconnected across the rotation",
             proxy.name
         );

@@ -194,7 +194,7 @@ mod tests {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong:?}");
         }
         assert!(guarded
-            .refusal(&request("/ready", &[host.clone()]))
+            .refusal(&request("/ready", std::slice::from_ref(&host)))
             .is_none());
     }
 }
