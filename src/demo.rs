@@ -101,7 +101,11 @@ impl DemoCerts {
     /// The CA, Switchyard's certificate, and one certificate per workload and for the gateway.
     fn mint(options: &DemoOptions, mesh: &Mesh) -> Result<DemoCerts, DemoError> {
         let (dir, private) = match &options.certs_dir {
-            Some(dir) => (CertDir::new(dir), None),
+            // Absolute: the paths go into bootstraps of Envoys that run in directories of their own.
+            Some(dir) => (
+                CertDir::new(std::path::absolute(dir).map_err(DemoError::CertsDir)?),
+                None,
+            ),
             None => {
                 let private = PrivateDir::create(&std::env::temp_dir(), "switchyard-demo-certs-")
                     .map_err(DemoError::CertsDir)?;

@@ -159,14 +159,14 @@ pub enum Peer {
 }
 
 impl Peer {
-    /// Whether this peer may act as `node`. A refusal is logged and counted here, once per stream.
+    /// Whether this peer may act as `node`. A refusal is counted here, once per stream; the stream task
+    /// logs the status it ends the stream with.
     pub fn authorize(&self, node: &Node) -> Result<(), Status> {
         let Peer::Checked { identity, counters } = self else {
             return Ok(());
         };
         let decision = identity.clone().and_then(|peer| authorize(&peer, node));
         decision.map_err(|denied| {
-            tracing::warn!(node = %node.id, reason = %denied, "xDS stream refused: identity");
             counters.refused(denied.refusal());
             denied.into_status()
         })

@@ -401,6 +401,9 @@ fn refuse(
             " (the client does not trust Switchyard's certificate: is it signed by the CA the proxy trusts, for the name it expects?)"
         }
         Refusal::UnknownIssuer => " (the client certificate is not signed by --client-ca)",
+        Refusal::NoClientCertificate => {
+            " (mutual TLS: a proxy must present a certificate signed by --client-ca)"
+        }
         _ => "",
     };
     tracing::warn!(%peer, reason = reason.label(), "xDS TLS handshake refused: {error}{hint}");
@@ -564,4 +567,24 @@ fn check_validity(path: &Path, cert: &CertificateDer<'_>) -> Result<String, TlsE
         });
     }
     Ok(validity.not_after.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_its_own_counter_and_label() {
+        let counters = TlsCounters::default();
+        for (i, reason) in Refusal::ALL.into_iter().enumerate() {
+            // The counters are indexed by discriminant: ALL must list the variants in declaration order.
+            assert_eq!(reason as usize, i);
+            counters.refused(reason);
+            assert_eq!(counters.get(reason), 1);
+        }
+        let mut labels: Vec<&str> = Refusal::ALL.iter().map(|r| r.label()).collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), Refusal::ALL.len());
+    }
 }
