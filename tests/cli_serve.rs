@@ -326,29 +326,34 @@ async fn serve_over_mutual_tls_with_certificates_from_switchyard_certs() {
     .await;
     assert!(served.log().contains("mutual TLS"), "{}", served.log());
 
-    let out = bootstrap(&[
-        "--workload",
-        "reviews-v2",
-        "--xds",
-        &served.xds.to_string(),
-        "--admin",
-        "127.0.0.1:0",
-        "--certs",
-        &certs.to_string_lossy(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let yaml = String::from_utf8(out.stdout).unwrap();
-    let envoy = switchyard::envoy::EnvoyProcess::start(
-        &find_or_install(None).unwrap_or_else(|e| panic!("needs a real Envoy: {e}")),
-        &yaml,
-        &switchyard::envoy::ProcessOptions::default(),
-    )
-    .await
-    .unwrap();
+    let bootstrap_yaml = |workload: &str| {
+        let out = bootstrap(&[
+            "--workload",
+            workload,
+            "--xds",
+            &served.xds.to_string(),
+            "--admin",
+            "127.0.0.1:0",
+            "--certs",
+            &certs.to_string_lossy(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let start_envoy = |yaml: String| async move {
+        switchyard::envoy::EnvoyProcess::start(
+            &find_or_install(None).unwrap_or_else(|e| panic!("needs a real Envoy: {e}")),
+            &yaml,
+            &switchyard::envoy::ProcessOptions::default(),
+        )
+        .await
+        .unwrap()
+    };
+    let envoy = start_envoy(bootstrap_yaml("reviews-v2")).await;
     envoy
         .wait_for_stat(
             "listener_manager.lds.update_success",
@@ -370,6 +375,53 @@ async fn serve_over_mutual_tls_with_certificates_from_switchyard_certs() {
             line.starts_with(id) && line.split_whitespace().skip(2).all(|s| s == "SYNCED")
         })
         .await;
+
+    // An Envoy with reviews-v2's certificate and productpage-v1's node: refused, and never served.
+    let spoof = bootstrap_yaml("productpage-v1")
+        .replace("/productpage-v1.default/", "/reviews-v2.default/");
+    assert!(spoof.contains("reviews-v2.default/key.pem"), "{spoof}");
+    let spoofer = start_envoy(spoof).await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let metrics = http()
+            .get(format!("http://{}/metrics", served.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !metrics.contains("switchyard_xds_tls_refused_total{reason=\"identity_mismatch\"} 0\n") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spoofing Envoy was never refused\n{}",
+            served.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        served.log().contains("PermissionDenied") || served.log().contains("may not act as node"),
+        "{}",
+        served.log()
+    );
+    assert_eq!(
+        spoofer
+            .stat("listener_manager.lds.update_success")
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        spoofer
+            .stat("cluster_manager.cds.update_success")
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    let status = served.proxy_status();
+    assert!(!status.contains("productpage-v1"), "{status}");
 }
 
 /// `switchyard serve` with these arguments exits with an error; returns what it said.

@@ -547,7 +547,8 @@ async fn rotating_the_server_certificate_loses_no_update() {
         )
         .unwrap();
     let deadline = Instant::now() + SYNC_DEADLINE;
-    while tls.counters().reloads() != (1, 0) {
+    // Accepted once; a reading between the key's and the certificate's rename may be rejected first.
+    while tls.counters().reloads().0 < 1 {
         assert!(
             Instant::now() < deadline,
             "the rotated certificate was not loaded: reloads {:?}",
