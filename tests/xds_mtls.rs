@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use harness::{node, SotwClient, DEADLINE};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -101,6 +102,15 @@ impl Plane {
         )
     }
 
+    /// A client presenting `identity` (or none) as productpage-v1 gets no response. With TLS 1.3 the client
+    /// may believe the handshake done before the server has checked its certificate, so the refusal shows
+    /// on the channel, on the stream or as the end of the stream, never as a response.
+    async fn assert_not_served(&self, identity: Option<(String, String)>) {
+        if let Ok(client) = self.channel(identity).await {
+            assert_no_response(client).await;
+        }
+    }
+
     async fn sotw_as(&self, certificate_of: &str, node_id: &str) -> SotwClient {
         let client = self
             .channel(Some(self.identity_of(certificate_of)))
@@ -145,6 +155,30 @@ impl Plane {
     }
 }
 
+/// Asks for productpage-v1's clusters over `client` and expects no response: a refused stream, or one that
+/// ends. The request is queued before the stream opens, so nothing is sent into a stream already gone.
+async fn assert_no_response(mut client: AggregatedDiscoveryServiceClient<Channel>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(DiscoveryRequest {
+        node: Some(node(PRODUCTPAGE)),
+        type_url: Cluster.type_url().to_string(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let Ok(response) = client
+        .stream_aggregated_resources(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+    else {
+        return;
+    };
+    let first = tokio::time::timeout(DEADLINE, response.into_inner().message()).await;
+    assert!(
+        matches!(first, Ok(Err(_)) | Ok(Ok(None))),
+        "served without a valid certificate: {first:?}"
+    );
+}
+
 /// productpage-v1, with its own certificate, subscribed to clusters and acknowledging them.
 async fn real_productpage(plane: &Plane) -> SotwClient {
     let mut real = plane.sotw_as("productpage-v1", PRODUCTPAGE).await;
@@ -168,19 +202,17 @@ async fn another_workloads_certificate_cannot_claim_productpage() {
     // reviews-v1's certificate, productpage-v1's node id, and a NACK as its first word.
     let mut spoof = plane.sotw_as("reviews-v1", PRODUCTPAGE).await;
     spoof
-        .send(
-            envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest {
-                type_url: Cluster.type_url().to_string(),
-                version_info: String::new(),
-                response_nonce: "1".to_string(),
-                error_detail: Some(envoy_types::pb::google::rpc::Status {
-                    code: 3,
-                    message: "spoofed rejection".to_string(),
-                    details: vec![],
-                }),
-                ..Default::default()
-            },
-        )
+        .send(DiscoveryRequest {
+            type_url: Cluster.type_url().to_string(),
+            version_info: String::new(),
+            response_nonce: "1".to_string(),
+            error_detail: Some(envoy_types::pb::google::rpc::Status {
+                code: 3,
+                message: "spoofed rejection".to_string(),
+                details: vec![],
+            }),
+            ..Default::default()
+        })
         .await;
     let status = spoof.expect_end().await.expect("a status");
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
@@ -230,25 +262,7 @@ async fn another_workloads_certificate_cannot_claim_productpage() {
 #[tokio::test]
 async fn a_client_without_a_certificate_cannot_connect() {
     let plane = Plane::start().await;
-    // With TLS 1.3 the client may believe the handshake done before the server has checked it, so the
-    // refusal shows on the channel or on the first stream, never as a response.
-    let outcome = match plane.channel(None).await {
-        Err(e) => Err(e.to_string()),
-        Ok(client) => match harness::sotw_over(client, node(PRODUCTPAGE)).await {
-            Err(status) => Err(status.to_string()),
-            Ok(mut stream) => {
-                stream.subscribe(Cluster, &[]).await;
-                match tokio::time::timeout(DEADLINE, stream.expect_end()).await {
-                    Ok(status) => Err(format!("{status:?}")),
-                    Err(_) => Ok(()),
-                }
-            }
-        },
-    };
-    assert!(
-        outcome.is_err(),
-        "a client without a certificate was served"
-    );
+    plane.assert_not_served(None).await;
     plane
         .wait_counted("a refusal without a client certificate", |c| {
             c.get(Refusal::NoClientCertificate) == 1
@@ -262,15 +276,7 @@ async fn a_client_without_a_certificate_cannot_connect() {
         .connect()
         .await;
     if let Ok(channel) = plain {
-        let refused = harness::sotw_over(
-            AggregatedDiscoveryServiceClient::new(channel),
-            node(PRODUCTPAGE),
-        )
-        .await;
-        if let Ok(mut stream) = refused {
-            stream.subscribe(Cluster, &[]).await;
-            assert!(stream.expect_end().await.is_some());
-        }
+        assert_no_response(AggregatedDiscoveryServiceClient::new(channel)).await;
     }
     plane
         .wait_counted("a refused plaintext client", |c| {
@@ -309,12 +315,9 @@ async fn expired_and_foreign_certificates_are_refused_with_their_reason() {
         (foreign, Refusal::UnknownIssuer),
     ] {
         let before = plane.tls().counters().get(reason);
-        if let Ok(client) = plane.channel(Some((issued.cert_pem, issued.key_pem))).await {
-            if let Ok(mut stream) = harness::sotw_over(client, node(PRODUCTPAGE)).await {
-                stream.subscribe(Cluster, &[]).await;
-                assert!(stream.expect_end().await.is_some(), "{reason:?} was served");
-            }
-        }
+        plane
+            .assert_not_served(Some((issued.cert_pem, issued.key_pem)))
+            .await;
         plane
             .wait_counted(reason.label(), |c| c.get(reason) == before + 1)
             .await;
@@ -437,4 +440,40 @@ async fn the_admin_endpoint_refuses_a_foreign_host() {
             .await;
         assert_eq!(code, 200, "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_new_client_ca_is_trusted_once_it_is_in_the_bundle() {
+    let plane = Plane::start().await;
+    let next_ca =
+        Authority::open_or_create(&CertDir::new(plane._tmp.path().join("next-ca"))).unwrap();
+    let issued = next_ca
+        .issue(
+            &Subject::Proxy(SpiffeId::new(
+                DEFAULT_TRUST_DOMAIN,
+                "default",
+                "productpage-v1",
+            )),
+            Validity::days(1),
+        )
+        .unwrap();
+    let identity = (issued.cert_pem, issued.key_pem);
+
+    // Not yet trusted.
+    plane.assert_not_served(Some(identity.clone())).await;
+    plane
+        .wait_counted("an unknown issuer", |c| c.get(Refusal::UnknownIssuer) == 1)
+        .await;
+
+    // The first step of a CA rotation: both CAs in the bundle, picked up without a restart.
+    let bundle = plane.certs.server().root_cert;
+    let old = std::fs::read_to_string(&bundle).unwrap();
+    std::fs::write(&bundle, format!("{old}{}", next_ca.cert_pem())).unwrap();
+    plane
+        .wait_counted("the new bundle", |c| c.reloads().0 == 1)
+        .await;
+    let client = plane.channel(Some(identity)).await.unwrap();
+    let mut stream = harness::sotw_over(client, node(PRODUCTPAGE)).await.unwrap();
+    stream.subscribe(Cluster, &[]).await;
+    assert!(!stream.recv_type(Cluster).await.resources.is_empty());
 }
