@@ -15,13 +15,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::certs::{self, CertDir, CertsError, MintOptions};
 use crate::control_plane::{read_mesh, ControlPlane, ControlPlaneOptions, StartError};
+use crate::envoy::private_dir::PrivateDir;
 use crate::envoy::{
-    BootstrapOptions, EnvoyError, EnvoyProcess, NodeIdentity, ProcessOptions, XdsMode,
+    BootstrapOptions, EnvoyError, EnvoyProcess, NodeIdentity, ProcessOptions, XdsClientTls, XdsMode,
 };
 use crate::mesh::{labels_match, Mesh, Workload};
 use crate::source::DirectorySourceOptions;
 use crate::topology::{self, TopologyError, ADMIN_PORT};
+use crate::xds::identity::DEFAULT_TRUST_DOMAIN;
 
 /// How long the demo waits for every Envoy to be ready and in sync.
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -36,6 +39,12 @@ pub struct DemoOptions {
     pub gateway_ip: IpAddr,
     pub source: DirectorySourceOptions,
     pub envoy_log_level: String,
+    /// xDS over mutual TLS: a CA and a certificate per proxy are minted at start, and each Envoy may only
+    /// ask for its own configuration.
+    pub mtls: bool,
+    /// Where the certificates go (an existing CA there is kept). Default: a private temporary directory,
+    /// removed with the demo.
+    pub certs_dir: Option<PathBuf>,
 }
 
 impl DemoOptions {
@@ -49,6 +58,8 @@ impl DemoOptions {
             gateway_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             source: DirectorySourceOptions::default(),
             envoy_log_level: "warning".to_string(),
+            mtls: false,
+            certs_dir: None,
         }
     }
 }
@@ -74,6 +85,64 @@ pub enum DemoError {
     },
     #[error("{what}: {source}")]
     Envoy { what: String, source: EnvoyError },
+    #[error("cannot mint the demo's certificates: {0}")]
+    Certs(#[from] CertsError),
+    #[error("cannot create a directory for the demo's certificates: {0}")]
+    CertsDir(std::io::Error),
+}
+
+/// The demo's certificates; the temporary directory, when there is one, goes with the demo.
+struct DemoCerts {
+    dir: CertDir,
+    _private: Option<PrivateDir>,
+}
+
+impl DemoCerts {
+    /// The CA, Switchyard's certificate, and one certificate per workload and for the gateway.
+    fn mint(options: &DemoOptions, mesh: &Mesh) -> Result<DemoCerts, DemoError> {
+        let (dir, private) = match &options.certs_dir {
+            // Absolute: the paths go into bootstraps of Envoys that run in directories of their own.
+            Some(dir) => (
+                CertDir::new(std::path::absolute(dir).map_err(DemoError::CertsDir)?),
+                None,
+            ),
+            None => {
+                let private = PrivateDir::create(&std::env::temp_dir(), "switchyard-demo-certs-")
+                    .map_err(DemoError::CertsDir)?;
+                (CertDir::new(private.path()), Some(private))
+            }
+        };
+        let gateway = topology::ingress_gateway(options.gateway_ip);
+        let proxies = mesh
+            .workloads
+            .values()
+            .map(|w| (w.namespace.clone(), w.name.clone()))
+            .chain([(gateway.namespace, gateway.name)])
+            .collect();
+        certs::mint(
+            &dir,
+            &MintOptions {
+                trust_domain: DEFAULT_TRUST_DOMAIN.to_string(),
+                validity_days: 1,
+                server_names: certs::default_server_names(),
+                proxies,
+            },
+        )?;
+        Ok(DemoCerts {
+            dir,
+            _private: private,
+        })
+    }
+
+    fn client_tls(&self, namespace: &str, name: &str) -> XdsClientTls {
+        let files = self.dir.proxy(namespace, name);
+        XdsClientTls {
+            cert_chain: files.cert_chain,
+            key: files.key,
+            root_cert: files.root_cert,
+            server_name: certs::SERVER_NAME.to_string(),
+        }
+    }
 }
 
 /// One Envoy of the demo.
@@ -93,6 +162,7 @@ pub struct Demo {
     apps: Vec<JoinHandle<()>>,
     stop_apps: watch::Sender<bool>,
     gateway_url: String,
+    certs: Option<DemoCerts>,
 }
 
 impl Demo {
@@ -103,11 +173,19 @@ impl Demo {
                 diagnostics: diagnostics.iter().map(|d| d.to_string()).collect(),
             })?
             .mesh;
+        let certs = options
+            .mtls
+            .then(|| DemoCerts::mint(&options, &mesh))
+            .transpose()?;
         let control_plane = ControlPlane::start(ControlPlaneOptions {
             config_dir: options.config_dir.clone(),
             xds: options.xds,
             admin: options.admin,
+            admin_token: None,
             source: options.source.clone(),
+            tls: certs
+                .as_ref()
+                .map(|c| c.dir.tls_options(DEFAULT_TRUST_DOMAIN)),
         })
         .await?;
 
@@ -118,6 +196,7 @@ impl Demo {
             apps: Vec::new(),
             stop_apps,
             gateway_url: String::new(),
+            certs,
         };
         for workload in mesh.workloads.values() {
             demo.start_pod(&options, &mesh, workload, stopped.clone())
@@ -184,6 +263,7 @@ impl Demo {
             workload.name.clone(),
             NodeIdentity::sidecar(&sidecar),
             addresses.admin(),
+            &workload.namespace,
         )
         .await
     }
@@ -204,6 +284,7 @@ impl Demo {
             gateway.name.clone(),
             NodeIdentity::gateway(&gateway),
             admin,
+            &gateway.namespace,
         )
         .await
     }
@@ -214,6 +295,7 @@ impl Demo {
         name: String,
         node: NodeIdentity,
         admin: SocketAddr,
+        namespace: &str,
     ) -> Result<(), DemoError> {
         let node_id = node.id.clone();
         let bootstrap = BootstrapOptions {
@@ -221,6 +303,7 @@ impl Demo {
             admin,
             xds: self.control_plane().xds_addr(),
             mode: options.mode,
+            tls: self.certs.as_ref().map(|c| c.client_tls(namespace, &name)),
         };
         let envoy_error = |source| DemoError::Envoy {
             what: format!("the Envoy of {name}"),
@@ -286,6 +369,11 @@ impl Demo {
         }
     }
 
+    /// The certificates directory, when the demo runs with mutual TLS.
+    pub fn certs_dir(&self) -> Option<&CertDir> {
+        self.certs.as_ref().map(|c| &c.dir)
+    }
+
     pub fn proxies(&self) -> &[DemoProxy] {
         &self.proxies
     }
@@ -315,6 +403,12 @@ impl Demo {
             out.push_str(&format!(
                 "\nSwitchyard: xDS {}, admin http://{admin}/ (/metrics, /debug/proxies, /debug/config)\n",
                 self.control_plane().xds_addr()
+            ));
+        }
+        if let Some(certs) = self.certs_dir() {
+            out.push_str(&format!(
+                "xDS over mutual TLS; certificates in {} (one directory per proxy)\n",
+                certs.root().display()
             ));
         }
         out.push_str(&format!(

@@ -51,12 +51,17 @@ struct Served {
 
 impl Served {
     async fn start() -> Served {
+        Served::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[&str]) -> Served {
         let [xds, admin] = free_addrs();
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let child = switchyard()
             .args(["serve", "--config"])
             .arg(config_dir())
             .args(["--xds", &xds.to_string(), "--admin", &admin.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(stderr.reopen().unwrap())
             .spawn()
@@ -108,6 +113,23 @@ impl Served {
             self.log()
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Polls `proxy-status` until one of its lines passes `check`.
+    async fn wait_proxy_status(&self, what: &str, check: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let status = self.proxy_status();
+            if status.lines().any(&check) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {what}:\n{status}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn sigterm(&self) {
@@ -171,22 +193,11 @@ async fn serve_answers_xds_and_reports_proxy_status() {
         served.log()
     );
     client.ack(&cds, &[]).await;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let status = served.proxy_status();
-        if status
-            .lines()
-            .any(|l| l.starts_with(&id) && l.contains("SYNCED"))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never SYNCED:\n{status}\n{}",
-            served.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    served
+        .wait_proxy_status("SYNCED", |line| {
+            line.starts_with(&id) && line.contains("SYNCED")
+        })
+        .await;
 
     let metrics = http()
         .get(format!("http://{}/metrics", served.admin))
@@ -268,20 +279,191 @@ async fn sigterm_with_an_open_ads_stream_ends_it_and_exits() {
     assert!(exit.success(), "{exit:?}\n{}", served.log());
 }
 
-#[test]
-fn serve_refuses_a_missing_spec_directory() {
+/// `switchyard certs`, `serve --tls-cert --tls-key --client-ca` and `bootstrap --certs` as the security guide
+/// runs them, with a real Envoy: it connects over mutual TLS and `proxy-status` shows it in sync.
+#[tokio::test]
+async fn serve_over_mutual_tls_with_certificates_from_switchyard_certs() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
     let out = switchyard()
-        .args([
-            "serve",
-            "--config",
-            "/nonexistent/specs",
+        .args(["certs", "--config"])
+        .arg(config_dir())
+        .arg("--out")
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("spiffe://cluster.local/ns/default/sa/reviews-v2")
+            && printed.contains("spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway"),
+        "{printed}"
+    );
+    let mode = |p: &Path| p.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&certs.join("ca/key.pem")), 0o600);
+    assert_eq!(mode(&certs.join("reviews-v2.default/key.pem")), 0o600);
+    assert_eq!(mode(&certs.join("reviews-v2.default")), 0o700);
+    assert_eq!(
+        mode(&certs.join("reviews-v2.default/cert-chain.pem")),
+        0o644
+    );
+
+    let server = certs.join("switchyard");
+    let path = |name: &str| server.join(name).to_string_lossy().into_owned();
+    let served = Served::start_with(&[
+        "--tls-cert",
+        &path("cert-chain.pem"),
+        "--tls-key",
+        &path("key.pem"),
+        "--client-ca",
+        &path("root-cert.pem"),
+    ])
+    .await;
+    assert!(served.log().contains("mutual TLS"), "{}", served.log());
+
+    let bootstrap_yaml = |workload: &str| {
+        let out = bootstrap(&[
+            "--workload",
+            workload,
             "--xds",
+            &served.xds.to_string(),
+            "--admin",
             "127.0.0.1:0",
-        ])
+            "--certs",
+            &certs.to_string_lossy(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let start_envoy = |yaml: String| async move {
+        switchyard::envoy::EnvoyProcess::start(
+            &find_or_install(None).unwrap_or_else(|e| panic!("needs a real Envoy: {e}")),
+            &yaml,
+            &switchyard::envoy::ProcessOptions::default(),
+        )
+        .await
+        .unwrap()
+    };
+    let envoy = start_envoy(bootstrap_yaml("reviews-v2")).await;
+    envoy
+        .wait_for_stat(
+            "listener_manager.lds.update_success",
+            Instant::now() + DEADLINE,
+            |n| n >= 1,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", envoy.log_tail(30), served.log()));
+    assert!(
+        envoy
+            .stat("cluster.xds_cluster.ssl.handshake")
+            .await
+            .unwrap()
+            >= Some(1)
+    );
+    let id = "sidecar~127.0.4.1~reviews-v2.default~default.svc.cluster.local";
+    served
+        .wait_proxy_status("every type SYNCED", |line| {
+            line.starts_with(id) && line.split_whitespace().skip(2).all(|s| s == "SYNCED")
+        })
+        .await;
+
+    // An Envoy with reviews-v2's certificate and productpage-v1's node: refused, and never served.
+    let spoof = bootstrap_yaml("productpage-v1")
+        .replace("/productpage-v1.default/", "/reviews-v2.default/");
+    assert!(spoof.contains("reviews-v2.default/key.pem"), "{spoof}");
+    let spoofer = start_envoy(spoof).await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let metrics = http()
+            .get(format!("http://{}/metrics", served.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !metrics.contains("switchyard_xds_tls_refused_total{reason=\"identity_mismatch\"} 0\n") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spoofing Envoy was never refused\n{}",
+            served.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        served.log().contains("PermissionDenied") || served.log().contains("may not act as node"),
+        "{}",
+        served.log()
+    );
+    assert_eq!(
+        spoofer
+            .stat("listener_manager.lds.update_success")
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        spoofer
+            .stat("cluster_manager.cds.update_success")
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    let status = served.proxy_status();
+    assert!(!status.contains("productpage-v1"), "{status}");
+}
+
+/// `switchyard serve` with these arguments exits with an error; returns what it said.
+fn serve_refused(args: &[&str]) -> String {
+    let out = switchyard()
+        .arg("serve")
+        .args(args)
+        .args(["--xds", "127.0.0.1:0"])
+        .env_remove("SWITCHYARD_ADMIN_TOKEN")
         .output()
         .unwrap();
     assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_admin_endpoint_beyond_loopback_needs_a_token() {
+    let config = config_dir().to_string_lossy();
+    let stderr = serve_refused(&["--config", &config, "--admin", "0.0.0.0:0"]);
+    assert!(stderr.contains("give it a token"), "{stderr}");
+}
+
+#[test]
+fn bootstrap_with_certs_needs_the_proxys_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = bootstrap(&[
+        "--workload",
+        "reviews-v2",
+        "--certs",
+        &tmp.path().to_string_lossy(),
+    ]);
+    assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no certificate for reviews-v2.default"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_missing_spec_directory() {
+    let stderr = serve_refused(&["--config", "/nonexistent/specs"]);
     assert!(stderr.contains("/nonexistent/specs"), "{stderr}");
 }
 

@@ -60,6 +60,7 @@ fn options(node: NodeIdentity, mode: XdsMode) -> BootstrapOptions {
         admin: "127.0.0.1:0".parse().unwrap(),
         xds: closed_port(),
         mode,
+        tls: None,
     }
 }
 
@@ -148,6 +149,7 @@ fn envoy_validates_every_generated_bootstrap() {
                 admin: "127.0.0.1:15000".parse().unwrap(),
                 xds: "127.0.0.1:15010".parse().unwrap(),
                 mode,
+                tls: None,
             };
             let path = dir.path().join(format!("{mode}.yaml"));
             std::fs::write(&path, options.to_yaml().unwrap()).unwrap();

@@ -61,6 +61,7 @@ async fn start_envoy(xds: SocketAddr, mode: XdsMode) -> EnvoyProcess {
         admin: "127.0.0.1:0".parse().unwrap(),
         xds,
         mode,
+        tls: None,
     };
     let envoy = EnvoyProcess::start(
         &envoy_binary(),

@@ -145,6 +145,7 @@ fn switchyard_runtime() -> serde_json::Value {
         admin: "127.0.0.1:0".parse().expect("addr"),
         xds: "127.0.0.1:15010".parse().expect("addr"),
         mode: switchyard::envoy::XdsMode::Sotw,
+        tls: None,
     };
     options.to_value()["layered_runtime"].clone()
 }

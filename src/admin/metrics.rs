@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 
 use super::AdminState;
 use crate::xds::status::{Counters, Mode};
+use crate::xds::tls::Refusal;
 use crate::xds::ProxyStatus;
 use crate::xds::ResourceType;
 
@@ -84,6 +85,38 @@ fn text(state: &AdminState) -> String {
             let _ = writeln!(out, "{name}{{type=\"{t}\"}} {}", Counters::get(counter, t));
         }
     }
+
+    family(
+        &mut out,
+        "switchyard_xds_tls_refused_total",
+        "counter",
+        "xDS connections refused at the TLS handshake, and streams refused because the node they claim is not \
+         their certificate's identity (PERMISSION_DENIED), by reason.",
+    );
+    for reason in Refusal::ALL {
+        let _ = writeln!(
+            out,
+            "switchyard_xds_tls_refused_total{{reason=\"{}\"}} {}",
+            reason.label(),
+            state.tls.get(reason)
+        );
+    }
+    family(
+        &mut out,
+        "switchyard_tls_reloads_total",
+        "counter",
+        "Re-readings of Switchyard's changed certificate, key and client CA files, by outcome (a rejected set \
+         leaves the previous one in use).",
+    );
+    let (accepted, rejected) = state.tls.reloads();
+    let _ = writeln!(
+        out,
+        "switchyard_tls_reloads_total{{outcome=\"accepted\"}} {accepted}"
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_tls_reloads_total{{outcome=\"rejected\"}} {rejected}"
+    );
 
     let status = state.status.borrow().clone();
     family(
@@ -163,6 +196,12 @@ mod tests {
             registry: registry.clone(),
             status: watch::channel(ConfigStatus::default()).1,
             cache: Cache::new(Arc::new(NoConfig)),
+            tls: Default::default(),
+            access: crate::admin::AdminAccess::for_address(
+                "127.0.0.1:15014".parse().unwrap(),
+                None,
+            )
+            .unwrap(),
         };
         // The old stream of `a` lingers while its reconnect is already registered.
         let _old = registry.register(&node("a"), Mode::Sotw);
@@ -178,5 +217,15 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("switchyard_proxies_unidentified 0\n"), "{out}");
+        state.tls.refused(Refusal::IdentityMismatch);
+        let out = text(&state);
+        assert!(
+            out.contains("switchyard_xds_tls_refused_total{reason=\"identity_mismatch\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("switchyard_xds_tls_refused_total{reason=\"expired\"} 0\n"),
+            "{out}"
+        );
     }
 }

@@ -9,11 +9,15 @@
 //! | `/debug/config` | the config status: revision, errors and warnings of the latest reading |
 //! | `/debug/proxies` | connected proxies and, per type, what was sent, acknowledged and rejected |
 //! | `/debug/snapshot?proxy=<node id>` | the resources (names and versions) that proxy is being served |
+//!
+//! Who may ask is decided in [`guard`]: loopback `Host`s only on loopback, a bearer token elsewhere.
 
+pub mod guard;
 mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -25,13 +29,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::control_plane::ConfigStatus;
-use crate::xds::{Cache, ProxyRegistry};
+pub use guard::{AccessError, AdminAccess};
+
+use crate::xds::{Cache, ProxyRegistry, TlsCounters};
 
 #[derive(Clone)]
 pub struct AdminState {
     pub registry: ProxyRegistry,
     pub status: watch::Receiver<ConfigStatus>,
     pub cache: Cache,
+    /// Refused TLS handshakes and streams, certificate reloads (zero without TLS).
+    pub tls: Arc<TlsCounters>,
+    pub access: AdminAccess,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -42,6 +51,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/debug/config", get(config))
         .route("/debug/proxies", get(proxies))
         .route("/debug/snapshot", get(snapshot))
+        .layer(axum::middleware::from_fn_with_state(
+            state.access.clone(),
+            guard::check,
+        ))
         .with_state(state)
 }
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
+use crate::certs::{self, CertDir};
 use crate::control_plane::{read_mesh, DEFAULT_XDS};
-use crate::envoy::{BootstrapOptions, NodeIdentity, XdsMode};
+use crate::envoy::{BootstrapOptions, NodeIdentity, XdsClientTls, XdsMode};
 use crate::mesh::Mesh;
 use crate::topology::{self, ADMIN_PORT};
 
@@ -50,6 +51,13 @@ pub struct Args {
     /// Envoy's admin address. Default: the proxy's IP, port 15000.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
+    /// Connect over mutual TLS with the certificates `switchyard certs --out DIR` minted: this proxy's
+    /// `<name>.<namespace>/` (its certificate, key and the CA).
+    #[arg(long, value_name = "DIR")]
+    pub certs: Option<PathBuf>,
+    /// The name Switchyard's certificate must carry (sent as SNI).
+    #[arg(long, default_value = certs::SERVER_NAME, requires = "certs")]
+    pub xds_server_name: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -65,11 +73,15 @@ fn bootstrap_options(args: &Args, mesh: &Mesh) -> anyhow::Result<BootstrapOption
     } else {
         XdsMode::Sotw
     };
-    let (node, ip) = if let Some(workload) = &args.workload {
+    let (node, ip, (namespace, name)) = if let Some(workload) = &args.workload {
         let (name, namespace) = split_name(workload, "default");
         let (sidecar, addresses) =
             topology::sidecar(mesh, namespace, name, args.app_ip, args.outbound_ip)?;
-        (NodeIdentity::sidecar(&sidecar), addresses.pod)
+        (
+            NodeIdentity::sidecar(&sidecar),
+            addresses.pod,
+            (namespace.to_string(), name.to_string()),
+        )
     } else if let Some(gateway) = &args.gateway {
         let (name, namespace) = split_name(gateway, "istio-system");
         let mut node = topology::ingress_gateway(args.gateway_ip);
@@ -85,7 +97,8 @@ fn bootstrap_options(args: &Args, mesh: &Mesh) -> anyhow::Result<BootstrapOption
                 node.labels
             );
         }
-        (NodeIdentity::gateway(&node), args.gateway_ip)
+        let names = (node.namespace.clone(), node.name.clone());
+        (NodeIdentity::gateway(&node), args.gateway_ip, names)
     } else {
         bail!("give --workload or --gateway");
     };
@@ -94,12 +107,42 @@ fn bootstrap_options(args: &Args, mesh: &Mesh) -> anyhow::Result<BootstrapOption
         admin: args.admin.unwrap_or(SocketAddr::new(ip, ADMIN_PORT)),
         xds: args.xds,
         mode,
+        tls: args
+            .certs
+            .as_deref()
+            .map(|dir| client_tls(dir, &namespace, &name, &args.xds_server_name))
+            .transpose()?,
+    })
+}
+
+/// The proxy's files in a `switchyard certs` directory, as absolute paths (Envoy may run elsewhere).
+fn client_tls(
+    dir: &Path,
+    namespace: &str,
+    name: &str,
+    server_name: &str,
+) -> anyhow::Result<XdsClientTls> {
+    let dir = std::path::absolute(dir)
+        .with_context(|| format!("cannot make {} absolute", dir.display()))?;
+    let files = CertDir::new(&dir).proxy(namespace, name);
+    if !files.exist() {
+        bail!(
+            "{} has no certificate for {name}.{namespace}; run `switchyard certs --out {}` first",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(XdsClientTls {
+        cert_chain: files.cert_chain,
+        key: files.key,
+        root_cert: files.root_cert,
+        server_name: server_name.to_string(),
     })
 }
 
 /// `name.namespace` → (`name`, `namespace`); a bare name gets `default_namespace`. The split is at the last
 /// dot: a namespace (a DNS label) has none, while a resource name may.
-fn split_name<'a>(text: &'a str, default_namespace: &'a str) -> (&'a str, &'a str) {
+pub(crate) fn split_name<'a>(text: &'a str, default_namespace: &'a str) -> (&'a str, &'a str) {
     text.rsplit_once('.').unwrap_or((text, default_namespace))
 }
 

@@ -32,6 +32,12 @@ pub struct Args {
     /// Envoy's log level (Envoy logs go to files under the system temp directory).
     #[arg(long, default_value = "warning")]
     pub envoy_log_level: String,
+    /// xDS over mutual TLS: mint a CA and a certificate per proxy, and bind each Envoy's stream to its own.
+    #[arg(long)]
+    pub mtls: bool,
+    /// Where --mtls puts the certificates (a CA already there is kept). Default: a temporary directory.
+    #[arg(long, value_name = "DIR", requires = "mtls")]
+    pub certs: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -54,6 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             gateway_ip: std::net::Ipv4Addr::LOCALHOST.into(),
             source: DirectorySourceOptions::default(),
             envoy_log_level: args.envoy_log_level.clone(),
+            mtls: args.mtls,
+            certs_dir: args.certs.clone(),
         };
         let demo = tokio::select! {
             started = Demo::start(options) => started?,

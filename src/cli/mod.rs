@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod apply;
 pub mod bootstrap;
+pub mod certs;
 pub mod delete;
 pub mod demo;
 pub mod logging;
@@ -42,6 +43,8 @@ pub enum Command {
     Delete(delete::Args),
     /// Print an Envoy bootstrap for a workload's sidecar or for an ingress gateway.
     Bootstrap(bootstrap::Args),
+    /// Mint a CA, Switchyard's certificate and one certificate per proxy, for xDS over mutual TLS.
+    Certs(certs::Args),
     /// Show the connected proxies and whether each is in sync (asks a running server).
     ProxyStatus(proxy_status::Args),
     /// Show what one Envoy runs: its clusters, listeners, routes or endpoints (asks the Envoy).
@@ -59,6 +62,7 @@ impl Cli {
             Command::Apply(args) => apply::run(args),
             Command::Delete(args) => delete::run(args),
             Command::Bootstrap(args) => bootstrap::run(args),
+            Command::Certs(args) => certs::run(args),
             Command::ProxyStatus(args) => proxy_status::run(args),
             Command::ProxyConfig(args) => proxy_config::run(args),
             Command::Demo(args) => demo::run(args),

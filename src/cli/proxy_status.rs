@@ -16,19 +16,24 @@ pub struct Args {
     /// The admin endpoint of the running Switchyard.
     #[arg(long, default_value_t = DEFAULT_ADMIN)]
     pub admin: SocketAddr,
+    /// The admin endpoint's bearer token, when it has one.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let proxies: Vec<serde_json::Value> = runtime.block_on(async {
         let url = format!("http://{}/debug/proxies", args.admin);
-        let response = reqwest::Client::builder()
-            .no_proxy()
-            .build()?
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach Switchyard's admin endpoint at {url}; is `switchyard serve` running?"))?;
+        let mut request = reqwest::Client::builder().no_proxy().build()?.get(&url);
+        if let Some(token) = &args.admin_token {
+            request = request.bearer_auth(token.trim());
+        }
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach Switchyard's admin endpoint at {url}; is `switchyard serve` running?"
+            )
+        })?;
         response
             .error_for_status()?
             .json()

@@ -10,6 +10,8 @@ use anyhow::Context;
 use super::signal::ShutdownSignal;
 use crate::control_plane::{ControlPlane, ControlPlaneOptions, DEFAULT_ADMIN, DEFAULT_XDS};
 use crate::source::DirectorySourceOptions;
+use crate::xds::identity::DEFAULT_TRUST_DOMAIN;
+use crate::xds::TlsOptions;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -25,28 +27,69 @@ pub struct Args {
     /// How long the spec directory must stay quiet after a change before it is re-read, in milliseconds.
     #[arg(long, default_value_t = 75)]
     pub debounce_ms: u64,
+    /// Serve xDS over TLS with this certificate chain (PEM). Reloaded when the file changes.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM). Reloaded when the file changes.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: proxies must present a certificate signed by this CA, whose SPIFFE ID
+    /// (spiffe://<trust domain>/ns/<namespace>/sa/<name>) names the node they claim. Reloaded when the
+    /// file changes.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    pub client_ca: Option<PathBuf>,
+    /// The trust domain of proxies' SPIFFE IDs.
+    #[arg(long, default_value = DEFAULT_TRUST_DOMAIN, requires = "client_ca")]
+    pub trust_domain: String,
+    /// A file holding the bearer token the admin endpoint requires (needed to bind it beyond loopback).
+    #[arg(long, value_name = "FILE", conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
+    /// The admin endpoint's bearer token (prefer --admin-token-file: a command line is visible to every
+    /// user of the machine).
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 impl Args {
-    pub fn options(&self) -> ControlPlaneOptions {
-        ControlPlaneOptions {
+    pub fn options(&self) -> anyhow::Result<ControlPlaneOptions> {
+        let admin_token =
+            match (&self.admin_token_file, &self.admin_token) {
+                (Some(file), _) => Some(std::fs::read_to_string(file).with_context(|| {
+                    format!("cannot read the admin token from {}", file.display())
+                })?),
+                (None, token) => token.clone(),
+            };
+        let tls = self
+            .tls_cert
+            .clone()
+            .zip(self.tls_key.clone())
+            .map(|(cert, key)| TlsOptions {
+                cert,
+                key,
+                client_ca: self.client_ca.clone(),
+                trust_domain: self.trust_domain.clone(),
+            });
+        Ok(ControlPlaneOptions {
             config_dir: self.config.clone(),
             xds: self.xds,
             admin: Some(self.admin),
+            admin_token,
             source: DirectorySourceOptions {
                 debounce: Duration::from_millis(self.debounce_ms),
                 ..DirectorySourceOptions::default()
             },
-        }
+            tls,
+        })
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = args.options()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let mut stop = ShutdownSignal::install()?;
         let control_plane = tokio::select! {
-            started = ControlPlane::start(args.options()) => started?,
+            started = ControlPlane::start(options) => started?,
             () = stop.recv() => {
                 tracing::info!("stopped while starting");
                 return Ok(ExitCode::SUCCESS);

@@ -37,9 +37,10 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AccessError, AdminAccess, AdminState};
 use crate::source::{DirectorySource, DirectorySourceOptions, Source, WatchError};
-use crate::xds::{AdsServer, Cache, ProxyRegistry, ServeError};
+use crate::xds::tls::TlsError;
+use crate::xds::{AdsServer, Cache, ProxyRegistry, ServeError, TlsCounters, TlsOptions, XdsTls};
 
 #[derive(Debug, Clone)]
 pub struct ControlPlaneOptions {
@@ -47,7 +48,12 @@ pub struct ControlPlaneOptions {
     pub xds: SocketAddr,
     /// `None`: no admin endpoint.
     pub admin: Option<SocketAddr>,
+    /// Required of every admin request but the probes; required to bind the admin endpoint beyond
+    /// loopback.
+    pub admin_token: Option<String>,
     pub source: DirectorySourceOptions,
+    /// `None`: plaintext xDS.
+    pub tls: Option<TlsOptions>,
 }
 
 impl ControlPlaneOptions {
@@ -56,7 +62,9 @@ impl ControlPlaneOptions {
             config_dir: config_dir.into(),
             xds: DEFAULT_XDS,
             admin: Some(DEFAULT_ADMIN),
+            admin_token: None,
             source: DirectorySourceOptions::default(),
+            tls: None,
         }
     }
 }
@@ -81,6 +89,10 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    AdminAccess(#[from] AccessError),
+    #[error("xDS TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A running control plane. Dropping it stops everything at once, open xDS streams included (each proxy
@@ -94,6 +106,7 @@ pub struct ControlPlane {
     admin_addr: Option<SocketAddr>,
     registry: ProxyRegistry,
     cache: Cache,
+    tls: Option<XdsTls>,
     status: watch::Receiver<ConfigStatus>,
     shutdown: Option<oneshot::Sender<()>>,
     /// The xDS and admin servers: they finish once told to shut down.
@@ -111,6 +124,17 @@ impl ControlPlane {
         if !options.config_dir.is_dir() {
             return Err(StartError::NoConfigDir(options.config_dir));
         }
+        // Before anything runs: bad certificates or an unprotected admin address fail the start.
+        let admin_access = options
+            .admin
+            .map(|addr| AdminAccess::for_address(addr, options.admin_token.as_deref()))
+            .transpose()?;
+        let tls_counters = Arc::new(TlsCounters::default());
+        let tls = options
+            .tls
+            .clone()
+            .map(|tls| XdsTls::load(tls, tls_counters.clone()))
+            .transpose()?;
         let source = {
             let (dir, source_options) = (options.config_dir.clone(), options.source.clone());
             // The first reading happens inside `start`: file I/O and resolution, off the async workers.
@@ -153,16 +177,31 @@ impl ControlPlane {
         let ads = AdsServer::new(cache.clone(), registry.clone());
         let server = ads.clone();
         let xds_shutdown = closed();
+        if let Some(tls) = &tls {
+            background.push(tls.watch()?);
+        }
+        let server_tls = tls.clone();
         servers.push(tokio::spawn(async move {
-            if let Err(e) = server.serve(listener, xds_shutdown).await {
+            let served = match &server_tls {
+                Some(tls) => server.serve_tls(listener, tls, xds_shutdown).await,
+                None => server.serve(listener, xds_shutdown).await,
+            };
+            if let Err(e) = served {
                 tracing::error!("{e}");
             }
         }));
-        tracing::info!(%xds_addr, "xDS server listening (ADS: State-of-the-World and Delta)");
+        let security = match &options.tls {
+            None => "plaintext",
+            Some(TlsOptions {
+                client_ca: None, ..
+            }) => "TLS",
+            Some(_) => "mutual TLS, proxies bound to their certificates' SPIFFE IDs",
+        };
+        tracing::info!(%xds_addr, security, "xDS server listening (ADS: State-of-the-World and Delta)");
 
-        let admin_addr = match options.admin {
+        let admin_addr = match options.admin.zip(admin_access) {
             None => None,
-            Some(addr) => {
+            Some((addr, access)) => {
                 let listener = admin::bind(addr)
                     .await
                     .map_err(|source| StartError::Admin { addr, source })?;
@@ -173,6 +212,8 @@ impl ControlPlane {
                     registry: registry.clone(),
                     status: status.clone(),
                     cache: cache.clone(),
+                    tls: tls_counters.clone(),
+                    access,
                 };
                 let admin_shutdown = closed();
                 servers.push(tokio::spawn(async move {
@@ -191,6 +232,7 @@ impl ControlPlane {
             admin_addr,
             registry,
             cache,
+            tls,
             status,
             shutdown: Some(shutdown_tx),
             servers,
@@ -213,6 +255,11 @@ impl ControlPlane {
 
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    /// The xDS server's TLS (certificate in use, counters), when it has any.
+    pub fn tls(&self) -> Option<&XdsTls> {
+        self.tls.as_ref()
     }
 
     /// The config status; `changed()` on it resolves at every reading of the specs.

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde_json::{json, Value};
@@ -67,6 +68,48 @@ pub struct BootstrapOptions {
     /// The xDS server.
     pub xds: SocketAddr,
     pub mode: XdsMode,
+    /// `None`: plaintext xDS.
+    pub tls: Option<XdsClientTls>,
+}
+
+/// How Envoy reaches Switchyard over mutual TLS: its own certificate and key (the identity Switchyard
+/// checks its node against), and the CA and name it expects of Switchyard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsClientTls {
+    pub cert_chain: PathBuf,
+    pub key: PathBuf,
+    pub root_cert: PathBuf,
+    /// Sent as SNI and required among the DNS SANs of Switchyard's certificate.
+    pub server_name: String,
+}
+
+impl XdsClientTls {
+    /// The xDS cluster's `transport_socket`. Envoy reads the files once, at start.
+    fn transport_socket(&self) -> Value {
+        let path = |p: &PathBuf| json!({ "filename": p.display().to_string() });
+        json!({
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": self.server_name,
+                "common_tls_context": {
+                    // gRPC: Switchyard's TLS listener speaks HTTP/2 only.
+                    "alpn_protocols": ["h2"],
+                    "tls_certificates": [ {
+                        "certificate_chain": path(&self.cert_chain),
+                        "private_key": path(&self.key),
+                    } ],
+                    "validation_context": {
+                        "trusted_ca": path(&self.root_cert),
+                        // Without a SAN matcher Envoy accepts any certificate the CA signed, a proxy's too.
+                        "match_typed_subject_alt_names": [
+                            { "san_type": "DNS", "matcher": { "exact": self.server_name } },
+                        ],
+                    },
+                },
+            },
+        })
+    }
 }
 
 impl BootstrapOptions {
@@ -77,6 +120,7 @@ impl BootstrapOptions {
             admin,
             xds,
             mode,
+            tls,
         } = self;
         let ads_source = json!({ "resource_api_version": "V3", "ads": {} });
         json!({
@@ -95,7 +139,7 @@ impl BootstrapOptions {
                 "lds_config": ads_source,
                 "cds_config": ads_source,
             },
-            "static_resources": { "clusters": [ xds_cluster(*xds) ] },
+            "static_resources": { "clusters": [ xds_cluster(*xds, tls.as_ref()) ] },
             "layered_runtime": layered_runtime(),
         })
     }
@@ -128,8 +172,8 @@ fn layered_runtime() -> Value {
     })
 }
 
-fn xds_cluster(xds: SocketAddr) -> Value {
-    json!({
+fn xds_cluster(xds: SocketAddr, tls: Option<&XdsClientTls>) -> Value {
+    let mut cluster = json!({
         "name": XDS_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
@@ -150,7 +194,11 @@ fn xds_cluster(xds: SocketAddr) -> Value {
             "cluster_name": XDS_CLUSTER,
             "endpoints": [ { "lb_endpoints": [ { "endpoint": { "address": socket_address(xds) } } ] } ],
         },
-    })
+    });
+    if let (Some(tls), Some(fields)) = (tls, cluster.as_object_mut()) {
+        fields.insert("transport_socket".into(), tls.transport_socket());
+    }
+    cluster
 }
 
 #[cfg(test)]
@@ -174,6 +222,7 @@ mod tests {
             admin: "127.0.6.1:15000".parse().unwrap(),
             xds: "127.0.0.1:15010".parse().unwrap(),
             mode,
+            tls: None,
         }
     }
 
@@ -239,6 +288,44 @@ mod tests {
         assert_eq!(endpoint["address"], "127.0.0.1");
         assert_eq!(endpoint["port_value"], 15010);
         assert_eq!(c["load_assignment"]["cluster_name"], XDS_CLUSTER);
+    }
+
+    #[test]
+    fn mutual_tls_puts_the_proxys_certificate_and_the_ca_on_the_xds_cluster() {
+        let plain = rendered(XdsMode::Sotw);
+        assert!(plain["static_resources"]["clusters"][0]
+            .get("transport_socket")
+            .is_none());
+        let mut with_tls = options(XdsMode::Sotw);
+        with_tls.tls = Some(XdsClientTls {
+            cert_chain: "/certs/ratings-v1.default/cert-chain.pem".into(),
+            key: "/certs/ratings-v1.default/key.pem".into(),
+            root_cert: "/certs/ratings-v1.default/root-cert.pem".into(),
+            server_name: "switchyard".into(),
+        });
+        let b: Value = serde_yaml::from_str(&with_tls.to_yaml().unwrap()).unwrap();
+        let socket = &b["static_resources"]["clusters"][0]["transport_socket"];
+        assert_eq!(socket["name"], "envoy.transport_sockets.tls");
+        let context = &socket["typed_config"];
+        assert_eq!(
+            context["@type"],
+            "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+        );
+        assert_eq!(context["sni"], "switchyard");
+        let common = &context["common_tls_context"];
+        assert_eq!(common["alpn_protocols"], json!(["h2"]));
+        assert_eq!(
+            common["tls_certificates"][0]["private_key"]["filename"],
+            "/certs/ratings-v1.default/key.pem"
+        );
+        assert_eq!(
+            common["validation_context"]["trusted_ca"]["filename"],
+            "/certs/ratings-v1.default/root-cert.pem"
+        );
+        assert_eq!(
+            common["validation_context"]["match_typed_subject_alt_names"][0]["matcher"]["exact"],
+            "switchyard"
+        );
     }
 
     #[test]

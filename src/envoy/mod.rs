@@ -13,12 +13,12 @@ mod error;
 pub mod install;
 pub mod node;
 mod poll;
-mod private_dir;
+pub(crate) mod private_dir;
 pub mod process;
 
 pub use admin::{AdminClient, Stats};
 pub use binary::{cache_dir, find, find_or_install, find_or_install_with};
-pub use bootstrap::{BootstrapOptions, XdsMode, XDS_CLUSTER};
+pub use bootstrap::{BootstrapOptions, XdsClientTls, XdsMode, XDS_CLUSTER};
 pub use error::EnvoyError;
 pub use install::{InstallEvent, ENVOY_VERSION};
 pub use node::{GatewayNode, NodeIdentity, SidecarNode};

@@ -14,7 +14,9 @@ mod resolve;
 
 pub use diagnostic::{load_diagnostics, Diagnostic, Severity};
 pub use model::*;
-pub use proxy::{keys as node_metadata_keys, IdentityError, Proxy, RouteScope, Router, Sidecar};
+pub use proxy::{
+    keys as node_metadata_keys, ClaimedNames, IdentityError, Proxy, RouteScope, Router, Sidecar,
+};
 pub use resolve::resolve;
 
 use std::sync::Arc;

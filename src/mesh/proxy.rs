@@ -187,14 +187,39 @@ fn ip(key: &'static str, value: &str) -> Result<String, IdentityError> {
         })
 }
 
+/// Every name a node goes by: the `<name>.<namespace>` of its id (what `proxy-status` shows) and the
+/// namespace and name [`Proxy::identify`] serves it as (metadata wins over the id). Authorization checks
+/// both pairs, so a node cannot be served as one proxy while it is recorded as another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedNames {
+    pub id_namespace: String,
+    pub id_name: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ClaimedNames {
+    pub fn of(node: &Node) -> Result<ClaimedNames, IdentityError> {
+        let id = parse_node_id(&node.id)?;
+        let meta = node.metadata.as_ref();
+        Ok(ClaimedNames {
+            namespace: string_field(meta, keys::NAMESPACE)?
+                .unwrap_or_else(|| id.namespace.to_owned()),
+            name: string_field(meta, keys::WORKLOAD_NAME)?.unwrap_or_else(|| id.name.to_owned()),
+            id_namespace: id.namespace.to_owned(),
+            id_name: id.name.to_owned(),
+        })
+    }
+}
+
 impl Proxy {
     /// Maps an Envoy node to the proxy it is. Metadata wins over the node id's fields; the id is the fallback.
     pub fn identify(mesh: &Mesh, node: &Node) -> Result<Proxy, IdentityError> {
         let id = parse_node_id(&node.id)?;
         let meta = node.metadata.as_ref();
-        let namespace =
-            string_field(meta, keys::NAMESPACE)?.unwrap_or_else(|| id.namespace.to_owned());
-        let name = string_field(meta, keys::WORKLOAD_NAME)?.unwrap_or_else(|| id.name.to_owned());
+        let ClaimedNames {
+            namespace, name, ..
+        } = ClaimedNames::of(node)?;
         let instance_ip = match string_field(meta, keys::INSTANCE_IPS)? {
             Some(list) => {
                 let first = list

@@ -31,6 +31,35 @@ pub struct DirectoryWatcher {
 
 impl DirectoryWatcher {
     pub fn new(dir: &Path, debounce: Duration) -> Result<DirectoryWatcher, WatchError> {
+        DirectoryWatcher::watching(&[dir], RecursiveMode::Recursive, debounce)
+    }
+
+    /// Watches the directories that hold `files` (not their subdirectories): files are replaced by a
+    /// rename, or (a Kubernetes secret) through a symlink swapped in their directory, which a watch on
+    /// the file itself would miss.
+    pub fn parents_of(files: &[&Path], debounce: Duration) -> Result<DirectoryWatcher, WatchError> {
+        let mut dirs: Vec<&Path> = files
+            .iter()
+            .map(|f| match f.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        DirectoryWatcher::watching(&dirs, RecursiveMode::NonRecursive, debounce)
+    }
+
+    fn watching(
+        dirs: &[&Path],
+        mode: RecursiveMode,
+        debounce: Duration,
+    ) -> Result<DirectoryWatcher, WatchError> {
+        let watch_error = |dir: &Path| {
+            let path = dir.to_path_buf();
+            move |source| WatchError::Watch { path, source }
+        };
+        let first = dirs.first().copied().unwrap_or(Path::new("."));
         let (tx, events) = mpsc::channel(1);
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -53,16 +82,10 @@ impl DirectoryWatcher {
                     let _ = tx.try_send(());
                 }
             })
-            .map_err(|source| WatchError::Watch {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        watcher
-            .watch(dir, RecursiveMode::Recursive)
-            .map_err(|source| WatchError::Watch {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            .map_err(watch_error(first))?;
+        for dir in dirs {
+            watcher.watch(dir, mode).map_err(watch_error(dir))?;
+        }
         Ok(DirectoryWatcher {
             events,
             debounce,

@@ -5,10 +5,13 @@
 //! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
 //! - [`server`]: the tonic service that drives them.
 //! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
+//! - [`tls`], [`identity`]: xDS over (mutual) TLS with reloadable certificates, and the binding of each
+//!   stream to the identity in its client certificate.
 
 pub mod cache;
 pub mod delta;
 pub mod event;
+pub mod identity;
 pub mod names;
 pub mod resource_type;
 pub mod server;
@@ -16,9 +19,11 @@ pub mod snapshot;
 pub mod sotw;
 pub mod status;
 pub mod subscription;
+pub mod tls;
 
 pub use cache::{Cache, Generation, Uniform};
 pub use resource_type::{PerType, ResourceType};
 pub use server::{AdsServer, ServeError};
 pub use snapshot::{Encoded, Interner, Layer, LayerChange, Snapshot, SnapshotBuilder};
 pub use status::{ProxyRegistry, ProxyStatus};
+pub use tls::{TlsCounters, TlsOptions, XdsTls};

@@ -13,17 +13,22 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::Stream;
+use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{Cache, Generation};
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
+use super::identity::{IdentityPolicy, Peer};
 use super::snapshot::Snapshot;
 use super::sotw::SotwStream;
 use super::status::{Mode, ProxyRegistry, Registration};
+use super::tls::{TlsError, XdsTls};
 
 /// Responses waiting to be written to one stream. Small on purpose: a proxy that does not read makes its
 /// stream task wait, and when it resumes it computes from the newest snapshot, so nothing piles up.
@@ -41,6 +46,8 @@ pub enum ServeError {
     },
     #[error("xDS server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The ADS service (both State-of-the-World and Delta).
@@ -50,6 +57,8 @@ pub struct AdsServer {
     registry: ProxyRegistry,
     /// Set once the server shuts down: streams never end on their own, so they are told to.
     closing: Arc<watch::Sender<bool>>,
+    /// Which nodes a stream's TLS peer may claim.
+    identity: IdentityPolicy,
 }
 
 impl AdsServer {
@@ -58,6 +67,7 @@ impl AdsServer {
             cache,
             registry,
             closing: Arc::new(watch::channel(false).0),
+            identity: IdentityPolicy::Open,
         }
     }
 
@@ -79,6 +89,33 @@ impl AdsServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
+        self.serve_incoming(TcpListenerStream::new(listener), shutdown)
+            .await
+    }
+
+    /// As [`AdsServer::serve`], over TLS; with a client CA, each stream may only claim the node its
+    /// certificate names (see `xds::identity`).
+    pub async fn serve_tls(
+        mut self,
+        listener: TcpListener,
+        tls: &XdsTls,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        self.identity = tls.identity_policy();
+        let incoming = tls.incoming(listener)?;
+        self.serve_incoming(incoming, shutdown).await
+    }
+
+    async fn serve_incoming<IO, IE>(
+        self,
+        incoming: impl Stream<Item = Result<IO, IE>>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError>
+    where
+        IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+        IO::ConnectInfo: Clone + Send + Sync + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let closing = self.closing.clone();
         let mut closed = self.closing.subscribe();
         let shutdown = async move {
@@ -90,7 +127,7 @@ impl AdsServer {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(self.into_service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+            .serve_with_incoming_shutdown(incoming, shutdown);
         // A graceful shutdown waits until every connection has flushed what it was sent, which a proxy that
         // stopped reading never lets happen: give up on those after a grace period.
         let grace_over = async move {
@@ -124,27 +161,38 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(
-            self.spawn_stream(request.into_inner(), SotwStream::default()),
-        ))
+        let peer = self.peer(&request);
+        Ok(Response::new(self.spawn_stream(
+            request.into_inner(),
+            SotwStream::default(),
+            peer,
+        )))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let peer = self.peer(&request);
         Ok(Response::new(self.spawn_stream(
             request.into_inner(),
             DeltaStream::default(),
+            peer,
         )))
     }
 }
 
 impl AdsServer {
+    fn peer<T>(&self, request: &Request<T>) -> Peer {
+        self.identity
+            .peer(request.peer_certs().as_deref().map(Vec::as_slice))
+    }
+
     fn spawn_stream<P: Protocol>(
         &self,
         inbound: Streaming<P::Request>,
         protocol: P,
+        peer: Peer,
     ) -> ResponseStream<P::Response> {
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
         let task = StreamTask {
@@ -154,6 +202,7 @@ impl AdsServer {
             generations: self.cache.subscribe(),
             closing: self.closing.subscribe(),
             registry: self.registry.clone(),
+            peer,
             node: None,
             registration: None,
             snapshot: None,
@@ -222,6 +271,7 @@ struct StreamTask<P: Protocol> {
     generations: watch::Receiver<Arc<dyn Generation>>,
     closing: watch::Receiver<bool>,
     registry: ProxyRegistry,
+    peer: Peer,
     /// Known from the first request on (Envoy sends the node only once per stream).
     node: Option<Node>,
     registration: Option<Registration>,
@@ -282,6 +332,10 @@ impl<P: Protocol> StreamTask<P> {
                                 "the first request of a stream must carry the node",
                             ));
                         };
+                        // Before the stream is registered or served: a refused node leaves no trace.
+                        if let Err(denied) = self.peer.authorize(&node) {
+                            return End::Rejected(denied);
+                        }
                         self.identify(node);
                     }
                     let step = self.protocol.on_request(&req, self.snapshot.as_deref());

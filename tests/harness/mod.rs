@@ -167,26 +167,37 @@ pub async fn sotw_client_with_window(
     node: Node,
     window: Option<u32>,
 ) -> SotwClient {
-    let (tx, rx) = mpsc::channel(16);
-    let responses = connect(addr, window)
-        .await
-        .stream_aggregated_resources(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    Client::new(node, tx, responses)
+    sotw_over(connect(addr, window).await, node).await.unwrap()
 }
 
 /// A Delta client for the server at `addr`, identifying itself as `node` on its first request.
 pub async fn delta_client(addr: SocketAddr, node: Node) -> DeltaClient {
+    delta_over(connect(addr, None).await, node).await.unwrap()
+}
+
+/// A SotW stream over any channel (a TLS one, say); the error if the server refuses it at once.
+pub async fn sotw_over(
+    mut client: AggregatedDiscoveryServiceClient<Channel>,
+    node: Node,
+) -> Result<SotwClient, tonic::Status> {
     let (tx, rx) = mpsc::channel(16);
-    let responses = connect(addr, None)
-        .await
-        .delta_aggregated_resources(ReceiverStream::new(rx))
-        .await
-        .unwrap()
+    let responses = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await?
         .into_inner();
-    Client::new(node, tx, responses)
+    Ok(Client::new(node, tx, responses))
+}
+
+pub async fn delta_over(
+    mut client: AggregatedDiscoveryServiceClient<Channel>,
+    node: Node,
+) -> Result<DeltaClient, tonic::Status> {
+    let (tx, rx) = mpsc::channel(16);
+    let responses = client
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    Ok(Client::new(node, tx, responses))
 }
 
 pub fn node(id: &str) -> Node {
