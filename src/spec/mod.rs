@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod destination_rule;
 pub mod edit;
+mod files;
 mod gateway;
 mod load;
 mod locate;
