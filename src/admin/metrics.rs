@@ -146,8 +146,8 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
-    use crate::control_plane::{ConfigStatus, NoConfig};
-    use crate::xds::{Cache, ProxyRegistry};
+    use crate::admin::ConfigStatus;
+    use crate::xds::{Cache, NoConfig, ProxyRegistry};
 
     fn node(id: &str) -> envoy_types::pb::envoy::config::core::v3::Node {
         envoy_types::pb::envoy::config::core::v3::Node {

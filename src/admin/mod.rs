@@ -11,6 +11,7 @@
 //! | `/debug/snapshot?proxy=<node id>` | the resources (names and versions) that proxy is being served |
 
 mod metrics;
+mod status;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -25,7 +26,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::control_plane::ConfigStatus;
+pub use status::ConfigStatus;
+
 use crate::xds::{Cache, ProxyRegistry, ResourceType};
 
 #[derive(Clone)]

@@ -79,13 +79,3 @@ pub fn snapshot_of(resources: &Resources, interner: &mut Interner) -> Snapshot {
     }
     builder.build()
 }
-
-/// Before any configuration has been accepted, no proxy can be identified.
-#[derive(Debug)]
-pub struct NoConfig;
-
-impl Generation for NoConfig {
-    fn snapshot_for(&self, _node: &Node) -> Result<Arc<Snapshot>, String> {
-        Err("no valid configuration has been loaded yet".to_string())
-    }
-}

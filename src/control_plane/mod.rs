@@ -4,11 +4,11 @@
 
 mod generation;
 mod pipeline;
-mod status;
 
-pub use generation::{snapshot_of, MeshGeneration, NoConfig};
+pub use generation::{snapshot_of, MeshGeneration};
 pub use pipeline::apply;
-pub use status::ConfigStatus;
+
+pub use crate::admin::ConfigStatus;
 
 pub use crate::source::read_mesh;
 
@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
 use crate::source::{DirectorySource, DirectorySourceOptions, Source, WatchError};
-use crate::xds::{AdsServer, Cache, ProxyRegistry, ServeError};
+use crate::xds::{AdsServer, Cache, NoConfig, ProxyRegistry, ServeError};
 
 #[derive(Debug, Clone)]
 pub struct ControlPlaneOptions {

@@ -16,7 +16,7 @@ pub mod sotw;
 pub mod status;
 pub mod subscription;
 
-pub use cache::{Cache, Generation, Uniform};
+pub use cache::{Cache, Generation, NoConfig, Uniform};
 pub use resource_type::ResourceType;
 pub use server::{AdsServer, ServeError};
 pub use snapshot::{Encoded, Interner, Snapshot, SnapshotBuilder};

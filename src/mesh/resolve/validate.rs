@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::Diags;
-use crate::mesh::{duration, Meta, PerMillion};
+use crate::mesh::{self, duration, Meta, PerMillion};
 use crate::spec::{Percent, StringMatch};
 
 pub(crate) fn duration(diags: &mut Diags, at: &Meta, field: &str, text: &str) -> Option<Duration> {
@@ -79,6 +79,16 @@ pub(crate) fn regex(diags: &mut Diags, at: &Meta, field: &str, pattern: &str) ->
             );
             false
         }
+    }
+}
+
+/// The mesh's form of a match that [`string_match`] accepted.
+pub(crate) fn to_mesh_match(m: &StringMatch) -> mesh::StringMatch {
+    match m {
+        StringMatch::Exact(s) => mesh::StringMatch::Exact(s.clone()),
+        StringMatch::Prefix(s) => mesh::StringMatch::Prefix(s.clone()),
+        StringMatch::Regex(s) => mesh::StringMatch::Regex(s.clone()),
+        StringMatch::Present => mesh::StringMatch::Present,
     }
 }
 

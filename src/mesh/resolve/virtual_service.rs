@@ -2,15 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use super::validate;
+use super::validate::{self, to_mesh_match as string_match};
 use super::{meta_of, Diags};
 use crate::mesh::names::resolve_host;
 use crate::mesh::{
     AbortStatus, Cors, Destination, Fault, FaultAbort, FaultDelay, GatewayRef, HeaderOperations,
     HeaderOps, HttpRoute, Mesh, Meta, Mirror, Redirect, Retries, RetryPolicy, Rewrite, RouteAction,
-    RouteDestination, RouteMatch, VirtualService,
+    RouteDestination, RouteMatch, StringMatch, VirtualService,
 };
-use crate::spec::{self, Kind, Sourced, StringMatch};
+use crate::spec::{self, Kind, Sourced};
 
 /// Envoy `retry_on` conditions Istio passes through (HTTP and gRPC).
 const RETRY_ON: &[&str] = &[
@@ -305,7 +305,7 @@ impl Ctx<'_> {
             }
         }
         let header_list = |label: &str,
-                           map: &BTreeMap<String, StringMatch>,
+                           map: &BTreeMap<String, spec::StringMatch>,
                            diags: &mut Diags|
          -> Vec<(String, StringMatch)> {
             map.iter()
@@ -314,7 +314,7 @@ impl Ctx<'_> {
                     validate::header_name(diags, self.meta, &f, k)
                         & validate::string_match(diags, self.meta, &f, v)
                 })
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.clone(), string_match(v)))
                 .collect()
         };
         let headers = header_list("headers", headers, diags);
@@ -324,7 +324,7 @@ impl Ctx<'_> {
             .filter(|(k, v)| {
                 validate::string_match(diags, self.meta, &format!("{field}.queryParams.{k}"), v)
             })
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), string_match(v)))
             .collect();
         let gateways = gateways
             .iter()
@@ -342,10 +342,10 @@ impl Ctx<'_> {
             .collect();
         Some(RouteMatch {
             name: name.clone(),
-            uri: uri.clone(),
-            scheme: scheme.clone(),
-            method: method.clone(),
-            authority: authority.clone(),
+            uri: uri.as_ref().map(string_match),
+            scheme: scheme.as_ref().map(string_match),
+            method: method.as_ref().map(string_match),
+            authority: authority.as_ref().map(string_match),
             headers,
             without_headers,
             query_params,
@@ -860,7 +860,7 @@ impl Ctx<'_> {
             max_age.as_ref(),
         );
         ok.then(|| Cors {
-            allow_origins: allow_origins.clone(),
+            allow_origins: allow_origins.iter().map(string_match).collect(),
             allow_methods: allow_methods.clone(),
             allow_headers: allow_headers.clone(),
             expose_headers: expose_headers.clone(),

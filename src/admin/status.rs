@@ -1,4 +1,6 @@
-//! The state of the configuration as the control plane last read it: what is served, and what is wrong.
+//! The state of the configuration as the control plane last read it: what is served, and what is wrong. The
+//! control plane's pipeline writes it; it is defined here, with the endpoint that shows it, so that the admin
+//! endpoint depends on nothing above the stages it reports on.
 
 use std::time::SystemTime;
 
@@ -12,7 +14,7 @@ pub struct ConfigStatus {
     pub revision: u64,
     /// The reading being served, if any was ever valid.
     pub accepted_revision: Option<u64>,
-    /// What is being served, by content: [`super::fingerprint`] of the accepted mesh. Revisions count
+    /// What is being served, by content: [`crate::control_plane::fingerprint`] of the accepted mesh. Revisions count
     /// readings, so a re-read of unchanged files gets a new revision; this tells whether a given content
     /// is the one being served.
     pub accepted_fingerprint: Option<String>,
