@@ -20,11 +20,60 @@ const API_VERSIONS: &[&str] = &[
     "networking.istio.io/v1alpha3",
 ];
 
-/// One problem found while loading. Codes: SY0001 unreadable file or invalid YAML, SY0002 unknown
-/// apiVersion/kind, SY0003 unknown field or wrong type, SY0004 field not supported yet.
+/// What kind of problem a [`LoadError`] is. `mesh::Code` catalogues every diagnostic code, these four included;
+/// the strings are repeated here because the loader sits below the mesh (a test in `mesh` keeps them equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoadCode {
+    /// A file cannot be read, or a document is not valid YAML.
+    Unreadable,
+    /// A document's `apiVersion`/`kind` is not a kind Switchyard knows.
+    UnsupportedKind,
+    /// An unknown field, or a value of the wrong type.
+    InvalidField,
+    /// A field Istio defines that Switchyard does not implement yet.
+    FieldNotSupported,
+}
+
+impl LoadCode {
+    pub const ALL: [LoadCode; 4] = [
+        LoadCode::Unreadable,
+        LoadCode::UnsupportedKind,
+        LoadCode::InvalidField,
+        LoadCode::FieldNotSupported,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadCode::Unreadable => "SY0001",
+            LoadCode::UnsupportedKind => "SY0002",
+            LoadCode::InvalidField => "SY0003",
+            LoadCode::FieldNotSupported => "SY0004",
+        }
+    }
+}
+
+impl fmt::Display for LoadCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for LoadCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for LoadCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// One problem found while loading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 pub struct LoadError {
-    pub code: &'static str,
+    pub code: LoadCode,
     pub file: PathBuf,
     pub line: usize,
     pub doc_index: usize,
@@ -106,7 +155,7 @@ pub fn load_str(file_label: impl AsRef<Path>, text: &str) -> Result<Config, Load
 
 fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
     LoadError {
-        code: "SY0001",
+        code: LoadCode::Unreadable,
         file: path.to_path_buf(),
         line: 0,
         doc_index: 0,
@@ -120,7 +169,7 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
     let mut doc_index = 0usize;
     for doc in split_documents(text) {
         let line = doc.content_line();
-        let error = |code: &'static str,
+        let error = |code: LoadCode,
                      line: usize,
                      resource: Option<ResourceKey>,
                      field: String,
@@ -138,7 +187,7 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             Err(e) => {
                 let at = e.location().map_or(line, |l| doc.first_line + l.line() - 1);
                 errors.push(error(
-                    "SY0001",
+                    LoadCode::Unreadable,
                     at,
                     None,
                     String::new(),
@@ -159,7 +208,7 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
                     Some(k) => k,
                     None => {
                         errors.push(error(
-                        "SY0002",
+                        LoadCode::UnsupportedKind,
                         line,
                         None,
                         "kind".into(),
@@ -174,7 +223,7 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             }
             (api, kind) => {
                 errors.push(error(
-                    "SY0002",
+                    LoadCode::UnsupportedKind,
                     line,
                     None,
                     "apiVersion".into(),
@@ -225,9 +274,9 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
                 doc.first_line + refine_line(doc.body, l, &e.path) - 1
             });
             let code = if e.message.contains("not supported yet") {
-                "SY0004"
+                LoadCode::FieldNotSupported
             } else {
-                "SY0003"
+                LoadCode::InvalidField
             };
             errors.push(error(code, at, resource, e.path, e.message));
         }

@@ -1,5 +1,6 @@
 //! VirtualService → `VirtualService`: hosts expanded, destinations checked against services and subsets.
 
+use crate::mesh::Code;
 use std::collections::BTreeMap;
 
 use super::validate::{self, to_mesh_match as string_match};
@@ -65,7 +66,7 @@ pub(super) fn resolve(
         if hosts.is_empty() {
             diags.error(
                 &meta,
-                "SY0115",
+                Code::MissingField,
                 "spec.hosts",
                 "a VirtualService needs at least one host",
             );
@@ -77,7 +78,7 @@ pub(super) fn resolve(
             if gateway_refs.contains(&GatewayRef::Mesh) && !mesh.services.contains_key(&fqdn) {
                 diags.error(
                     &meta,
-                    "SY0114",
+                    Code::NotSupportedYet,
                     &field,
                     format!("host `{fqdn}` is not defined by any ServiceEntry; routing sidecar traffic for hosts outside the registry is not supported yet"),
                 );
@@ -88,7 +89,7 @@ pub(super) fn resolve(
                 match claimed.get(&(g.clone(), fqdn.clone())) {
                     Some(first) => diags.error(
                         &meta,
-                        "SY0113",
+                        Code::ConflictingMeshHosts,
                         &field,
                         format!("host `{fqdn}` is already routed by {} at {}; merging VirtualServices for sidecars is not supported yet (Istio merges them only on gateways)", first.resource, first.origin),
                     ),
@@ -145,7 +146,7 @@ fn gateway_ref(
     } else {
         diags.error(
             meta,
-            "SY0112",
+            Code::UnknownGateway,
             field,
             format!("gateway `{key}` is not defined by any Gateway"),
         );
@@ -213,7 +214,7 @@ impl Ctx<'_> {
             // Istio's validation rejects the pair rather than picking one.
             diags.error(
                 self.meta,
-                "SY0115",
+                Code::ConflictingFields,
                 self.f("mirrors"),
                 "set either `mirror` or `mirrors`, not both",
             );
@@ -229,7 +230,7 @@ impl Ctx<'_> {
         } else if mirror_percentage.is_some() {
             diags.error(
                 self.meta,
-                "SY0115",
+                Code::RequiresField,
                 self.f("mirrorPercentage"),
                 "mirrorPercentage needs `mirror`",
             );
@@ -250,7 +251,7 @@ impl Ctx<'_> {
             // nondeterministic order, which would defeat content-hash versions.
             diags.error(
                 self.meta,
-                "SY0114",
+                Code::NotSupportedYet,
                 self.f("corsPolicy"),
                 "combining `fault` and `corsPolicy` in one route is not supported yet",
             );
@@ -373,7 +374,7 @@ impl Ctx<'_> {
                 if !(200..600).contains(&d.status) {
                     diags.error(
                         self.meta,
-                        "SY0115",
+                        Code::OutOfRange,
                         self.f("directResponse.status"),
                         format!("status {} is outside 200..599", d.status),
                     );
@@ -387,7 +388,7 @@ impl Ctx<'_> {
             (true, None, None) => {
                 diags.error(
                     self.meta,
-                    "SY0115",
+                    Code::MissingField,
                     self.field.clone(),
                     "an HTTP route needs `route`, `redirect` or `directResponse`",
                 );
@@ -396,7 +397,7 @@ impl Ctx<'_> {
             _ => {
                 diags.error(
                     self.meta,
-                    "SY0115",
+                    Code::ConflictingFields,
                     self.field.clone(),
                     "`route`, `redirect` and `directResponse` are mutually exclusive",
                 );
@@ -438,7 +439,7 @@ impl Ctx<'_> {
                 Some(w) if w < 0 => {
                     diags.error(
                         self.meta,
-                        "SY0103",
+                        Code::InvalidWeights,
                         format!("{field}.weight"),
                         format!("weight {w} is negative"),
                     );
@@ -448,7 +449,7 @@ impl Ctx<'_> {
                     // Istio's weight is an int32; a larger value is rejected there, never clamped.
                     diags.error(
                         self.meta,
-                        "SY0103",
+                        Code::InvalidWeights,
                         format!("{field}.weight"),
                         format!("weight {w} is larger than {}", i32::MAX),
                     );
@@ -482,7 +483,7 @@ impl Ctx<'_> {
             // Envoy's weighted_clusters sum is a uint32.
             diags.error(
                 self.meta,
-                "SY0103",
+                Code::InvalidWeights,
                 self.f("route"),
                 format!("destination weights sum to {total}, more than {}", u32::MAX),
             );
@@ -494,7 +495,7 @@ impl Ctx<'_> {
             if out.is_empty() {
                 diags.error(
                     self.meta,
-                    "SY0103",
+                    Code::InvalidWeights,
                     self.f("route"),
                     "all destination weights are zero, so no traffic could be routed",
                 );
@@ -514,7 +515,7 @@ impl Ctx<'_> {
         let Some(service) = self.mesh.services.get(&host) else {
             diags.error(
                 self.meta,
-                "SY0101",
+                Code::UnknownHost,
                 format!("{field}.host"),
                 format!("host `{host}` is not defined by any ServiceEntry"),
             );
@@ -526,7 +527,7 @@ impl Ctx<'_> {
                     service.ports.iter().map(|p| p.number.to_string()).collect();
                 diags.error(
                     self.meta,
-                    "SY0111",
+                    Code::UnknownPort,
                     format!("{field}.port.number"),
                     format!(
                         "service `{host}` has no port {} (it has {})",
@@ -542,7 +543,7 @@ impl Ctx<'_> {
             let known: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
             diags.error(
                 self.meta,
-                "IST0112",
+                Code::PortRequired,
                 format!("{field}.port"),
                 format!(
                     "service `{host}` has several ports ({}); the destination must name one with `port.number`",
@@ -562,7 +563,12 @@ impl Ctx<'_> {
                     Some(dr) => format!("subset `{subset}` is not defined by {} (subsets: {})", dr.meta.resource, dr.subsets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
                     None => format!("subset `{subset}` is used but no DestinationRule defines subsets for host `{host}`"),
                 };
-                diags.error(self.meta, "IST0101", format!("{field}.subset"), message);
+                diags.error(
+                    self.meta,
+                    Code::UnknownSubset,
+                    format!("{field}.subset"),
+                    message,
+                );
                 return None;
             }
         }
@@ -587,7 +593,7 @@ impl Ctx<'_> {
         if ![301, 302, 303, 307, 308].contains(&code) {
             diags.error(
                 self.meta,
-                "SY0115",
+                Code::OutOfRange,
                 self.f("redirect.redirectCode"),
                 format!("redirect code {code} is not one of 301, 302, 303, 307, 308"),
             );
@@ -611,7 +617,7 @@ impl Ctx<'_> {
         if uri.is_some() && uri_regex_rewrite.is_some() {
             diags.error(
                 self.meta,
-                "SY0115",
+                Code::ConflictingFields,
                 self.f("rewrite"),
                 "set either `uri` or `uriRegexRewrite`, not both",
             );
@@ -663,7 +669,7 @@ impl Ctx<'_> {
                     } else {
                         diags.error(
                             self.meta,
-                            "SY0115",
+                            Code::OutOfRange,
                             self.f("retries.retryOn"),
                             format!("status code {code} (entry {i}) is outside 100..599"),
                         );
@@ -673,7 +679,7 @@ impl Ctx<'_> {
                 } else {
                     diags.error(
                         self.meta,
-                        "SY0115",
+                        Code::UnknownName,
                         self.f("retries.retryOn"),
                         format!("`{token}` is not a retry condition Envoy knows"),
                     );
@@ -706,7 +712,7 @@ impl Ctx<'_> {
         if delay.is_none() && abort.is_none() {
             diags.error(
                 self.meta,
-                "SY0108",
+                Code::EmptyFault,
                 self.f("fault"),
                 "a fault needs `delay`, `abort` or both",
             );
@@ -730,7 +736,7 @@ impl Ctx<'_> {
                     None => {
                         diags.error(
                             self.meta,
-                            "SY0115",
+                            Code::MissingField,
                             self.f("fault.delay.fixedDelay"),
                             "a delay needs `fixedDelay`",
                         );
@@ -758,7 +764,7 @@ impl Ctx<'_> {
                     (Some(code), None) => {
                         diags.error(
                             self.meta,
-                            "SY0115",
+                            Code::OutOfRange,
                             self.f("fault.abort.httpStatus"),
                             format!("status {code} is outside 200..599"),
                         );
@@ -769,7 +775,7 @@ impl Ctx<'_> {
                         None => {
                             diags.error(
                                 self.meta,
-                                "SY0115",
+                                Code::UnknownName,
                                 self.f("fault.abort.grpcStatus"),
                                 format!("`{name}` is not a gRPC status name (e.g. UNAVAILABLE)"),
                             );
@@ -779,7 +785,7 @@ impl Ctx<'_> {
                     _ => {
                         diags.error(
                             self.meta,
-                            "SY0115",
+                            Code::ConflictingFields,
                             self.f("fault.abort"),
                             "an abort needs exactly one of `httpStatus` or `grpcStatus`",
                         );
@@ -815,7 +821,7 @@ impl Ctx<'_> {
                 if name.is_empty() || name.starts_with(':') || name.eq_ignore_ascii_case("host") {
                     diags.error(
                         self.meta,
-                        "SY0115",
+                        Code::ProtectedHeader,
                         format!("{field}.{side}.{op}"),
                         format!(
                             "header `{name}` cannot be modified (empty, pseudo-header or host)"
