@@ -1,10 +1,10 @@
 //! `switchyard apply` through the real binary, on a copy of the spec directory.
 
-mod cli_support;
+mod support;
 
 use std::fs;
 
-use cli_support::{assert_refused, sample_text as sample, stderr, stdout, Checkout};
+use support::checkout::{assert_refused, sample_text as sample, stderr, stdout, Checkout};
 
 const REVIEWS_V9: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\nspec:\n  hosts:\n  - reviews\n  http:\n  - route:\n    - destination:\n        host: reviews\n        subset: v9\n";
 

@@ -7,8 +7,7 @@
 //! `"<type> #<nonce> +<resources> -<removed>"`, an event is `subscribed <type>`, `sent <type> #<nonce>`,
 //! `acked <type> #<nonce>`, `nacked <type> #<nonce>` or `ignored: <reason>`.
 
-#[path = "harness/fixtures.rs"]
-mod fixtures;
+mod support;
 
 use std::collections::BTreeMap;
 
@@ -17,7 +16,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use envoy_types::pb::google::rpc::Status;
-use fixtures::Fixture;
+use support::fixtures::{self, Fixture};
 use switchyard::xds::delta::DeltaStream;
 use switchyard::xds::event::Event;
 use switchyard::xds::sotw::SotwStream;

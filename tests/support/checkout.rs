@@ -1,5 +1,4 @@
 //! A scratch checkout for the CLI tests that edit a spec directory (`apply`, `delete`).
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,9 +1,6 @@
 //! Test harness for the xDS server: an in-process server on 127.0.0.1:0, scripted ADS clients, and tiny
 //! resource fixtures. Every wait has a deadline; absence of a push is shown by a sentinel request whose
 //! answer must come first (the server answers in order), never by sleeping.
-#![allow(dead_code)]
-
-pub mod fixtures;
 
 use std::net::SocketAddr;
 use std::time::Duration;

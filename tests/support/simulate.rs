@@ -1,7 +1,6 @@
 //! A small request simulator over translated resources, after Istio's `pilot/pkg/simulation`: which listener,
 //! virtual host and route a call hits, and what the route does. Tests assert behaviour ("jason goes to reviews
 //! v2") rather than proto shapes.
-#![allow(dead_code)]
 
 use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
 use envoy_types::pb::envoy::config::listener::v3::filter;
