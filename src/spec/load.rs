@@ -284,16 +284,17 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
     }
 }
 
-/// The fields needed to name a document in an error, read leniently before the strict typed pass.
-struct Header {
-    api_version: Option<String>,
-    kind: Option<String>,
-    name: Option<String>,
-    namespace: Option<String>,
+/// The fields that name a document, read leniently: before the loader's strict typed pass (to name a document in
+/// an error), and by `apply`/`delete` to find a resource in the directory.
+pub(crate) struct Header {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
 }
 
 impl Header {
-    fn read(value: &serde_yaml::Value) -> Header {
+    pub fn read(value: &serde_yaml::Value) -> Header {
         let text = |v: Option<&serde_yaml::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
         let metadata = value.get("metadata");
         Header {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::EditError;
 use crate::spec::config::{Kind, ResourceKey, DEFAULT_NAMESPACE};
 use crate::spec::files::{has_content, split_documents};
+use crate::spec::load::Header;
 
 /// The line ending a file uses, judged by its first line break (`\n` for a file without one).
 pub fn line_ending(text: &str) -> &'static str {
@@ -49,12 +50,12 @@ pub fn document_key(body: &str) -> Result<Option<ResourceKey>, KeyError> {
     if value.is_null() {
         return Ok(None);
     }
-    let text = |v: Option<&serde_yaml::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
-    let kind = text(value.get("kind")).ok_or(KeyError::MissingKind)?;
+    let header = Header::read(&value);
+    let kind = header.kind.ok_or(KeyError::MissingKind)?;
     let kind = Kind::parse(&kind).ok_or(KeyError::UnsupportedKind(kind))?;
-    let metadata = value.get("metadata");
-    let name = text(metadata.and_then(|m| m.get("name"))).ok_or(KeyError::MissingName)?;
-    let namespace = text(metadata.and_then(|m| m.get("namespace")))
+    let name = header.name.ok_or(KeyError::MissingName)?;
+    let namespace = header
+        .namespace
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
     Ok(Some(ResourceKey {
         kind,
