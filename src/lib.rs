@@ -1,6 +1,6 @@
 //! Switchyard: an Envoy xDS control plane that speaks Istio's traffic API.
 //!
-//! One pipeline, one direction (see `design.md`):
+//! One pipeline, one direction (see `docs/architecture.md`; `tests/layering.rs` keeps it so):
 //! spec files → [`spec`] → [`mesh`] → [`translate`] → [`xds`] → Envoy.
 #![deny(rust_2018_idioms, clippy::disallowed_types)]
 #![forbid(unsafe_code)]

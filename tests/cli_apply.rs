@@ -1,10 +1,10 @@
 //! `switchyard apply` through the real binary, on a copy of the spec directory.
 
-mod cli_support;
+mod support;
 
 use std::fs;
 
-use cli_support::{assert_refused, sample_text as sample, stderr, stdout, Checkout};
+use support::checkout::{assert_refused, sample_text as sample, stderr, stdout, Checkout};
 
 const REVIEWS_V9: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\nspec:\n  hosts:\n  - reviews\n  http:\n  - route:\n    - destination:\n        host: reviews\n        subset: v9\n";
 
@@ -308,4 +308,45 @@ fn refuses_a_directory_that_is_already_broken() {
         ],
         &["Error [SY0003]", "config/typo.yaml:", "hostz"],
     );
+}
+
+/// `apply` and the server read the same files: an editor's lock link (Emacs's `.#x.yaml` is a symlink to a
+/// file that does not exist) and a hidden YAML file (a backup, a swap file) are in neither's set. Were `apply` to
+/// read them, it would fail on the link, or replace a resource in a file the server never serves.
+#[cfg(unix)]
+#[test]
+fn apply_reads_the_files_the_server_reads() {
+    let c = Checkout::new();
+    std::os::unix::fs::symlink(
+        "user@host.12345:1700000000",
+        c.config().join(".#virtual-service-all-v1.yaml"),
+    )
+    .unwrap();
+    // The same resource `apply` is about to write, in a file the server ignores.
+    let hidden = c.config().join(".reviews.yaml");
+    fs::write(&hidden, REVIEWS_V9).unwrap();
+    let served_names = || -> Vec<String> {
+        let resolved = switchyard::control_plane::read_mesh(&[c.config()]).unwrap();
+        resolved
+            .mesh
+            .virtual_services
+            .iter()
+            .map(|vs| vs.meta.resource.name.clone())
+            .collect()
+    };
+    let reviews = || served_names().contains(&"reviews".to_owned());
+    assert!(!reviews());
+
+    let out = c.run(&[
+        "apply",
+        "-f",
+        "../shared/istio-bookinfo/virtual-service-reviews-test-v2.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "virtualservice.networking.istio.io/reviews created\n"
+    );
+    assert!(reviews());
+    assert_eq!(fs::read_to_string(&hidden).unwrap(), REVIEWS_V9);
 }

@@ -1,10 +1,10 @@
 //! `switchyard delete` through the real binary, on a copy of the spec directory.
 
-mod cli_support;
+mod support;
 
 use std::fs;
 
-use cli_support::{assert_refused, sample_path as sample, stderr, stdout, Checkout};
+use support::checkout::{assert_refused, sample_path as sample, stderr, stdout, Checkout};
 
 #[test]
 fn deleting_what_was_applied_removes_it_and_its_emptied_file() {

@@ -1,7 +1,7 @@
 //! `switchyard serve`, `bootstrap` and `proxy-status` as a user runs them: the real binary, real ports,
 //! a real Envoy validating the bootstraps.
 
-mod harness;
+mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -180,7 +180,7 @@ async fn serve_answers_xds_and_reports_proxy_status() {
     let served = Served::start().await;
     let node = productpage_node();
     let id = node.id.clone();
-    let mut client = harness::sotw_client(served.xds, node).await;
+    let mut client = support::xds::sotw_client(served.xds, node).await;
     client.subscribe(ResourceType::Cluster, &[]).await;
     let cds = client.recv_type(ResourceType::Cluster).await;
     assert!(cds.resources.len() > 4, "Bookinfo clusters are served");
@@ -264,7 +264,7 @@ async fn serve_stops_cleanly_on_sigterm() {
 #[tokio::test]
 async fn sigterm_with_an_open_ads_stream_ends_it_and_exits() {
     let mut served = Served::start().await;
-    let mut client = harness::sotw_client(served.xds, productpage_node()).await;
+    let mut client = support::xds::sotw_client(served.xds, productpage_node()).await;
     client.subscribe(ResourceType::Cluster, &[]).await;
     let cds = client.recv_type(ResourceType::Cluster).await;
     client.ack(&cds, &[]).await;

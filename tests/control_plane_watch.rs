@@ -7,7 +7,7 @@
 //! answers in order). Each sentinel is sent twice: a stream handles a pending request before a pending
 //! generation change, so only the second round trip proves the change (if any) was looked at.
 
-mod harness;
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -21,8 +21,8 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use envoy_types::pb::google::protobuf::Any;
-use harness::{DeltaClient, SotwClient, DEADLINE};
 use prost::Message;
+use support::xds::{DeltaClient, SotwClient, DEADLINE};
 use switchyard::control_plane::{ConfigStatus, ControlPlane, ControlPlaneOptions};
 use switchyard::envoy::{NodeIdentity, SidecarNode};
 use switchyard::source::DirectorySourceOptions;
@@ -98,12 +98,12 @@ impl Plane {
     }
 
     async fn sotw(&self) -> Proxy<SotwClient> {
-        let client = harness::sotw_client(self.cp.xds_addr(), productpage_node()).await;
+        let client = support::xds::sotw_client(self.cp.xds_addr(), productpage_node()).await;
         Proxy::sotw(client).await
     }
 
     async fn delta(&self) -> Proxy<DeltaClient> {
-        let client = harness::delta_client(self.cp.xds_addr(), productpage_node()).await;
+        let client = support::xds::delta_client(self.cp.xds_addr(), productpage_node()).await;
         Proxy::delta(client).await
     }
 }
@@ -493,7 +493,7 @@ async fn the_first_generation_is_published_before_start_returns() {
 async fn dropping_the_control_plane_ends_open_streams() {
     let Plane { dir, cp, status } = Plane::start().await;
     let mut proxy =
-        Proxy::sotw(harness::sotw_client(cp.xds_addr(), productpage_node()).await).await;
+        Proxy::sotw(support::xds::sotw_client(cp.xds_addr(), productpage_node()).await).await;
     // No graceful shutdown: tonic's connection tasks outlive the server task unless told to end.
     drop(cp);
     proxy.client.expect_end().await;

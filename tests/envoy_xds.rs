@@ -1,13 +1,13 @@
 //! The xDS server against real Envoy: convergence, traffic, live changes, NACKs, the cluster-warming
 //! pitfall and server restarts, in State-of-the-World and in Delta mode.
 
-mod harness;
+mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use harness::fixtures::{eds_cluster, Fixture};
-use harness::TestServer;
+use support::fixtures::{eds_cluster, Fixture};
+use support::xds::TestServer;
 use switchyard::envoy::{
     find_or_install, BootstrapOptions, EnvoyProcess, NodeIdentity, ProcessOptions, Stats, XdsMode,
 };

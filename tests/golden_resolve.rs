@@ -2,11 +2,11 @@
 //! its inputs; the output is `mesh.yaml` (the resolved model and its warnings) or `diagnostics.yaml` (every
 //! load or resolve diagnostic). `SWITCHYARD_BLESS=1` rewrites them and removes the one that no longer applies.
 
-#[path = "support/golden.rs"]
-mod golden;
+mod support;
 
 use std::fs;
 use std::path::Path;
+use support::golden;
 
 use serde::Deserialize;
 use switchyard::mesh::{self, Diagnostic};

@@ -1,13 +1,15 @@
 //! Golden tests for `resolve` + `translate`: every case directory under `tests/golden/translate` names its inputs
-//! and proxies in `case.yaml`; each proxy's resources are compared with `<proxy>/{listeners,routes,clusters,
-//! endpoints}.yaml`, and the resolve warnings with `warnings.yaml`. `SWITCHYARD_BLESS=1` rewrites them.
+//! and proxies in `case.yaml`; each proxy's resources are compared with `<proxy>/{listeners,routes,clusters}.yaml`,
+//! the endpoints (the same for every proxy: they depend on the mesh only) with the case's `endpoints.yaml`, and
+//! the resolve warnings with `warnings.yaml`. `SWITCHYARD_BLESS=1` rewrites them and deletes files no longer
+//! produced.
 
-#[path = "support/golden.rs"]
-mod golden;
+mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use support::golden;
 
 use serde::Deserialize;
 use switchyard::mesh::{self, Proxy};
@@ -44,6 +46,8 @@ fn run_case(dir: &Path) -> Vec<String> {
         serde_yaml::to_string(&resolved.warnings).expect("warnings"),
     )];
     let mut problems = Vec::new();
+    // (the first proxy, its endpoints): every other proxy must get the same.
+    let mut endpoints: Option<(&str, String)> = None;
     for (name, node) in &proxies {
         let node = golden::node_from_yaml(node);
         let proxy = match Proxy::identify(&resolved.mesh, &node) {
@@ -68,8 +72,22 @@ fn run_case(dir: &Path) -> Vec<String> {
             ));
         }
         for (file, contents) in golden::render_resources(&resources) {
-            files.push((format!("{name}/{file}"), contents));
+            if file != "endpoints.yaml" {
+                files.push((format!("{name}/{file}"), contents));
+                continue;
+            }
+            match &endpoints {
+                None => endpoints = Some((name, contents)),
+                Some((first, expected)) if *expected != contents => problems.push(format!(
+                    "{}: proxy {name} got other endpoints than proxy {first}",
+                    dir.display()
+                )),
+                Some(_) => {}
+            }
         }
+    }
+    if let Some((_, contents)) = endpoints {
+        files.push(("endpoints.yaml".to_owned(), contents));
     }
     problems.extend(golden::check_dir(dir, &files));
     problems

@@ -400,11 +400,11 @@ fn sy0112_unknown_gateway() {
 }
 
 #[test]
-fn sy0113_two_virtual_services_for_one_host() {
+fn ist0109_two_virtual_services_for_one_host() {
     let body = "  hosts: [details]\n  http:\n  - route:\n    - destination: {host: details}\n";
     let (ok, d) = diagnostics(&vs("details-again", body));
     assert!(!ok);
-    let d = the(&d, "SY0113");
+    let d = the(&d, "IST0109");
     assert_at(
         &d,
         17,
@@ -559,11 +559,11 @@ fn sy0121_two_services_with_one_address() {
 }
 
 #[test]
-fn sy0115_header_operations_cannot_touch_host() {
+fn sy0129_header_operations_cannot_touch_host() {
     let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n    headers:\n      request:\n        set: {host: evil}\n";
     let (ok, d) = diagnostics(&vs("reviews", body));
     assert!(!ok);
-    let d = the(&d, "SY0115");
+    let d = the(&d, "SY0129");
     assert_at(
         &d,
         23,
@@ -707,12 +707,12 @@ fn sy0103_weights_beyond_envoys_integers_are_rejected_not_clamped() {
 }
 
 #[test]
-fn sy0115_cors_origin_presence_has_no_meaning() {
+fn sy0130_cors_origin_presence_has_no_meaning() {
     for origin in ["{}", "{regex: '*'}"] {
         let body = format!("  hosts: [reviews]\n  http:\n  - corsPolicy:\n      allowOrigins:\n      - {origin}\n    route:\n    - destination: {{host: reviews}}\n");
         let (ok, d) = diagnostics(&vs("reviews", &body));
         assert!(!ok, "{origin}");
-        let d = the(&d, "SY0115");
+        let d = the(&d, "SY0130");
         assert_at(
             &d,
             21,
@@ -726,12 +726,12 @@ fn sy0115_cors_origin_presence_has_no_meaning() {
 }
 
 #[test]
-fn sy0115_mirror_and_mirrors_together() {
+fn sy0123_mirror_and_mirrors_together() {
     let body = "  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n    mirror: {host: ratings}\n    mirrors:\n    - destination: {host: details}\n";
     let (ok, d) = diagnostics(&vs("reviews", body));
     assert!(!ok);
     assert_at(
-        &the(&d, "SY0115"),
+        &the(&d, "SY0123"),
         22,
         Severity::Error,
         Kind::VirtualService,
@@ -745,13 +745,13 @@ fn sidecar(name: &str, body: &str) -> String {
 }
 
 #[test]
-fn sy0122_sidecar_egress_host_without_namespace() {
+fn sy0132_sidecar_egress_host_without_namespace() {
     let (ok, d) = diagnostics(&sidecar(
         "reviews",
         "  workloadSelector: {labels: {app: reviews}}\n  egress:\n  - hosts:\n    - ./ratings.default.svc.cluster.local\n    - ratings.default.svc.cluster.local\n",
     ));
     assert!(!ok);
-    let d = the(&d, "SY0122");
+    let d = the(&d, "SY0132");
     assert_at(
         &d,
         21,

@@ -1,9 +1,9 @@
 //! `Proxy::identify`: the node contract of docs/proxy-identity.md.
 
-#[path = "support/golden.rs"]
-mod golden;
+mod support;
 
 use std::collections::BTreeSet;
+use support::golden;
 
 use switchyard::mesh::{self, IdentityError, Mesh, Proxy};
 

@@ -119,7 +119,7 @@ fn tcp_routes_are_not_supported_yet() {
     let text = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: db\nspec:\n  hosts: [db]\n  tcp:\n  - route:\n    - destination: {host: db}\n";
     let e = one_error("tcp.yaml", text);
     assert_eq!(
-        (e.code, e.field.as_str(), e.line),
+        (e.code.as_str(), e.field.as_str(), e.line),
         ("SY0004", "spec.tcp", 7)
     );
 }
@@ -145,7 +145,7 @@ fn other_kinds_and_api_versions_are_errors() {
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n",
     );
     assert_eq!(
-        (e.code, e.field.as_str(), e.line),
+        (e.code.as_str(), e.field.as_str(), e.line),
         ("SY0002", "apiVersion", 1)
     );
     let e = one_error(
@@ -153,7 +153,7 @@ fn other_kinds_and_api_versions_are_errors() {
         "---\n# c\napiVersion: networking.istio.io/v1\nkind: EnvoyFilter\nmetadata:\n  name: s\n",
     );
     assert_eq!(
-        (e.code, e.field.as_str(), e.line, e.doc_index),
+        (e.code.as_str(), e.field.as_str(), e.line, e.doc_index),
         ("SY0002", "kind", 3, 0)
     );
 }

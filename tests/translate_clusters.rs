@@ -2,11 +2,11 @@
 //! cluster (and route hash policy) fields Istio would set, DNS ServiceEntries get the endpoints Istio gives them,
 //! and every connection manager accepts WebSocket upgrades.
 
-#[path = "support/golden.rs"]
-mod golden;
+mod support;
 
 use std::fs;
 use std::sync::Arc;
+use support::golden;
 
 use envoy_types::pb::envoy::config::cluster::v3::{cluster::LbPolicy, Cluster};
 use envoy_types::pb::envoy::config::listener::v3::filter;

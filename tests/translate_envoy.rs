@@ -5,12 +5,12 @@
 //! inline in its listener's connection manager and each ClusterLoadAssignment as the `load_assignment` of a
 //! static twin cluster; the EDS clusters themselves stay as translated, with ADS configured.
 
-#[path = "support/golden.rs"]
-mod golden;
+mod support;
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
+use support::golden;
 
 use envoy_types::pb::envoy::config::bootstrap::v3::{bootstrap, Bootstrap};
 use envoy_types::pb::envoy::config::cluster::v3::cluster;

@@ -1,12 +1,10 @@
 //! Gateway virtual hosts: every host a VirtualService shares with a server gets one, and VirtualServices that
 //! meet on a host are merged as Istio merges them (namespace/name order, catch-all routes last).
 
-#[path = "support/golden.rs"]
-mod golden;
-#[path = "support/golden_simulate.rs"]
-mod simulate;
+mod support;
 
-use simulate::{simulate, Call, Destination, Miss};
+use support::golden;
+use support::simulate::{simulate, Call, Destination, Miss};
 use switchyard::mesh::{self, Proxy};
 use switchyard::spec;
 use switchyard::translate::{self, Resources};

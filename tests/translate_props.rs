@@ -1,11 +1,11 @@
 //! Property tests over generated meshes: no panics on well-typed input, every route's cluster exists,
 //! weights keep their ratios, identical input gives identical bytes, and every snapshot is consistent.
 
-#[path = "support/golden.rs"]
-mod golden;
+mod support;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use support::golden;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::route::v3::{route, route_action::ClusterSpecifier};

@@ -1,14 +1,12 @@
 //! The three Istio Bookinfo tasks, asserted as behaviour on the translated config of the proxy that routes each
 //! call (productpage's sidecar calls reviews; the reviews sidecars call ratings; the gateway takes client traffic).
 
-#[path = "support/golden.rs"]
-mod golden;
-#[path = "support/golden_simulate.rs"]
-mod simulate;
+mod support;
 
 use envoy_types::pb::envoy::extensions::filters::common::fault::v3::fault_delay::FaultDelaySecifier;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::fault_abort::ErrorType;
-use simulate::{simulate, Call, Destination, Miss};
+use support::simulate::{simulate, Call, Destination, Miss};
+use support::{golden, simulate};
 use switchyard::mesh::{self, Proxy};
 use switchyard::translate::{self, Resources};
 

@@ -1,10 +1,10 @@
 //! Delta (incremental) ADS behaviour, through a real tonic client against the in-process server.
 
-mod harness;
+mod support;
 
 use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryRequest;
-use harness::fixtures::Fixture;
-use harness::{names_of, TestServer};
+use support::fixtures::Fixture;
+use support::xds::{names_of, TestServer};
 use switchyard::xds::ResourceType::{Cluster, Endpoint, Listener, Route};
 
 fn changed_a() -> Fixture {
@@ -69,7 +69,7 @@ async fn only_changes_are_sent_and_removals_are_named() {
     c.ack(&update).await;
 
     let only_a = switchyard::xds::Snapshot::builder()
-        .cluster(&harness::fixtures::eds_cluster("a", 2500))
+        .cluster(&support::fixtures::eds_cluster("a", 2500))
         .build();
     server.cache.set_uniform(only_a);
     let removal = c.recv_type(Cluster).await;
@@ -218,7 +218,7 @@ async fn changes_are_pushed_in_cds_eds_lds_rds_order() {
 #[tokio::test]
 async fn a_first_request_made_before_identification_is_answered_even_if_empty() {
     let server = TestServer::start_with(switchyard::xds::Cache::new(std::sync::Arc::new(
-        harness::Nobody,
+        support::xds::Nobody,
     )))
     .await;
     let mut c = server.delta("early").await;

@@ -2,7 +2,7 @@
 //! SPIFFE ID of its client certificate, refused handshakes are counted by reason, Switchyard's own
 //! certificate rotates without a restart, and the admin endpoint refuses foreign `Host`s.
 
-mod harness;
+mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
-use harness::{node, SotwClient, DEADLINE};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
+use support::xds::{node, SotwClient, DEADLINE};
 use switchyard::certs::{self, Authority, CertDir, MintOptions, Subject, Validity};
 use switchyard::control_plane::{ControlPlane, ControlPlaneOptions};
 use switchyard::xds::identity::{SpiffeId, DEFAULT_TRUST_DOMAIN};
@@ -116,7 +116,9 @@ impl Plane {
             .channel(Some(self.identity_of(certificate_of)))
             .await
             .unwrap();
-        harness::sotw_over(client, node(node_id)).await.unwrap()
+        support::xds::sotw_over(client, node(node_id))
+            .await
+            .unwrap()
     }
 
     /// Polls until `check` holds of the TLS counters.
@@ -229,7 +231,7 @@ async fn another_workloads_certificate_cannot_claim_productpage() {
         .channel(Some(plane.identity_of("reviews-v1")))
         .await
         .unwrap();
-    let mut spoof = harness::delta_over(client, node(PRODUCTPAGE))
+    let mut spoof = support::xds::delta_over(client, node(PRODUCTPAGE))
         .await
         .unwrap();
     spoof.subscribe(Listener, &[]).await;
@@ -473,7 +475,9 @@ async fn a_new_client_ca_is_trusted_once_it_is_in_the_bundle() {
         .wait_counted("the new bundle", |c| c.reloads().0 == 1)
         .await;
     let client = plane.channel(Some(identity)).await.unwrap();
-    let mut stream = harness::sotw_over(client, node(PRODUCTPAGE)).await.unwrap();
+    let mut stream = support::xds::sotw_over(client, node(PRODUCTPAGE))
+        .await
+        .unwrap();
     stream.subscribe(Cluster, &[]).await;
     assert!(!stream.recv_type(Cluster).await.resources.is_empty());
 }

@@ -1,9 +1,9 @@
 //! State-of-the-World ADS behaviour, through a real tonic client against the in-process server.
 
-mod harness;
+mod support;
 
-use harness::fixtures::Fixture;
-use harness::{TestServer, DEADLINE};
+use support::fixtures::Fixture;
+use support::xds::{TestServer, DEADLINE};
 use switchyard::xds::ResourceType::{Cluster, Endpoint, Listener, Route};
 
 #[tokio::test]
@@ -198,7 +198,7 @@ fn big_generation(i: i32) -> switchyard::xds::Snapshot {
     for n in 0..80 {
         let name =
             format!("{n:03}-a-cluster-name-long-enough-to-make-each-response-weigh-something");
-        builder = builder.cluster(&harness::fixtures::eds_cluster(&name, 1 + i));
+        builder = builder.cluster(&support::fixtures::eds_cluster(&name, 1 + i));
     }
     builder.build()
 }
@@ -209,8 +209,12 @@ async fn slow_client_sees_latest_state_without_backlog() {
     // A client that reads nothing while 400 generations are published. Its small HTTP/2 window makes the
     // server stop writing early; what it can have queued is then the stream's own buffer plus h2's send
     // buffer (400 KB, about 40 of these responses), not one response per generation.
-    let mut c =
-        harness::sotw_client_with_window(server.addr, harness::node("slow"), Some(16 * 1024)).await;
+    let mut c = support::xds::sotw_client_with_window(
+        server.addr,
+        support::xds::node("slow"),
+        Some(16 * 1024),
+    )
+    .await;
     c.subscribe(Cluster, &[]).await;
     c.recv_type(Cluster).await;
     for i in 1..=400 {
@@ -289,7 +293,7 @@ async fn shutdown_ends_open_streams() {
 #[tokio::test]
 async fn a_proxy_not_identified_yet_is_answered_once_it_is() {
     let server = TestServer::start_with(switchyard::xds::Cache::new(std::sync::Arc::new(
-        harness::Nobody,
+        support::xds::Nobody,
     )))
     .await;
     let mut c = server.sotw("early").await;
@@ -415,7 +419,8 @@ async fn shutdown_does_not_wait_for_a_proxy_that_stopped_reading() {
     let server = TestServer::start(Fixture::default().snapshot()).await;
     // A tiny HTTP/2 window: the server can send little before it must wait for this client to read.
     let mut c =
-        harness::sotw_client_with_window(server.addr, harness::node("stuck"), Some(1024)).await;
+        support::xds::sotw_client_with_window(server.addr, support::xds::node("stuck"), Some(1024))
+            .await;
     c.subscribe(Cluster, &[]).await;
     for i in 0..200 {
         server.cache.set_uniform(

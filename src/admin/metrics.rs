@@ -1,6 +1,5 @@
 //! Prometheus text exposition, written by hand: a dozen series do not need a metrics crate.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use axum::extract::State;
@@ -22,7 +21,7 @@ pub async fn render(State(state): State<AdminState>) -> impl IntoResponse {
 
 fn text(state: &AdminState) -> String {
     let mut out = String::new();
-    let proxies = latest_per_node(state.registry.list());
+    let proxies: Vec<ProxyStatus> = state.registry.latest_per_node().into_values().collect();
 
     family(
         &mut out,
@@ -152,21 +151,6 @@ fn text(state: &AdminState) -> String {
     out
 }
 
-/// One entry per node id, its newest stream: while a proxy reconnects, its old stream lingers until the
-/// server notices, and counting both would count the proxy twice.
-fn latest_per_node(streams: Vec<ProxyStatus>) -> Vec<ProxyStatus> {
-    let mut latest: BTreeMap<String, ProxyStatus> = BTreeMap::new();
-    for p in streams {
-        match latest.get(&p.node_id) {
-            Some(seen) if seen.stream > p.stream => {}
-            _ => {
-                latest.insert(p.node_id.clone(), p);
-            }
-        }
-    }
-    latest.into_values().collect()
-}
-
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -179,8 +163,8 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
-    use crate::control_plane::{ConfigStatus, NoConfig};
-    use crate::xds::{Cache, ProxyRegistry};
+    use crate::admin::ConfigStatus;
+    use crate::xds::{Cache, NoConfig, ProxyRegistry};
 
     fn node(id: &str) -> envoy_types::pb::envoy::config::core::v3::Node {
         envoy_types::pb::envoy::config::core::v3::Node {

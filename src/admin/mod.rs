@@ -14,6 +14,7 @@
 
 pub mod guard;
 mod metrics;
+mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,8 +29,8 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::control_plane::ConfigStatus;
 pub use guard::{AccessError, AdminAccess};
+pub use status::ConfigStatus;
 
 use crate::xds::{Cache, ProxyRegistry, TlsCounters};
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::control_plane::DEFAULT_ADMIN;
-use crate::xds::status::TypeStatus;
+use crate::xds::status::{latest_per_node, TypeStatus};
 use crate::xds::ResourceType;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// stream lingers is shown once, as its newest stream. Fails on an entry it cannot read, rather than
 /// leaving a proxy out of the table.
 pub fn render(proxies: &[serde_json::Value]) -> anyhow::Result<String> {
-    let mut latest: BTreeMap<String, ProxyView> = BTreeMap::new();
+    let mut views = Vec::new();
     for (i, value) in proxies.iter().enumerate() {
         let view: ProxyView = serde_json::from_value(value.clone()).with_context(|| {
             format!(
@@ -57,13 +57,9 @@ pub fn render(proxies: &[serde_json::Value]) -> anyhow::Result<String> {
                 value.get("node_id").unwrap_or(&serde_json::Value::Null)
             )
         })?;
-        match latest.get(&view.node_id) {
-            Some(seen) if seen.stream > view.stream => {}
-            _ => {
-                latest.insert(view.node_id.clone(), view);
-            }
-        }
+        views.push(view);
     }
+    let latest = latest_per_node(views, |v| (&v.node_id, v.stream));
     let width = latest.keys().map(String::len).max().unwrap_or(0).max(4);
     let mut out = format!(
         "{:<width$} {:<6} {:<9} {:<9} {:<9} {:<9}\n",

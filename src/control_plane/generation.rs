@@ -246,13 +246,3 @@ impl Generation for MeshGeneration {
         Ok(self.own(&proxy)?.snapshot.clone())
     }
 }
-
-/// Before any configuration has been accepted, no proxy can be identified.
-#[derive(Debug)]
-pub struct NoConfig;
-
-impl Generation for NoConfig {
-    fn snapshot_for(&self, _node: &Node) -> Result<Arc<Snapshot>, String> {
-        Err("no valid configuration has been loaded yet".to_string())
-    }
-}

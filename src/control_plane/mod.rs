@@ -5,11 +5,11 @@
 mod generation;
 mod pipeline;
 mod shared;
-mod status;
 
-pub use generation::{MeshGeneration, NoConfig};
+pub use generation::MeshGeneration;
 pub use pipeline::Pipeline;
-pub use status::ConfigStatus;
+
+pub use crate::admin::ConfigStatus;
 
 pub use crate::source::read_mesh;
 
@@ -40,7 +40,9 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AccessError, AdminAccess, AdminState};
 use crate::source::{DirectorySource, DirectorySourceOptions, Source, WatchError};
 use crate::xds::tls::TlsError;
-use crate::xds::{AdsServer, Cache, ProxyRegistry, ServeError, TlsCounters, TlsOptions, XdsTls};
+use crate::xds::{
+    AdsServer, Cache, NoConfig, ProxyRegistry, ServeError, TlsCounters, TlsOptions, XdsTls,
+};
 
 #[derive(Debug, Clone)]
 pub struct ControlPlaneOptions {

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::fingerprint;
 use super::generation::MeshGeneration;
-use super::status::ConfigStatus;
+use crate::admin::ConfigStatus;
 use crate::mesh::{Diagnostic, Resolved};
 use crate::source::SpecState;
 use crate::xds::Cache;

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::error::EnvoyError;
-use super::install::{self, InstallEvent};
+use super::install::{self, is_executable, InstallEvent};
 
 /// The project cache directory: `$SWITCHYARD_CACHE_DIR`, else `$XDG_CACHE_HOME/switchyard`,
 /// else `~/.cache/switchyard`.
@@ -128,12 +128,6 @@ fn require_executable(path: &Path, origin: &'static str) -> Result<PathBuf, Envo
         return Err(bad("is not executable".into()));
     }
     Ok(path.to_path_buf())
-}
-
-pub(crate) fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

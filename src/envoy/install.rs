@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::binary::is_executable;
 use super::error::EnvoyError;
 use super::private_dir::PrivateDir;
 
@@ -197,6 +196,13 @@ pub fn check_version(binary: &Path) -> Result<String, String> {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A regular file with an execute bit: what both finding Envoy and checking a finished install look for.
+pub(crate) fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -128,10 +128,6 @@ impl EnvoyProcess {
         self.child.dir.path()
     }
 
-    pub fn bootstrap_path(&self) -> PathBuf {
-        self.dir().join(BOOTSTRAP_FILE)
-    }
-
     pub fn log_path(&self) -> PathBuf {
         self.dir().join(LOG_FILE)
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::Code;
 use crate::spec::{LoadError, LoadErrors, Origin, ResourceKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -22,38 +23,11 @@ impl fmt::Display for Severity {
     }
 }
 
-/// Codes are stable: `IST…` where Istio's analyzer has the same check, `SY…` for Switchyard's own.
-///
-/// | code | meaning |
-/// |---|---|
-/// | SY0001-SY0004 | load errors (see `spec::LoadError`) |
-/// | SY0101 | destination host defined by no ServiceEntry |
-/// | IST0101 | subset defined by no DestinationRule |
-/// | SY0102 | subset selects no workload (warning) |
-/// | SY0103 | negative weight, or all weights zero |
-/// | SY0104 | the same resource defined twice |
-/// | SY0105 | regex Envoy's RE2 would reject |
-/// | SY0106 | bad duration |
-/// | SY0107 | header name not lowercase |
-/// | SY0108 | fault with neither delay nor abort |
-/// | SY0109 | percentage outside 0..100 |
-/// | SY0110 | Gateway selector matches no workload (warning) |
-/// | SY0111 | destination port not defined by the service |
-/// | IST0112 | destination without a port on a service with several ports |
-/// | SY0112 | gateway referenced by a VirtualService does not exist |
-/// | SY0113 | two mesh VirtualServices claim the same host (gateways merge them) |
-/// | SY0114 | valid Istio, not supported yet |
-/// | SY0115 | invalid value |
-/// | SY0116 | ServiceEntry with both endpoints and workloadSelector |
-/// | SY0117 | duplicate subset name |
-/// | SY0118 | DestinationRule host defined by no ServiceEntry (warning) |
-/// | SY0119 | two ServiceEntries define the same host |
-/// | SY0120 | two DestinationRules for the same host |
-/// | SY0121 | two ServiceEntries claim the same address |
+/// One problem: what ([`Code`]), where (file, line, resource, field) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,
-    pub code: &'static str,
+    pub code: Code,
     pub file: PathBuf,
     pub line: usize,
     pub resource: Option<ResourceKey>,
@@ -65,7 +39,7 @@ pub struct Diagnostic {
 impl Diagnostic {
     pub fn new(
         severity: Severity,
-        code: &'static str,
+        code: Code,
         origin: &Origin,
         resource: &ResourceKey,
         field: impl Into<String>,
@@ -110,7 +84,7 @@ impl From<LoadError> for Diagnostic {
     fn from(e: LoadError) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
-            code: e.code,
+            code: e.code.into(),
             file: e.file,
             line: e.line,
             resource: e.resource,

@@ -5,6 +5,7 @@
 //! regexes and percentages parsed. The result is either a complete [`Mesh`] (plus warnings) or a list of
 //! diagnostics, never half of each.
 
+mod code;
 mod diagnostic;
 pub mod duration;
 mod model;
@@ -12,6 +13,7 @@ pub mod names;
 mod proxy;
 mod resolve;
 
+pub use code::{markdown_table as diagnostic_codes_table, Code};
 pub use diagnostic::{load_diagnostics, Diagnostic, Severity};
 pub use model::*;
 pub use proxy::{

@@ -5,9 +5,23 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::spec::{Origin, ResourceKey, StringMatch};
+/// The names of user objects, carried unchanged for provenance (`Meta`, diagnostics). Re-exported so that
+/// `translate` names them through the mesh and depends on nothing before it.
+pub use crate::spec::{Kind, Origin, ResourceKey};
 
 pub type Labels = BTreeMap<String, String>;
+
+/// A match on a string, as resolution leaves it: one of `exact`, `prefix` or a validated `regex`, or `Present`
+/// ("the value is there"; Istio's empty `{}` and regex `*`). The mesh's own type, so that a change to how Istio's
+/// YAML spells a match stops at resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StringMatch {
+    Exact(String),
+    Prefix(String),
+    Regex(String),
+    Present,
+}
 
 /// Which user object a model node came from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

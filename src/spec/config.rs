@@ -222,23 +222,6 @@ impl Config {
         self
     }
 
-    /// Removes resources by key (the `delete` counterpart of [`Config::overlay`]). Returns how many were removed.
-    pub fn remove(&mut self, key: &ResourceKey) -> usize {
-        fn drop_key<T>(items: &mut Vec<Sourced<T>>, kind: Kind, key: &ResourceKey) -> usize {
-            let before = items.len();
-            items.retain(|i| &i.key(kind) != key);
-            before - items.len()
-        }
-        match key.kind {
-            Kind::VirtualService => drop_key(&mut self.virtual_services, key.kind, key),
-            Kind::DestinationRule => drop_key(&mut self.destination_rules, key.kind, key),
-            Kind::Gateway => drop_key(&mut self.gateways, key.kind, key),
-            Kind::ServiceEntry => drop_key(&mut self.service_entries, key.kind, key),
-            Kind::WorkloadEntry => drop_key(&mut self.workload_entries, key.kind, key),
-            Kind::Sidecar => drop_key(&mut self.sidecars, key.kind, key),
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.virtual_services.len()
             + self.destination_rules.len()

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use super::config::{Config, Kind, ObjectMeta, Origin, ResourceKey, Sourced, DEFAULT_NAMESPACE};
+use super::files::{self, split_documents};
 use super::Source;
 
 /// API versions accepted for `networking.istio.io` kinds; Istio serves the same schema under all three.
@@ -19,11 +20,60 @@ const API_VERSIONS: &[&str] = &[
     "networking.istio.io/v1alpha3",
 ];
 
-/// One problem found while loading. Codes: SY0001 unreadable file or invalid YAML, SY0002 unknown
-/// apiVersion/kind, SY0003 unknown field or wrong type, SY0004 field not supported yet.
+/// What kind of problem a [`LoadError`] is. `mesh::Code` catalogues every diagnostic code, these four included;
+/// the strings are repeated here because the loader sits below the mesh (a test in `mesh` keeps them equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoadCode {
+    /// A file cannot be read, or a document is not valid YAML.
+    Unreadable,
+    /// A document's `apiVersion`/`kind` is not a kind Switchyard knows.
+    UnsupportedKind,
+    /// An unknown field, or a value of the wrong type.
+    InvalidField,
+    /// A field Istio defines that Switchyard does not implement yet.
+    FieldNotSupported,
+}
+
+impl LoadCode {
+    pub const ALL: [LoadCode; 4] = [
+        LoadCode::Unreadable,
+        LoadCode::UnsupportedKind,
+        LoadCode::InvalidField,
+        LoadCode::FieldNotSupported,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadCode::Unreadable => "SY0001",
+            LoadCode::UnsupportedKind => "SY0002",
+            LoadCode::InvalidField => "SY0003",
+            LoadCode::FieldNotSupported => "SY0004",
+        }
+    }
+}
+
+impl fmt::Display for LoadCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for LoadCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for LoadCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// One problem found while loading.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 pub struct LoadError {
-    pub code: &'static str,
+    pub code: LoadCode,
     pub file: PathBuf,
     pub line: usize,
     pub doc_index: usize,
@@ -71,7 +121,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Config, LoadErrors> {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        if let Err(e) = collect_files(path, &mut files) {
+        if let Err(e) = files::collect(path, &mut files) {
             errors.push(io_error(path, &e));
         }
     }
@@ -103,44 +153,9 @@ pub fn load_str(file_label: impl AsRef<Path>, text: &str) -> Result<Config, Load
     }
 }
 
-fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if fs::metadata(path)?.is_dir() {
-        for entry in fs::read_dir(path)? {
-            let entry_path = entry?.path();
-            if is_hidden(&entry_path) {
-                continue;
-            }
-            if entry_path.is_dir() {
-                collect_files(&entry_path, out)?;
-            } else if is_yaml(&entry_path) {
-                out.push(entry_path);
-            }
-        }
-    } else {
-        // A file named explicitly is loaded whatever its extension.
-        out.push(path.to_path_buf());
-    }
-    Ok(())
-}
-
-/// Hidden entries belong to tools, not to the user's specs: editors' swap and lock files (Emacs's `.#x.yaml`
-/// is a dangling symlink), our own temporary files during an atomic write, `.git`.
-fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
-}
-
-fn is_yaml(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml") | Some("yml")
-    )
-}
-
 fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
     LoadError {
-        code: "SY0001",
+        code: LoadCode::Unreadable,
         file: path.to_path_buf(),
         line: 0,
         doc_index: 0,
@@ -150,58 +165,11 @@ fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
     }
 }
 
-/// A document's text and the 1-based line of the file it starts on.
-struct DocText<'a> {
-    text: &'a str,
-    first_line: usize,
-}
-
-/// Splits at `---` separator lines. serde_yaml can iterate documents itself but reports no line per document, and
-/// errors inside a document need the file line, so the split is done here.
-fn split_documents(text: &str) -> Vec<DocText<'_>> {
-    let mut docs = Vec::new();
-    let mut start = 0usize;
-    let mut start_line = 1usize;
-    let mut offset = 0usize;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let trimmed = line.trim_end();
-        let is_separator = trimmed == "---"
-            || trimmed.starts_with("--- ")
-            || trimmed.starts_with("---\t")
-            || trimmed == "...";
-        if is_separator {
-            docs.push(DocText {
-                text: &text[start..offset],
-                first_line: start_line,
-            });
-            start = offset + line.len();
-            start_line = i + 2;
-        }
-        offset += line.len();
-    }
-    docs.push(DocText {
-        text: &text[start..],
-        first_line: start_line,
-    });
-    docs
-}
-
-/// The line of the first non-blank, non-comment line: where a reader would say the resource starts.
-fn content_line(doc: &DocText<'_>) -> usize {
-    doc.text
-        .lines()
-        .position(|l| {
-            let t = l.trim();
-            !t.is_empty() && !t.starts_with('#')
-        })
-        .map_or(doc.first_line, |i| doc.first_line + i)
-}
-
 fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<LoadError>) {
     let mut doc_index = 0usize;
     for doc in split_documents(text) {
-        let line = content_line(&doc);
-        let error = |code: &'static str,
+        let line = doc.content_line();
+        let error = |code: LoadCode,
                      line: usize,
                      resource: Option<ResourceKey>,
                      field: String,
@@ -214,12 +182,12 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             field,
             message,
         };
-        let value: serde_yaml::Value = match serde_yaml::from_str(doc.text) {
+        let value: serde_yaml::Value = match serde_yaml::from_str(doc.body) {
             Ok(v) => v,
             Err(e) => {
                 let at = e.location().map_or(line, |l| doc.first_line + l.line() - 1);
                 errors.push(error(
-                    "SY0001",
+                    LoadCode::Unreadable,
                     at,
                     None,
                     String::new(),
@@ -240,7 +208,7 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
                     Some(k) => k,
                     None => {
                         errors.push(error(
-                        "SY0002",
+                        LoadCode::UnsupportedKind,
                         line,
                         None,
                         "kind".into(),
@@ -255,7 +223,7 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             }
             (api, kind) => {
                 errors.push(error(
-                    "SY0002",
+                    LoadCode::UnsupportedKind,
                     line,
                     None,
                     "apiVersion".into(),
@@ -283,33 +251,33 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             line,
         };
         let source = Source {
-            text: Arc::from(doc.text),
+            text: Arc::from(doc.body),
             first_line: doc.first_line,
         };
         let result = match kind {
             Kind::VirtualService => {
-                typed(doc.text, origin, source).map(|r| config.virtual_services.push(r))
+                typed(doc.body, origin, source).map(|r| config.virtual_services.push(r))
             }
             Kind::DestinationRule => {
-                typed(doc.text, origin, source).map(|r| config.destination_rules.push(r))
+                typed(doc.body, origin, source).map(|r| config.destination_rules.push(r))
             }
-            Kind::Gateway => typed(doc.text, origin, source).map(|r| config.gateways.push(r)),
+            Kind::Gateway => typed(doc.body, origin, source).map(|r| config.gateways.push(r)),
             Kind::ServiceEntry => {
-                typed(doc.text, origin, source).map(|r| config.service_entries.push(r))
+                typed(doc.body, origin, source).map(|r| config.service_entries.push(r))
             }
             Kind::WorkloadEntry => {
-                typed(doc.text, origin, source).map(|r| config.workload_entries.push(r))
+                typed(doc.body, origin, source).map(|r| config.workload_entries.push(r))
             }
-            Kind::Sidecar => typed(doc.text, origin, source).map(|r| config.sidecars.push(r)),
+            Kind::Sidecar => typed(doc.body, origin, source).map(|r| config.sidecars.push(r)),
         };
         if let Err(e) = result {
             let at = e.line.map_or(line, |l| {
-                doc.first_line + refine_line(doc.text, l, &e.path) - 1
+                doc.first_line + refine_line(doc.body, l, &e.path) - 1
             });
             let code = if e.message.contains("not supported yet") {
-                "SY0004"
+                LoadCode::FieldNotSupported
             } else {
-                "SY0003"
+                LoadCode::InvalidField
             };
             errors.push(error(code, at, resource, e.path, e.message));
         }
@@ -317,16 +285,17 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
     }
 }
 
-/// The fields needed to name a document in an error, read leniently before the strict typed pass.
-struct Header {
-    api_version: Option<String>,
-    kind: Option<String>,
-    name: Option<String>,
-    namespace: Option<String>,
+/// The fields that name a document, read leniently: before the loader's strict typed pass (to name a document in
+/// an error), and by `apply`/`delete` to find a resource in the directory.
+pub(crate) struct Header {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
 }
 
 impl Header {
-    fn read(value: &serde_yaml::Value) -> Header {
+    pub fn read(value: &serde_yaml::Value) -> Header {
         let text = |v: Option<&serde_yaml::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
         let metadata = value.get("metadata");
         Header {
@@ -430,14 +399,6 @@ fn strip_location(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_documents_with_lines() {
-        let docs = split_documents("a: 1\n---\nb: 2\n\n--- # c\nc: 3\n");
-        let firsts: Vec<_> = docs.iter().map(|d| d.first_line).collect();
-        assert_eq!(firsts, vec![1, 3, 6]);
-        assert_eq!(docs[1].text, "b: 2\n\n");
-    }
 
     #[test]
     fn strips_serde_location() {

@@ -38,12 +38,10 @@ use crate::mesh::names::{
 };
 use crate::mesh::{
     labels_match, AbortStatus, Cors, Destination, Fault, GatewayRef, HashKey, HeaderOperations,
-    HttpRoute, Labels, LoadBalancer, Mesh, Mirror, Redirect, Retries, RetryPolicy,
+    HttpRoute, Labels, LoadBalancer, Mesh, Mirror, Redirect, ResourceKey, Retries, RetryPolicy,
     RouteAction as MeshAction, RouteDestination, RouteMatch, RouteScope, Router, Service,
-    VirtualService,
+    StringMatch, VirtualService,
 };
-use crate::spec::ResourceKey;
-use crate::spec::StringMatch;
 
 /// Which proxy and listener routes are being built for: decides `sourceLabels`, `sourceNamespace`, `port` and
 /// `gateways` match conditions, which Istio evaluates at translation time, not at request time.

@@ -28,6 +28,16 @@ impl Generation for Uniform {
     }
 }
 
+/// Before any configuration has been accepted, no proxy can be identified.
+#[derive(Debug)]
+pub struct NoConfig;
+
+impl Generation for NoConfig {
+    fn snapshot_for(&self, _node: &Node) -> Result<Arc<Snapshot>, String> {
+        Err("no valid configuration has been loaded yet".to_string())
+    }
+}
+
 /// The publishing side of the cache. Cloning shares it.
 #[derive(Clone)]
 pub struct Cache {

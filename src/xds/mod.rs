@@ -21,7 +21,7 @@ pub mod status;
 pub mod subscription;
 pub mod tls;
 
-pub use cache::{Cache, Generation, Uniform};
+pub use cache::{Cache, Generation, NoConfig, Uniform};
 pub use resource_type::{PerType, ResourceType};
 pub use server::{AdsServer, ServeError};
 pub use snapshot::{Encoded, Interner, Layer, LayerChange, Snapshot, SnapshotBuilder};

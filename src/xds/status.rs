@@ -1,5 +1,6 @@
 //! The per-proxy record: who is connected and, per type, what was sent, acknowledged and rejected.
-//! Status pages, metrics and CSDS read it; each stream's entry disappears when the stream ends.
+//! The admin endpoint (`/debug/proxies`, `/metrics`) and `switchyard proxy-status` read it; each stream's entry
+//! disappears when the stream ends.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -153,13 +154,14 @@ impl ProxyRegistry {
         self.lock().values().cloned().collect()
     }
 
-    /// The newest stream of this node id: while a reconnect overlaps the old stream, the one that counts.
+    /// Every connected proxy once, as its newest stream, by node id.
+    pub fn latest_per_node(&self) -> BTreeMap<String, ProxyStatus> {
+        latest_per_node(self.list(), |p| (&p.node_id, p.stream))
+    }
+
+    /// The newest stream of this node id.
     pub fn latest_by_node_id(&self, node_id: &str) -> Option<ProxyStatus> {
-        self.lock()
-            .values()
-            .rev()
-            .find(|p| p.node_id == node_id)
-            .cloned()
+        latest_per_node(self.by_node_id(node_id), |p| (&p.node_id, p.stream)).remove(node_id)
     }
 
     /// The proxies with this node id (more than one while a reconnect overlaps the old stream).
@@ -176,6 +178,24 @@ impl ProxyRegistry {
             f(status);
         }
     }
+}
+
+/// One entry per node id, the one of its newest stream (`key` gives an entry's node id and stream id). While a
+/// proxy reconnects, its old stream lingers until the server notices; counting or showing both would show the
+/// proxy twice, and the old one out of date. The registry, the metrics and `proxy-status` (which reads the
+/// admin endpoint's JSON) all pick the proxy this way.
+pub fn latest_per_node<T>(
+    streams: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> (&str, u64),
+) -> BTreeMap<String, T> {
+    let mut latest: BTreeMap<String, T> = BTreeMap::new();
+    for entry in streams {
+        let (node_id, stream) = key(&entry);
+        if latest.get(node_id).is_none_or(|seen| key(seen).1 < stream) {
+            latest.insert(node_id.to_owned(), entry);
+        }
+    }
+    latest
 }
 
 /// A stream's entry in the registry; dropping it removes the entry.

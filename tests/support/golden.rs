@@ -1,6 +1,5 @@
 //! Test support for golden files: rendering Envoy resources the way a config dump shows them, loading case
 //! inputs, and comparing against (or, with `SWITCHYARD_BLESS=1`, rewriting) files under `tests/golden`.
-#![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -193,7 +192,7 @@ pub fn check_dir(dir: &Path, files: &[(String, String)]) -> Vec<String> {
             Ok(expected) => problems.push(format!(
                 "{} differs:\n{}",
                 path.display(),
-                first_difference(&expected, contents)
+                diff(&expected, contents)
             )),
             Err(_) => problems.push(format!(
                 "{} is missing (run with SWITCHYARD_BLESS=1)",
@@ -234,21 +233,17 @@ fn is_case_input(rel: &str) -> bool {
     matches!(rel, "case.yaml" | "input.yaml" | "proxy.yaml")
 }
 
-fn first_difference(expected: &str, actual: &str) -> String {
-    let mut e = expected.lines();
-    let mut a = actual.lines();
-    let mut line = 1;
-    loop {
-        match (e.next(), a.next()) {
-            (Some(x), Some(y)) if x == y => line += 1,
-            (None, None) => return "(only trailing whitespace differs)".to_owned(),
-            (x, y) => {
-                return format!(
-                    "  line {line}\n  expected: {}\n  actual:   {}",
-                    x.unwrap_or("<end of file>"),
-                    y.unwrap_or("<end of file>")
-                )
-            }
-        }
+/// The whole difference, as a unified diff of the golden (`-`) and what the code produces now (`+`).
+fn diff(expected: &str, actual: &str) -> String {
+    let diff = similar::TextDiff::from_lines(expected, actual);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header("golden", "actual")
+        .to_string();
+    if text.trim().is_empty() {
+        "(only line endings or trailing whitespace differ)".to_owned()
+    } else {
+        text
     }
 }

@@ -1,5 +1,6 @@
 //! DestinationRule → `DestinationRule` with parsed traffic policies.
 
+use crate::mesh::Code;
 use std::collections::BTreeMap;
 
 use super::validate;
@@ -30,7 +31,7 @@ pub(super) fn resolve(
         if fqdn.contains('*') {
             diags.error(
                 &meta,
-                "SY0114",
+                Code::NotSupportedYet,
                 "spec.host",
                 "wildcard DestinationRule hosts are not supported yet",
             );
@@ -39,7 +40,7 @@ pub(super) fn resolve(
         if service.is_none() {
             diags.warn(
                 &meta,
-                "SY0118",
+                Code::UnusedDestinationRule,
                 "spec.host",
                 format!(
                     "host `{fqdn}` is not defined by any ServiceEntry; this rule has no effect"
@@ -56,7 +57,7 @@ pub(super) fn resolve(
             if resolved_subsets.iter().any(|s| s.name == subset.name) {
                 diags.error(
                     &meta,
-                    "SY0117",
+                    Code::DuplicateSubset,
                     format!("{field}.name"),
                     format!("subset `{}` is defined twice", subset.name),
                 );
@@ -65,7 +66,7 @@ pub(super) fn resolve(
             if subset.name.is_empty() || subset.name.contains('|') {
                 diags.error(
                     &meta,
-                    "SY0115",
+                    Code::InvalidName,
                     format!("{field}.name"),
                     "a subset name must be non-empty and must not contain `|`",
                 );
@@ -79,7 +80,7 @@ pub(super) fn resolve(
                 {
                     diags.warn(
                         &meta,
-                        "SY0102",
+                        Code::EmptySubset,
                         format!("{field}.labels"),
                         format!("subset `{}` selects no workload of `{fqdn}`; traffic sent to it will fail", subset.name),
                     );
@@ -98,7 +99,7 @@ pub(super) fn resolve(
         if let Some(existing) = out.get(&fqdn) {
             diags.error(
                 &meta,
-                "SY0120",
+                Code::DuplicateDestinationRule,
                 "spec.host",
                 format!("host `{fqdn}` already has {} at {}; merging DestinationRules is not supported yet", existing.meta.resource, existing.meta.origin),
             );
@@ -147,7 +148,7 @@ fn traffic_policy_of(
         if port_level.iter().any(|(n, _)| *n == pl.port.number) {
             diags.error(
                 meta,
-                "SY0115",
+                Code::DuplicatePort,
                 format!("{field}.port.number"),
                 format!("port {} has two portLevelSettings", pl.port.number),
             );
@@ -197,7 +198,7 @@ fn load_balancer(
         (Some(_), Some(_)) => {
             diags.error(
                 meta,
-                "SY0115",
+                Code::ConflictingFields,
                 field,
                 "set either `simple` or `consistentHash`, not both",
             );
@@ -211,7 +212,7 @@ fn load_balancer(
                 SimpleLb::RoundRobin => Some(LoadBalancer::RoundRobin),
                 SimpleLb::Random => Some(LoadBalancer::Random),
                 SimpleLb::Passthrough => {
-                    diags.error(meta, "SY0114", format!("{field}.simple"), "PASSTHROUGH needs original-destination routing, which is not supported yet");
+                    diags.error(meta, Code::NotSupportedYet, format!("{field}.simple"), "PASSTHROUGH needs original-destination routing, which is not supported yet");
                     None
                 }
             }
@@ -257,7 +258,7 @@ fn consistent_hash(
         (Some(_), Some(_)) => {
             diags.error(
                 meta,
-                "SY0115",
+                Code::ConflictingFields,
                 field,
                 "set either `ringHash` or `maglev`, not both",
             );
@@ -266,7 +267,7 @@ fn consistent_hash(
         (_, Some(m)) => {
             if let Some(size) = m.table_size {
                 if size > MAX_MAGLEV_TABLE || !is_prime(size) {
-                    diags.error(meta, "SY0115", format!("{field}.maglev.tableSize"), format!("maglev tableSize {size} must be a prime number no larger than {MAX_MAGLEV_TABLE} (Envoy rejects it otherwise)"));
+                    diags.error(meta, Code::OutOfRange, format!("{field}.maglev.tableSize"), format!("maglev tableSize {size} must be a prime number no larger than {MAX_MAGLEV_TABLE} (Envoy rejects it otherwise)"));
                     return None;
                 }
             }
@@ -276,7 +277,7 @@ fn consistent_hash(
         }
         (Some(r), None) => {
             if let Some(size) = r.minimum_ring_size.filter(|s| *s > MAX_RING_SIZE) {
-                diags.error(meta, "SY0115", format!("{field}.ringHash.minimumRingSize"), format!("minimumRingSize {size} is larger than Envoy's maximum ring size {MAX_RING_SIZE}"));
+                diags.error(meta, Code::OutOfRange, format!("{field}.ringHash.minimumRingSize"), format!("minimumRingSize {size} is larger than Envoy's maximum ring size {MAX_RING_SIZE}"));
                 return None;
             }
             HashAlgorithm::RingHash {
@@ -288,7 +289,7 @@ fn consistent_hash(
         },
     };
     if keys.len() != 1 {
-        diags.error(meta, "SY0115", field, "consistentHash takes exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName");
+        diags.error(meta, Code::ConflictingFields, field, "consistentHash takes exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName");
         return None;
     }
     keys.pop().map(|key| ConsistentHash { key, algorithm })
@@ -364,7 +365,7 @@ fn outlier_detection(
         if let Some(v) = value.filter(|v| *v > 100) {
             diags.error(
                 meta,
-                "SY0109",
+                Code::PercentageOutOfRange,
                 format!("{field}.{name}"),
                 format!("percentage {v} is outside 0..100"),
             );

@@ -1,5 +1,6 @@
 //! Gateway → `Gateway` (plain HTTP servers).
 
+use crate::mesh::Code;
 use std::collections::BTreeMap;
 
 use super::{meta_of, Diags};
@@ -30,7 +31,7 @@ pub(super) fn resolve(
         {
             diags.warn(
                 &meta,
-                "SY0110",
+                Code::GatewaySelectsNothing,
                 "spec.selector",
                 "the selector matches neither Istio's default ingress gateway (istio: ingressgateway) nor a WorkloadEntry outside every ServiceEntry's workloadSelector (a selected one is an application workload, not a gateway); no proxy is known to serve this Gateway (a gateway proxy is matched by the LABELS in its node metadata)",
             );
@@ -49,7 +50,7 @@ pub(super) fn resolve(
             if !port.protocol.eq_ignore_ascii_case("HTTP") {
                 diags.error(
                     &meta,
-                    "SY0114",
+                    Code::NotSupportedYet,
                     format!("{field}.port.protocol"),
                     format!(
                         "protocol `{}` is not supported yet (only HTTP)",
@@ -60,7 +61,7 @@ pub(super) fn resolve(
             if port.number == 0 || port.number > 65535 {
                 diags.error(
                     &meta,
-                    "SY0115",
+                    Code::OutOfRange,
                     format!("{field}.port.number"),
                     format!("port {} is outside 1..65535", port.number),
                 );
@@ -68,7 +69,7 @@ pub(super) fn resolve(
             if hosts.is_empty() {
                 diags.error(
                     &meta,
-                    "SY0115",
+                    Code::MissingField,
                     format!("{field}.hosts"),
                     "a server needs at least one host",
                 );
@@ -85,7 +86,7 @@ pub(super) fn resolve(
                         None => Some(h.clone()),
                         Some(("*" | ".", host)) => Some(host.to_owned()),
                         Some(_) => {
-                            diags.error(&meta, "SY0114", format!("{field}.hosts[{j}]"), format!("`{h}`: namespace-scoped server hosts are not supported yet (use `*/host` or `host`)"));
+                            diags.error(&meta, Code::NotSupportedYet, format!("{field}.hosts[{j}]"), format!("`{h}`: namespace-scoped server hosts are not supported yet (use `*/host` or `host`)"));
                             None
                         }
                     })

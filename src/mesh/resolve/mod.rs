@@ -9,6 +9,7 @@ mod validate;
 mod virtual_service;
 mod workload_entry;
 
+use crate::mesh::Code;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -44,7 +45,12 @@ pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
     mesh.virtual_services = virtual_service::resolve(&config.virtual_services, &mesh, &mut diags);
     let mut list = diags.list;
     list.sort_by(|a, b| {
-        (&a.file, a.line, &a.field, a.code).cmp(&(&b.file, b.line, &b.field, b.code))
+        (&a.file, a.line, &a.field, a.code.as_str()).cmp(&(
+            &b.file,
+            b.line,
+            &b.field,
+            b.code.as_str(),
+        ))
     });
     if list.iter().any(Diagnostic::is_error) {
         Err(list)
@@ -89,7 +95,7 @@ impl Diags {
     pub(crate) fn error(
         &mut self,
         at: &Meta,
-        code: &'static str,
+        code: Code,
         field: impl Into<String>,
         message: impl Into<String>,
     ) {
@@ -99,7 +105,7 @@ impl Diags {
     pub(crate) fn warn(
         &mut self,
         at: &Meta,
-        code: &'static str,
+        code: Code,
         field: impl Into<String>,
         message: impl Into<String>,
     ) {
@@ -110,7 +116,7 @@ impl Diags {
         &mut self,
         severity: Severity,
         at: &Meta,
-        code: &'static str,
+        code: Code,
         field: impl Into<String>,
         message: impl Into<String>,
     ) {
@@ -155,7 +161,7 @@ fn check_duplicates(config: &Config, diags: &mut Diags) {
             if let Some(first) = seen.get(&key) {
                 diags.error(
                     &meta_of(item, kind),
-                    "SY0104",
+                    Code::DuplicateResource,
                     "metadata.name",
                     format!(
                         "{key} is defined twice: here and at {} (delete one of them)",

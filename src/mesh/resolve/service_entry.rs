@@ -1,5 +1,6 @@
 //! ServiceEntry → `Service`, with endpoints from `endpoints` or the WorkloadEntries its selector picks.
 
+use crate::mesh::Code;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -32,7 +33,7 @@ pub(super) fn resolve(
         if hosts.is_empty() {
             diags.error(
                 &meta,
-                "SY0115",
+                Code::MissingField,
                 "spec.hosts",
                 "a ServiceEntry needs at least one host",
             );
@@ -41,7 +42,7 @@ pub(super) fn resolve(
             if host.contains('*') {
                 diags.error(
                     &meta,
-                    "SY0114",
+                    Code::NotSupportedYet,
                     format!("spec.hosts[{i}]"),
                     "wildcard ServiceEntry hosts are not supported yet",
                 );
@@ -51,7 +52,7 @@ pub(super) fn resolve(
             if let Some(first) = vips.get(address) {
                 diags.error(
                     &meta,
-                    "SY0121",
+                    Code::DuplicateAddress,
                     format!("spec.addresses[{i}]"),
                     format!(
                         "address `{address}` is already used by {} at {}",
@@ -64,7 +65,7 @@ pub(super) fn resolve(
             if address.parse::<IpAddr>().is_err() {
                 diags.error(
                     &meta,
-                    "SY0114",
+                    Code::NotSupportedYet,
                     format!("spec.addresses[{i}]"),
                     format!("`{address}` is not an IP address (CIDR ranges are not supported yet)"),
                 );
@@ -75,7 +76,7 @@ pub(super) fn resolve(
             Some(spec::Resolution::Static) => Resolution::Static,
             Some(spec::Resolution::Dns) => Resolution::Dns,
             None => {
-                diags.error(&meta, "SY0114", "spec.resolution", "resolution is required: Istio's default NONE (passthrough) is not supported yet; use STATIC or DNS");
+                diags.error(&meta, Code::NotSupportedYet, "spec.resolution", "resolution is required: Istio's default NONE (passthrough) is not supported yet; use STATIC or DNS");
                 Resolution::Static
             }
         };
@@ -83,7 +84,7 @@ pub(super) fn resolve(
             (false, Some(_)) => {
                 diags.error(
                     &meta,
-                    "SY0116",
+                    Code::EndpointsAndSelector,
                     "spec.workloadSelector",
                     "a ServiceEntry takes either `endpoints` or `workloadSelector`, not both",
                 );
@@ -93,7 +94,7 @@ pub(super) fn resolve(
                 if *location != Some(Location::MeshInternal) {
                     diags.error(
                         &meta,
-                        "SY0115",
+                        Code::RequiresField,
                         "spec.workloadSelector",
                         "workloadSelector needs `location: MESH_INTERNAL`",
                     );
@@ -116,7 +117,7 @@ pub(super) fn resolve(
             if host_is_endpoint && host.contains('*') {
                 diags.error(
                     &meta,
-                    "SY0115",
+                    Code::WildcardDnsHost,
                     format!("spec.hosts[{i}]"),
                     format!("`{host}`: a wildcard host cannot be resolved by DNS; list `endpoints` or use a concrete host"),
                 );
@@ -137,7 +138,7 @@ pub(super) fn resolve(
             if let Some(existing) = out.get(host) {
                 diags.error(
                     &meta,
-                    "SY0119",
+                    Code::DuplicateHost,
                     "spec.hosts",
                     format!(
                         "host `{host}` is already defined by {} at {}",
@@ -167,7 +168,7 @@ fn resolve_ports(meta: &Meta, ports: &[spec::ServicePort], diags: &mut Diags) ->
     if ports.is_empty() {
         diags.error(
             meta,
-            "SY0115",
+            Code::MissingField,
             "spec.ports",
             "a ServiceEntry needs at least one port",
         );
@@ -185,7 +186,7 @@ fn resolve_ports(meta: &Meta, ports: &[spec::ServicePort], diags: &mut Diags) ->
         if !protocol.eq_ignore_ascii_case("HTTP") {
             diags.error(
                 meta,
-                "SY0114",
+                Code::NotSupportedYet,
                 format!("spec.ports[{i}].protocol"),
                 format!("protocol `{protocol}` is not supported yet (only HTTP)"),
             );
@@ -193,7 +194,7 @@ fn resolve_ports(meta: &Meta, ports: &[spec::ServicePort], diags: &mut Diags) ->
         if port.number == 0 || port.number > 65535 {
             diags.error(
                 meta,
-                "SY0115",
+                Code::OutOfRange,
                 format!("spec.ports[{i}].number"),
                 format!("port {} is outside 1..65535", port.number),
             );
@@ -201,7 +202,7 @@ fn resolve_ports(meta: &Meta, ports: &[spec::ServicePort], diags: &mut Diags) ->
         if out.iter().any(|p| p.number == port.number) {
             diags.error(
                 meta,
-                "SY0115",
+                Code::DuplicatePort,
                 format!("spec.ports[{i}].number"),
                 format!("port {} is listed twice", port.number),
             );
@@ -229,7 +230,7 @@ fn select_workloads(
         .filter(|w| {
             let ok = resolution != Resolution::Static || w.address.parse::<IpAddr>().is_ok();
             if !ok {
-                diags.error(&w.meta, "SY0115", "spec.address", format!("`{}` is not an IP address, but it is selected by a ServiceEntry with resolution STATIC", w.address));
+                diags.error(&w.meta, Code::NotAnIpAddress, "spec.address", format!("`{}` is not an IP address, but it is selected by a ServiceEntry with resolution STATIC", w.address));
             }
             ok
         })
@@ -264,7 +265,7 @@ fn inline_endpoints(
         let Some(address) = address.clone().filter(|a| !a.is_empty()) else {
             diags.error(
                 meta,
-                "SY0115",
+                Code::MissingField,
                 format!("spec.endpoints[{i}].address"),
                 "an endpoint needs an address",
             );
@@ -273,7 +274,7 @@ fn inline_endpoints(
         if resolution == Resolution::Static && address.parse::<IpAddr>().is_err() {
             diags.error(
                 meta,
-                "SY0115",
+                Code::NotAnIpAddress,
                 format!("spec.endpoints[{i}].address"),
                 format!("`{address}` is not an IP address (resolution STATIC)"),
             );

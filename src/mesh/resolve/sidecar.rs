@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{meta_of, Diags};
-use crate::mesh::{labels_match, EgressHost, EgressScope, Mesh};
+use crate::mesh::{labels_match, Code, EgressHost, EgressScope, Mesh};
 use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
@@ -33,7 +33,7 @@ pub(super) fn resolve(
             if patterns.is_empty() {
                 diags.error(
                     &meta,
-                    "SY0122",
+                    Code::InvalidEgressHost,
                     format!("spec.egress[{i}].hosts"),
                     "an egress listener needs at least one host (`namespace/dnsName`, for example `./*`)",
                 );
@@ -44,7 +44,7 @@ pub(super) fn resolve(
                     Ok(None) => {}
                     Err(why) => diags.error(
                         &meta,
-                        "SY0122",
+                        Code::InvalidEgressHost,
                         format!("spec.egress[{i}].hosts[{j}]"),
                         format!("`{pattern}`: {why}"),
                     ),
@@ -101,7 +101,7 @@ fn check_conflicts(scopes: &BTreeMap<String, EgressScope>, mesh: &Mesh, diags: &
         if let Some(first) = catch_all.insert(&scope.namespace, key) {
             diags.error(
                 &scope.meta,
-                "IST0111",
+                Code::MultipleDefaultSidecars,
                 "spec",
                 format!(
                     "namespace `{}` has two Sidecars without a workloadSelector ({first} and {key}); give all but one a workloadSelector",
@@ -123,7 +123,7 @@ fn check_conflicts(scopes: &BTreeMap<String, EgressScope>, mesh: &Mesh, diags: &
         if let [(first, _), (_, second), ..] = matching.as_slice() {
             diags.error(
                 &second.meta,
-                "IST0110",
+                Code::ConflictingSidecarSelectors,
                 "spec.workloadSelector",
                 format!(
                     "WorkloadEntry {}/{} is selected by this Sidecar and by {first}; a workload may be selected by one Sidecar only",

@@ -1,16 +1,17 @@
 //! Value checks shared by several kinds. Each reports a diagnostic and returns `None` on bad input.
 
+use crate::mesh::Code;
 use std::time::Duration;
 
 use super::Diags;
-use crate::mesh::{duration, Meta, PerMillion};
+use crate::mesh::{self, duration, Meta, PerMillion};
 use crate::spec::{Percent, StringMatch};
 
 pub(crate) fn duration(diags: &mut Diags, at: &Meta, field: &str, text: &str) -> Option<Duration> {
     match duration::parse(text) {
         Ok(d) => Some(d),
         Err(e) => {
-            diags.error(at, "SY0106", field, e.to_string());
+            diags.error(at, Code::InvalidDuration, field, e.to_string());
             None
         }
     }
@@ -36,7 +37,7 @@ pub(crate) fn positive_duration(
     if d < Duration::from_millis(1) {
         diags.error(
             at,
-            "SY0106",
+            Code::InvalidDuration,
             field,
             format!("duration `{text}` must be at least 1ms (Envoy rejects zero here)"),
         );
@@ -60,7 +61,7 @@ pub(crate) fn regex(diags: &mut Diags, at: &Meta, field: &str, pattern: &str) ->
     if pattern.is_empty() {
         diags.error(
             at,
-            "SY0105",
+            Code::InvalidRegex,
             field,
             "an empty regex would be rejected by Envoy",
         );
@@ -73,12 +74,22 @@ pub(crate) fn regex(diags: &mut Diags, at: &Meta, field: &str, pattern: &str) ->
             let last = detail.lines().last().unwrap_or("invalid regex").trim();
             diags.error(
                 at,
-                "SY0105",
+                Code::InvalidRegex,
                 field,
                 format!("regex `{pattern}` would be rejected by Envoy (RE2): {last}"),
             );
             false
         }
+    }
+}
+
+/// The mesh's form of a match that [`string_match`] accepted.
+pub(crate) fn to_mesh_match(m: &StringMatch) -> mesh::StringMatch {
+    match m {
+        StringMatch::Exact(s) => mesh::StringMatch::Exact(s.clone()),
+        StringMatch::Prefix(s) => mesh::StringMatch::Prefix(s.clone()),
+        StringMatch::Regex(s) => mesh::StringMatch::Regex(s.clone()),
+        StringMatch::Present => mesh::StringMatch::Present,
     }
 }
 
@@ -94,7 +105,7 @@ pub(crate) fn value_match(diags: &mut Diags, at: &Meta, field: &str, m: &StringM
     if *m == StringMatch::Present {
         diags.error(
             at,
-            "SY0115",
+            Code::MeaninglessMatch,
             field,
             "an empty match (or regex `*`) means \"present\", which has no meaning here; use `exact`, `prefix` or a valid `regex`",
         );
@@ -113,7 +124,7 @@ pub(crate) fn percentage(
     if !(0.0..=100.0).contains(&p.value) || p.value.is_nan() {
         diags.error(
             at,
-            "SY0109",
+            Code::PercentageOutOfRange,
             format!("{field}.value"),
             format!("percentage {} is outside 0..100", p.value),
         );
@@ -125,13 +136,13 @@ pub(crate) fn percentage(
 /// Header names must be lowercase: HTTP/2 and Envoy lowercase them, so an uppercase match would never match.
 pub(crate) fn header_name(diags: &mut Diags, at: &Meta, field: &str, name: &str) -> bool {
     if name.is_empty() {
-        diags.error(at, "SY0115", field, "header name is empty");
+        diags.error(at, Code::InvalidName, field, "header name is empty");
         return false;
     }
     if name.chars().any(|c| c.is_ascii_uppercase()) {
         diags.error(
             at,
-            "SY0107",
+            Code::UppercaseHeaderName,
             field,
             format!(
                 "header name `{name}` must be lowercase (write `{}`)",

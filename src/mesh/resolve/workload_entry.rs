@@ -1,5 +1,6 @@
 //! WorkloadEntry → `Workload`.
 
+use crate::mesh::Code;
 use std::collections::BTreeMap;
 
 use super::{meta_of, Diags};
@@ -25,7 +26,7 @@ pub(super) fn resolve(
         let Some(address) = address.clone().filter(|a| !a.is_empty()) else {
             diags.error(
                 &meta,
-                "SY0115",
+                Code::MissingField,
                 "spec.address",
                 "a WorkloadEntry needs an address",
             );

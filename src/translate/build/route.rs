@@ -7,7 +7,6 @@
 #[allow(clippy::disallowed_types)]
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::envoy::config::route::v3::{
     retry_policy::RetryHostPredicate, route, route_action, route_match,
     weighted_cluster::ClusterWeight, Decorator, HeaderMatcher, RetryPolicy, Route, RouteAction,
@@ -64,11 +63,6 @@ pub fn decorator(operation: &str) -> Decorator {
         operation: operation.to_owned(),
         ..Default::default()
     }
-}
-
-pub fn with_metadata(mut r: Route, metadata: Metadata) -> Route {
-    r.metadata = Some(metadata);
-    r
 }
 
 /// A single `typed_per_filter_config` entry (see the module note on maps).

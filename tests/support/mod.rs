@@ -1,0 +1,16 @@
+//! Helpers shared by the integration tests, one module per concern:
+//!
+//! - [`checkout`]: a scratch copy of the spec directory and the Istio samples, for the CLI tests.
+//! - [`fixtures`]: tiny hand-built Envoy resources and snapshots.
+//! - [`golden`]: rendering resources as a config dump shows them, and golden files.
+//! - [`simulate`]: which listener, route and cluster a request hits in translated resources.
+//! - [`xds`]: an in-process xDS server and scripted ADS clients.
+//!
+//! Every test binary compiles this module whole and uses a part of it, so unused items are expected here.
+#![allow(dead_code)]
+
+pub mod checkout;
+pub mod fixtures;
+pub mod golden;
+pub mod simulate;
+pub mod xds;
