@@ -11,15 +11,20 @@ use std::path::{Path, PathBuf};
 /// Who may name whom, after the pipeline's direction. A module missing here is an error, so a new module gets
 /// its place in the picture when it is added.
 const ALLOWED: &[(&str, &[&str])] = &[
+    // Leaves: the node identity contract and the file watcher, which both sides of the pipeline use.
+    ("node_id", &[]),
+    ("watcher", &[]),
     // The pipeline's stages.
     ("spec", &[]),
-    ("mesh", &["spec"]),
+    ("mesh", &["spec", "node_id"]),
     ("translate", &["mesh"]),
-    ("xds", &[]),
+    ("xds", &["node_id", "watcher"]),
     // Reading specs, and what proxies are and where they run.
-    ("source", &["spec", "mesh"]),
+    ("source", &["spec", "mesh", "watcher"]),
     ("envoy", &["mesh"]),
     ("topology", &["envoy", "mesh"]),
+    // Certificates for xDS over mutual TLS.
+    ("certs", &["xds"]),
     // Running it all.
     ("admin", &["mesh", "xds"]),
     (
@@ -28,11 +33,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "demo",
-        &["control_plane", "envoy", "mesh", "source", "topology"],
+        &[
+            "certs",
+            "control_plane",
+            "envoy",
+            "mesh",
+            "source",
+            "topology",
+            "xds",
+        ],
     ),
     (
         "cli",
         &[
+            "certs",
             "control_plane",
             "demo",
             "envoy",

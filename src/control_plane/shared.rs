@@ -11,8 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::mesh::{GatewayRef, Mesh, RouteAction, RouteScope, VirtualService};
-use crate::spec::ResourceKey;
+use crate::mesh::{GatewayRef, Mesh, ResourceKey, RouteAction, RouteScope, VirtualService};
 use crate::translate;
 use crate::xds::{Encoded, Layer};
 

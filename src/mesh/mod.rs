@@ -16,9 +16,7 @@ mod resolve;
 pub use code::{markdown_table as diagnostic_codes_table, Code};
 pub use diagnostic::{load_diagnostics, Diagnostic, Severity};
 pub use model::*;
-pub use proxy::{
-    keys as node_metadata_keys, ClaimedNames, IdentityError, Proxy, RouteScope, Router, Sidecar,
-};
+pub use proxy::{node_metadata_keys, IdentityError, Proxy, RouteScope, Router, Sidecar};
 pub use resolve::resolve;
 
 use std::sync::Arc;

@@ -9,17 +9,9 @@ use envoy_types::pb::google::protobuf::{value::Kind as ValueKind, Struct};
 use serde::Serialize;
 
 use super::{labels_match, Labels, Mesh};
+use crate::node_id::{keys, parse_node_id, string_field, ClaimedNames, NodeIdError};
 
-/// Metadata keys (Istio's names where Istio has one).
-pub mod keys {
-    pub const NAMESPACE: &str = "NAMESPACE";
-    pub const LABELS: &str = "LABELS";
-    pub const WORKLOAD_NAME: &str = "WORKLOAD_NAME";
-    pub const INSTANCE_IPS: &str = "INSTANCE_IPS";
-    pub const INTERCEPTION_MODE: &str = "INTERCEPTION_MODE";
-    pub const APP_IP: &str = "SWITCHYARD_APP_IP";
-    pub const OUTBOUND_IP: &str = "SWITCHYARD_OUTBOUND_IP";
-}
+pub use crate::node_id::keys as node_metadata_keys;
 
 /// Everything translation needs to know about one proxy. Two nodes with equal `Proxy` values get identical
 /// resources, so the xDS server can cache translations per `Proxy`.
@@ -114,41 +106,12 @@ pub enum IdentityError {
     UnknownWorkload { namespace: String, name: String },
 }
 
-/// The parts of `node.id`: `type~ip~name.namespace~namespace.svc.cluster.local`.
-struct NodeId<'a> {
-    kind: &'a str,
-    ip: &'a str,
-    name: &'a str,
-    namespace: &'a str,
-}
-
-fn parse_node_id(id: &str) -> Result<NodeId<'_>, IdentityError> {
-    let parts: Vec<&str> = id.split('~').collect();
-    let [kind, ip, workload, _domain] = parts.as_slice() else {
-        return Err(IdentityError::BadNodeId(id.to_owned()));
-    };
-    let (name, namespace) = workload
-        .split_once('.')
-        .ok_or_else(|| IdentityError::BadNodeId(id.to_owned()))?;
-    Ok(NodeId {
-        kind,
-        ip,
-        name,
-        namespace,
-    })
-}
-
-fn string_field(meta: Option<&Struct>, key: &'static str) -> Result<Option<String>, IdentityError> {
-    match meta
-        .and_then(|m| m.fields.get(key))
-        .and_then(|v| v.kind.as_ref())
-    {
-        None | Some(ValueKind::NullValue(_)) => Ok(None),
-        Some(ValueKind::StringValue(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(IdentityError::BadMetadata {
-            key,
-            reason: "expected a string".into(),
-        }),
+impl From<NodeIdError> for IdentityError {
+    fn from(e: NodeIdError) -> IdentityError {
+        match e {
+            NodeIdError::BadNodeId(id) => IdentityError::BadNodeId(id),
+            NodeIdError::BadMetadata { key, reason } => IdentityError::BadMetadata { key, reason },
+        }
     }
 }
 
@@ -185,31 +148,6 @@ fn ip(key: &'static str, value: &str) -> Result<String, IdentityError> {
             key,
             reason: format!("`{value}` is not an IP address"),
         })
-}
-
-/// Every name a node goes by: the `<name>.<namespace>` of its id (what `proxy-status` shows) and the
-/// namespace and name [`Proxy::identify`] serves it as (metadata wins over the id). Authorization checks
-/// both pairs, so a node cannot be served as one proxy while it is recorded as another.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimedNames {
-    pub id_namespace: String,
-    pub id_name: String,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ClaimedNames {
-    pub fn of(node: &Node) -> Result<ClaimedNames, IdentityError> {
-        let id = parse_node_id(&node.id)?;
-        let meta = node.metadata.as_ref();
-        Ok(ClaimedNames {
-            namespace: string_field(meta, keys::NAMESPACE)?
-                .unwrap_or_else(|| id.namespace.to_owned()),
-            name: string_field(meta, keys::WORKLOAD_NAME)?.unwrap_or_else(|| id.name.to_owned()),
-            id_namespace: id.namespace.to_owned(),
-            id_name: id.name.to_owned(),
-        })
-    }
 }
 
 impl Proxy {

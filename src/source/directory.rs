@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::watcher::{DirectoryWatcher, WatchError};
 use super::{Source, SpecState};
 use crate::mesh::{self, Diagnostic, Resolved};
 use crate::spec;
+use crate::watcher::{DirectoryWatcher, WatchError};
 
 #[derive(Debug, Clone)]
 pub struct DirectorySourceOptions {

@@ -2,10 +2,9 @@
 //! second implementation of [`Source`] and change nothing after it.
 
 mod directory;
-mod watcher;
 
+pub use crate::watcher::{DirectoryWatcher, WatchError};
 pub use directory::{read_mesh, DirectorySource, DirectorySourceOptions};
-pub use watcher::{DirectoryWatcher, WatchError};
 
 use std::sync::Arc;
 

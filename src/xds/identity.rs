@@ -14,8 +14,8 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use rustls_pki_types::CertificateDer;
 use tonic::Status;
 
-use super::tls::{Refusal, TlsCounters};
-use crate::mesh::ClaimedNames;
+use super::refusal::{Refusal, TlsCounters};
+use crate::node_id::ClaimedNames;
 
 /// Istio's default trust domain.
 pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";

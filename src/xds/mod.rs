@@ -13,6 +13,7 @@ pub mod delta;
 pub mod event;
 pub mod identity;
 pub mod names;
+mod refusal;
 pub mod resource_type;
 pub mod server;
 pub mod snapshot;
