@@ -13,8 +13,8 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 
 use super::event::{Event, Step};
 use super::resource_type::{PerType, ResourceType};
-use super::snapshot::Snapshot;
-use super::subscription::{layer_ids, Nack, ResourceNames, Sent, Subscription};
+use super::snapshot::{Encoded, Snapshot};
+use super::subscription::{layer_ids, Known, Nack, ResourceNames, Sent, Subscription};
 
 /// One Delta stream.
 #[derive(Debug, Default)]
@@ -47,11 +47,7 @@ impl DeltaStream {
                 &req.resource_names_subscribe,
             ));
             // What a reconnecting proxy already holds need not be sent again.
-            sub.known = req
-                .initial_resource_versions
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            sub.known = Known::from_versions(&req.initial_resource_versions);
             sub.owes_response = true;
             sub
         });
@@ -63,7 +59,7 @@ impl DeltaStream {
         self.unanswered[t].extend(added);
         sub.names.unsubscribe(&req.resource_names_unsubscribe);
         for name in &req.resource_names_unsubscribe {
-            sub.known.remove(name);
+            sub.known.forget(name);
             self.unanswered[t].remove(name);
         }
 
@@ -140,18 +136,10 @@ impl DeltaStream {
             return step;
         }
         sub.answered_from = layers;
-        let selected = sub.names.select(snapshot, t);
-        let changed: Vec<_> = selected
-            .iter()
-            .filter(|r| sub.known.get(&r.name) != Some(&r.version))
-            .map(|r| Arc::clone(r))
-            .collect();
-        let mut removed: BTreeSet<String> = sub
-            .known
-            .keys()
-            .filter(|name| !snapshot.contains(t, name) || !sub.names.covers(name))
-            .cloned()
-            .collect();
+        let (changed, mut removed) = match held_layers_changes(sub, snapshot, t) {
+            Some(delta) => delta,
+            None => full_comparison(sub, snapshot, t),
+        };
         // Newly subscribed names that do not exist are reported removed, so the proxy stops waiting.
         removed.extend(
             self.unanswered[t]
@@ -160,20 +148,20 @@ impl DeltaStream {
                 .cloned(),
         );
         self.unanswered[t].clear();
+        sub.known.answered(snapshot.layers(t), &sub.names);
 
         if changed.is_empty() && removed.is_empty() && !sub.owes_response {
             return step;
         }
         sub.owes_response = false;
-        for r in &changed {
-            sub.known.insert(r.name.clone(), r.version.clone());
-        }
-        for name in &removed {
-            sub.known.remove(name);
-        }
         self.nonces += 1;
         let nonce = self.nonces.to_string();
-        let version = sub.names.version_of(snapshot, t, &selected);
+        let version = if sub.names.is_wildcard() {
+            snapshot.version(t)
+        } else {
+            sub.names
+                .version_of(snapshot, t, &sub.names.select(snapshot, t))
+        };
         step.events.push(Event::Sent {
             type_: t,
             version: version.clone(),
@@ -211,7 +199,7 @@ impl DeltaStream {
                 .collect();
             if let Some(eds) = self.subs[ResourceType::Endpoint].as_mut() {
                 for name in &eds_names {
-                    eds.known.remove(name);
+                    eds.known.forget(name);
                 }
             }
             if !eds_names.is_empty() {
@@ -220,4 +208,62 @@ impl DeltaStream {
         }
         step
     }
+}
+
+type Changes = (Vec<Arc<Encoded>>, BTreeSet<String>);
+
+/// What to send when the proxy holds exactly the layers of the last answer and each current layer is that
+/// layer or its direct successor: the successors' own record of what changed, without looking at the rest.
+fn held_layers_changes(
+    sub: &Subscription,
+    snapshot: &Snapshot,
+    t: ResourceType,
+) -> Option<Changes> {
+    let held = sub.known.exact_base(&sub.names)?;
+    let current = snapshot.layers(t);
+    if held.len() != current.len() {
+        return None;
+    }
+    let mut changed = Vec::new();
+    let mut removed = BTreeSet::new();
+    for (old, new) in held.iter().zip(current) {
+        if Arc::ptr_eq(old, new) {
+            continue;
+        }
+        let change = new.change_since(old.id())?;
+        changed.extend(
+            change
+                .changed
+                .iter()
+                .filter(|name| sub.names.covers(name))
+                .filter_map(|name| new.get(name).cloned()),
+        );
+        removed.extend(
+            change
+                .removed
+                .iter()
+                .filter(|name| sub.names.covers(name) && !snapshot.contains(t, name))
+                .cloned(),
+        );
+    }
+    changed.sort_by(|a, b| a.name.cmp(&b.name));
+    Some((changed, removed))
+}
+
+/// What to send, by comparing every covered resource with what the proxy holds.
+fn full_comparison(sub: &Subscription, snapshot: &Snapshot, t: ResourceType) -> Changes {
+    let changed = sub
+        .names
+        .select(snapshot, t)
+        .into_iter()
+        .filter(|r| sub.known.version(&r.name) != Some(r.version.as_str()))
+        .cloned()
+        .collect();
+    let removed = sub
+        .known
+        .names()
+        .filter(|name| !snapshot.contains(t, name) || !sub.names.covers(name))
+        .cloned()
+        .collect();
+    (changed, removed)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::names::NameSet;
 use super::resource_type::ResourceType;
-use super::snapshot::{aggregate_version, Encoded, Snapshot};
+use super::snapshot::{aggregate_version, Encoded, Layer, Snapshot};
 
 /// The name Delta xDS uses to ask for "everything of this type" explicitly.
 pub const WILDCARD: &str = "*";
@@ -167,6 +167,85 @@ pub struct Nack {
     pub message: String,
 }
 
+/// Delta only: the version of each resource a proxy holds, as far as its stream has told it. Kept as "what
+/// the subscription covered in the layers of the last answer" plus the exceptions since, so a proxy that is up to
+/// date costs a few pointers rather than a map of every name it holds.
+#[derive(Clone, Debug, Default)]
+pub struct Known {
+    base: Vec<Arc<Layer>>,
+    /// What the subscription covered when `base` was sent (sharing its name set).
+    base_names: Option<ResourceNames>,
+    /// Where the proxy's holdings differ from `base`: `Some(version)` held at that version, `None` not held.
+    exceptions: BTreeMap<String, Option<String>>,
+}
+
+impl Known {
+    /// What a reconnecting proxy says it holds (`initial_resource_versions`).
+    pub fn from_versions<'a>(
+        versions: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Known {
+        Known {
+            base: Vec::new(),
+            base_names: None,
+            exceptions: versions
+                .into_iter()
+                .map(|(name, version)| (name.clone(), Some(version.clone())))
+                .collect(),
+        }
+    }
+
+    /// The version of `name` the proxy holds.
+    pub fn version(&self, name: &str) -> Option<&str> {
+        match self.exceptions.get(name) {
+            Some(held) => held.as_deref(),
+            None if self.base_covers(name) => self
+                .base
+                .iter()
+                .find_map(|l| l.get(name))
+                .map(|r| r.version.as_str()),
+            None => None,
+        }
+    }
+
+    fn base_covers(&self, name: &str) -> bool {
+        self.base_names.as_ref().is_some_and(|n| n.covers(name))
+    }
+
+    /// Every name the proxy holds.
+    pub fn names(&self) -> impl Iterator<Item = &String> + '_ {
+        let from_base = self
+            .base
+            .iter()
+            .flat_map(|l| l.resources().keys())
+            .filter(|n| self.base_covers(n) && !self.exceptions.contains_key(*n));
+        let exceptions = self
+            .exceptions
+            .iter()
+            .filter(|(_, held)| held.is_some())
+            .map(|(n, _)| n);
+        from_base.chain(exceptions)
+    }
+
+    /// The proxy no longer holds `name` (it unsubscribed, or will be sent it again).
+    pub fn forget(&mut self, name: &str) {
+        self.exceptions.insert(name.to_owned(), None);
+    }
+
+    /// The proxy was just sent everything `names` covers in `layers`.
+    pub fn answered(&mut self, layers: &[Arc<Layer>], names: &ResourceNames) {
+        self.base = layers.to_vec();
+        self.base_names = Some(names.clone());
+        self.exceptions.clear();
+    }
+
+    /// When the proxy holds exactly what `names` (the subscription now) covers in the layers of the last
+    /// answer, those layers.
+    pub fn exact_base(&self, names: &ResourceNames) -> Option<&[Arc<Layer>]> {
+        let same_names = self.base_names.as_ref() == Some(names);
+        (same_names && self.exceptions.is_empty()).then_some(self.base.as_slice())
+    }
+}
+
 /// Per-type state of one stream.
 #[derive(Clone, Debug)]
 pub struct Subscription {
@@ -176,7 +255,7 @@ pub struct Subscription {
     pub acked: Option<Sent>,
     pub last_nack: Option<Nack>,
     /// Delta only: the version of each resource the proxy holds, as far as this stream has told it.
-    pub known: BTreeMap<String, String>,
+    pub known: Known,
     /// Delta only: a first request waits for an answer even when nothing differs (or the proxy waits for
     /// its initial fetch timeout); it stays owed until a snapshot exists to answer from.
     pub owes_response: bool,
@@ -191,7 +270,7 @@ impl Subscription {
             last_sent: None,
             acked: None,
             last_nack: None,
-            known: BTreeMap::new(),
+            known: Known::default(),
             owes_response: false,
             answered_from: Vec::new(),
         }
