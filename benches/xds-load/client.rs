@@ -153,11 +153,21 @@ pub enum Mode {
 }
 
 /// Runs proxy `index` until its stream ends; the error (if any) is kept in its stats.
-pub async fn run(index: usize, node: Node, endpoint: String, mode: Mode, shared: Arc<Shared>) {
+///
+/// The connection (tonic's HTTP/2 tasks) lives on `io`, a runtime of its own: the proxies' decoding keeps the
+/// main runtime's workers busy for seconds at a time at 1,000 proxies, and HTTP/2 pings queued behind it went
+/// unanswered until the server's keepalive timeout closed the connections.
+pub async fn run(
+    index: usize,
+    node: Node,
+    endpoint: String,
+    mode: Mode,
+    shared: Arc<Shared>,
+    io: tokio::runtime::Handle,
+) {
     let outcome = async {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint)?
-            .connect()
-            .await?;
+        let endpoint = tonic::transport::Endpoint::from_shared(endpoint)?;
+        let channel = io.spawn(async move { endpoint.connect().await }).await??;
         // A CDS of thousands of clusters is far over tonic's default 4 MB limit; Envoy has none.
         let client =
             AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(usize::MAX);

@@ -112,7 +112,16 @@ fn main() -> anyhow::Result<()> {
         let listen = args.listen.context("--serve-floor needs --listen")?;
         return runtime.block_on(floor::serve(&recording, listen, args.mode));
     }
-    runtime.block_on(run(args))
+    // The proxies' HTTP/2 connections run here, apart from their decoding (see `client::run`).
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("xds-io")
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(run(args, io.handle().clone()));
+    drop(runtime);
+    drop(io);
+    outcome
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,7 +192,7 @@ impl Driver<'_> {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
     let mut options = MeshOptions::new(args.proxies).namespaces(args.namespaces);
     if let Some(services) = args.services {
         options = options.services(services);
@@ -273,6 +282,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &mut driver,
         !args.no_floor,
         deadline,
+        &io,
     )
     .await?;
     if let Some(server) = &mut server {
@@ -316,6 +326,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 &mut driver,
                 false,
                 deadline,
+                &io,
             )
             .await?;
             print_run(&floor);
@@ -373,6 +384,7 @@ async fn run_phases(
     driver: &mut Driver<'_>,
     record: bool,
     deadline: Duration,
+    io: &tokio::runtime::Handle,
 ) -> anyhow::Result<(RunResult, Option<Vec<(String, Phases<Vec<u8>>)>>)> {
     let proxies = targets.first().map_or(0, Vec::len);
     let shared = Arc::new(Shared::new(proxies, record));
@@ -414,6 +426,7 @@ async fn run_phases(
                     endpoint.clone(),
                     mode,
                     shared.clone(),
+                    io.clone(),
                 ));
             }
         } else {
@@ -547,12 +560,12 @@ fn print_run(run: &RunResult) {
             .map_or("-".into(), |k| format!("{k:.1}"))
     );
     println!(
-        "| phase | change | affected | converged | unaffected (pushed) | p50 ms | p99 ms | max ms | responses | MB received | CPU s | peak RSS MB |"
+        "| phase | change | affected | converged | unaffected (pushed) | p50 ms | p99 ms | max ms | responses | MB received | CPU s | peak RSS MB | client errors |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for p in &run.phases {
         println!(
-            "| {} | {} | {} | {} | {} ({}) | {:.1} | {:.1} | {:.1} | {} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} ({}) | {:.1} | {:.1} | {:.1} | {} | {:.2} | {} | {} | {} |",
             p.phase,
             p.change,
             p.affected,
@@ -566,6 +579,7 @@ fn print_run(run: &RunResult) {
             p.bytes as f64 / 1e6,
             p.cpu_s.map_or("-".into(), |c| format!("{c:.2}")),
             mb(p.peak_rss_kb),
+            p.client_errors,
         );
     }
 }
