@@ -12,6 +12,7 @@ pub mod control_plane;
 pub mod demo;
 pub mod envoy;
 pub mod mesh;
+pub mod meshgen;
 pub mod node_id;
 pub mod source;
 pub mod spec;

@@ -25,6 +25,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("topology", &["envoy", "mesh"]),
     // Certificates for xDS over mutual TLS.
     ("certs", &["xds"]),
+    // The generated meshes of the benchmarks: files a user would write, and the nodes of their sidecars.
+    ("meshgen", &["control_plane", "envoy", "topology", "xds"]),
     // Running it all.
     ("admin", &["mesh", "xds"]),
     (
