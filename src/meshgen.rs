@@ -667,13 +667,6 @@ mod tests {
         check_valid(MeshOptions::new(1_000));
     }
 
-    /// The full benchmark size takes tens of seconds in a debug build: `cargo test --release -- --ignored`.
-    #[test]
-    #[ignore]
-    fn mesh_of_10000_validates() {
-        check_valid(MeshOptions::new(10_000));
-    }
-
     #[test]
     fn every_change_keeps_the_mesh_valid() {
         let (mut mesh, dir) = check_valid(MeshOptions::new(40).namespaces(2));
