@@ -132,6 +132,18 @@ impl SharedResources {
                 .map(|s| s.hostname.clone())
                 .collect()
         };
+        // Whether a port's configuration may be kept depends on the port and the Sidecar, not on the rest of the
+        // scope: decided once for each, however many scopes share them.
+        let mut clean: BTreeMap<(Option<String>, u32), bool> = BTreeMap::new();
+        let mut is_clean = |old_mesh: &Mesh, egress: Option<&str>, port: u32| -> bool {
+            *clean
+                .entry((egress.map(str::to_owned), port))
+                .or_insert_with(|| {
+                    let hosts = hosts_on_port(mesh, port, egress);
+                    !hosts.iter().any(|h| dirty.contains(h))
+                        && hosts == hosts_on_port(old_mesh, port, egress)
+                })
+        };
         let mut routes = BTreeMap::new();
         for scope in scopes {
             let egress = scope.egress.as_deref();
@@ -151,11 +163,7 @@ impl SharedResources {
                 .iter()
                 .map(|&port| {
                     let reused = kept
-                        .filter(|(old_mesh, _)| {
-                            let hosts = hosts_on_port(mesh, port, egress);
-                            !hosts.iter().any(|h| dirty.contains(h))
-                                && hosts == hosts_on_port(old_mesh, port, egress)
-                        })
+                        .filter(|(old_mesh, _)| is_clean(old_mesh, egress, port))
                         .and_then(|(_, k)| k.by_port.get(&port));
                     let encoded = match reused {
                         Some(r) => r.clone(),
