@@ -16,8 +16,8 @@ use super::build;
 use super::endpoints;
 use crate::mesh::names::ClusterName;
 use crate::mesh::{
-    ConnectionPool, HashAlgorithm, LoadBalancer, Mesh, OutlierDetection, PolicySettings,
-    Resolution, Service, Sidecar,
+    ConnectionPool, ConsistentHash, HashAlgorithm, LoadBalancer, Mesh, OutlierDetection,
+    PolicySettings, Resolution, Service, Sidecar,
 };
 
 /// The outbound clusters of one service.
@@ -82,56 +82,73 @@ pub(super) fn inbound(sidecar: &Sidecar, inbound: &[(u32, &Service)]) -> Vec<Clu
 }
 
 fn apply_policy(c: &mut Cluster, policy: &PolicySettings) {
+    let PolicySettings {
+        load_balancer,
+        connection_pool: pool,
+        outlier_detection: outlier,
+    } = policy;
     // Istio's default algorithm is LEAST_REQUEST (`defaultLBAlgorithm`), not Envoy's ROUND_ROBIN.
     c.lb_policy = LbPolicy::LeastRequest as i32;
-    match &policy.load_balancer {
+    match load_balancer {
         None | Some(LoadBalancer::LeastRequest) => {}
         Some(LoadBalancer::RoundRobin) => c.lb_policy = LbPolicy::RoundRobin as i32,
         Some(LoadBalancer::Random) => c.lb_policy = LbPolicy::Random as i32,
         // Rejected in mesh; kept exhaustive so a new variant must be decided here.
         Some(LoadBalancer::Passthrough) => {}
-        Some(LoadBalancer::ConsistentHash(ch)) => match ch.algorithm {
-            HashAlgorithm::RingHash { minimum_ring_size } => {
-                c.lb_policy = LbPolicy::RingHash as i32;
-                c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(RingHashLbConfig {
-                    minimum_ring_size: minimum_ring_size.map(|value| UInt64Value { value }),
-                    ..Default::default()
-                }));
+        // The key is the route's hash policy (`routes::hash`); the cluster takes the algorithm.
+        Some(LoadBalancer::ConsistentHash(ConsistentHash { key: _, algorithm })) => {
+            match *algorithm {
+                HashAlgorithm::RingHash { minimum_ring_size } => {
+                    c.lb_policy = LbPolicy::RingHash as i32;
+                    c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(RingHashLbConfig {
+                        minimum_ring_size: minimum_ring_size.map(|value| UInt64Value { value }),
+                        ..Default::default()
+                    }));
+                }
+                HashAlgorithm::Maglev { table_size } => {
+                    c.lb_policy = LbPolicy::Maglev as i32;
+                    c.lb_config = Some(cluster::LbConfig::MaglevLbConfig(MaglevLbConfig {
+                        table_size: table_size.map(|value| UInt64Value { value }),
+                    }));
+                }
             }
-            HashAlgorithm::Maglev { table_size } => {
-                c.lb_policy = LbPolicy::Maglev as i32;
-                c.lb_config = Some(cluster::LbConfig::MaglevLbConfig(MaglevLbConfig {
-                    table_size: table_size.map(|value| UInt64Value { value }),
-                }));
-            }
-        },
+        }
     }
-    let pool = policy.connection_pool.clone().unwrap_or_default();
-    connection_pool(c, &pool);
-    if let Some(o) = &policy.outlier_detection {
+    connection_pool(c, &pool.clone().unwrap_or_default());
+    if let Some(o) = outlier {
         outlier_detection(c, o);
     }
 }
 
 fn connection_pool(c: &mut Cluster, pool: &ConnectionPool) {
+    let ConnectionPool {
+        max_connections,
+        connect_timeout,
+        max_connection_duration,
+        http1_max_pending_requests,
+        http2_max_requests,
+        max_requests_per_connection,
+        max_retries,
+        idle_timeout,
+    } = *pool;
     c.circuit_breakers = Some(build::circuit_breakers(
-        pool.max_connections.unwrap_or(u32::MAX),
-        pool.http1_max_pending_requests.unwrap_or(u32::MAX),
-        pool.http2_max_requests.unwrap_or(u32::MAX),
-        pool.max_retries.unwrap_or(u32::MAX),
+        max_connections.unwrap_or(u32::MAX),
+        http1_max_pending_requests.unwrap_or(u32::MAX),
+        http2_max_requests.unwrap_or(u32::MAX),
+        max_retries.unwrap_or(u32::MAX),
     ));
-    if let Some(t) = pool.connect_timeout {
+    if let Some(t) = connect_timeout {
         c.connect_timeout = Some(build::duration(t));
     }
-    if pool.idle_timeout.is_some()
-        || pool.max_connection_duration.is_some()
-        || pool.max_requests_per_connection.is_some()
+    if idle_timeout.is_some()
+        || max_connection_duration.is_some()
+        || max_requests_per_connection.is_some()
     {
         let options = HttpProtocolOptions {
             common_http_protocol_options: Some(CommonHttpProtocolOptions {
-                idle_timeout: pool.idle_timeout.map(build::duration),
-                max_connection_duration: pool.max_connection_duration.map(build::duration),
-                max_requests_per_connection: pool.max_requests_per_connection.map(build::u32_value),
+                idle_timeout: idle_timeout.map(build::duration),
+                max_connection_duration: max_connection_duration.map(build::duration),
+                max_requests_per_connection: max_requests_per_connection.map(build::u32_value),
                 ..Default::default()
             }),
             // Required by Envoy; Bookinfo speaks HTTP/1.1 upstream.
@@ -156,11 +173,19 @@ fn connection_pool(c: &mut Cluster, pool: &ConnectionPool) {
 
 /// Istio's `applyOutlierDetection`: consecutive 5xx enforced at 100%, success-rate ejection off.
 fn outlier_detection(c: &mut Cluster, o: &OutlierDetection) {
+    let OutlierDetection {
+        consecutive_5xx_errors,
+        consecutive_gateway_errors,
+        interval,
+        base_ejection_time,
+        max_ejection_percent,
+        min_health_percent,
+    } = *o;
     let mut out = EnvoyOutlier {
         enforcing_success_rate: Some(build::u32_value(0)),
         ..Default::default()
     };
-    match o.consecutive_5xx_errors {
+    match consecutive_5xx_errors {
         Some(n) if n > 0 => {
             out.consecutive_5xx = Some(build::u32_value(n));
             out.enforcing_consecutive_5xx = Some(build::u32_value(100));
@@ -168,16 +193,15 @@ fn outlier_detection(c: &mut Cluster, o: &OutlierDetection) {
         Some(_) => out.enforcing_consecutive_5xx = Some(build::u32_value(0)),
         None => {}
     }
-    if let Some(n) = o.consecutive_gateway_errors {
+    if let Some(n) = consecutive_gateway_errors {
         out.consecutive_gateway_failure = Some(build::u32_value(n));
         out.enforcing_consecutive_gateway_failure =
             Some(build::u32_value(if n > 0 { 100 } else { 0 }));
     }
-    out.interval = o.interval.map(build::duration);
-    out.base_ejection_time = o.base_ejection_time.map(build::duration);
+    out.interval = interval.map(build::duration);
+    out.base_ejection_time = base_ejection_time.map(build::duration);
     // Istio leaves 0 unset (Envoy's default of 10%) rather than forbidding ejection.
-    out.max_ejection_percent = o
-        .max_ejection_percent
+    out.max_ejection_percent = max_ejection_percent
         .filter(|p| *p > 0)
         .map(build::u32_value);
     // Istio sets the panic threshold whenever outlier detection is on, 0 when unset: Envoy's default of 50%
@@ -185,7 +209,7 @@ fn outlier_detection(c: &mut Cluster, o: &OutlierDetection) {
     c.common_lb_config
         .get_or_insert_with(CommonLbConfig::default)
         .healthy_panic_threshold = Some(Percent {
-        value: f64::from(o.min_health_percent.unwrap_or(0)),
+        value: f64::from(min_health_percent.unwrap_or(0)),
     });
     c.outlier_detection = Some(out);
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, LbEndpoint};
 
 use super::build;
-use crate::mesh::{labels_match, Labels, Mesh, Resolution, Service, ServicePort};
+use crate::mesh::{labels_match, Endpoint, Labels, Mesh, Resolution, Service, ServicePort};
 
 type HostPort<'a> = (&'a str, u32, Option<u32>);
 
@@ -37,15 +37,22 @@ pub(super) fn assignment(
         .map_or(&empty, |s| &s.labels);
     // locality → (address, port, weight)
     let mut by_locality: BTreeMap<&str, Vec<HostPort<'_>>> = BTreeMap::new();
-    for e in service
-        .endpoints
-        .iter()
-        .filter(|e| labels_match(selector, &e.labels))
-    {
-        by_locality
-            .entry(e.locality.as_deref().unwrap_or(""))
-            .or_default()
-            .push((e.address.as_str(), e.port_for(port), e.weight));
+    for e in &service.endpoints {
+        let Endpoint {
+            address,
+            labels,
+            weight,
+            locality,
+            // Read by `port_for`; the WorkloadEntry names the proxy whose inbound ports it serves (`inbound_ports`).
+            ports: _,
+            workload: _,
+        } = e;
+        if labels_match(selector, labels) {
+            by_locality
+                .entry(locality.as_deref().unwrap_or(""))
+                .or_default()
+                .push((address.as_str(), e.port_for(port), *weight));
+        }
     }
     let groups = by_locality
         .into_iter()

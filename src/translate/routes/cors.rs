@@ -8,17 +8,22 @@ use crate::mesh::Cors;
 use super::*;
 
 /// Istio's `TranslateCORSPolicy`.
-pub(super) fn cors(c: &Cors) -> CorsPolicy {
+pub(super) fn cors_policy(c: &Cors) -> CorsPolicy {
+    let Cors {
+        allow_origins,
+        allow_methods,
+        allow_headers,
+        expose_headers,
+        max_age,
+        allow_credentials,
+    } = c;
     CorsPolicy {
-        allow_origin_string_match: c.allow_origins.iter().map(string_matcher).collect(),
-        allow_methods: c.allow_methods.join(","),
-        allow_headers: c.allow_headers.join(","),
-        expose_headers: c.expose_headers.join(","),
-        max_age: c
-            .max_age
-            .map(|d| d.as_secs().to_string())
-            .unwrap_or_default(),
-        allow_credentials: c.allow_credentials.map(|value| BoolValue { value }),
+        allow_origin_string_match: allow_origins.iter().map(string_matcher).collect(),
+        allow_methods: allow_methods.join(","),
+        allow_headers: allow_headers.join(","),
+        expose_headers: expose_headers.join(","),
+        max_age: max_age.map(|d| d.as_secs().to_string()).unwrap_or_default(),
+        allow_credentials: allow_credentials.map(|value| BoolValue { value }),
         ..Default::default()
     }
 }

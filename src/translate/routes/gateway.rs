@@ -7,7 +7,7 @@ use envoy_types::pb::envoy::config::route::v3::{
 };
 
 use crate::mesh::names::{gateway_route_config_name, virtual_host_name};
-use crate::mesh::{GatewayRef, Mesh, ResourceKey, Router};
+use crate::mesh::{GatewayRef, GatewayServer, Mesh, ResourceKey, Router};
 use crate::translate::build;
 
 use super::*;
@@ -17,10 +17,16 @@ pub(in crate::translate) fn router(mesh: &Mesh, router: &Router) -> Vec<RouteCon
     for key in &router.gateways {
         if let Some(gateway) = mesh.gateways.get(key) {
             for server in &gateway.servers {
+                // The port name only matters to validation until TLS and TCP servers are translated.
+                let GatewayServer {
+                    port,
+                    hosts,
+                    port_name: _,
+                } = server;
                 by_port
-                    .entry(server.port)
+                    .entry(*port)
                     .or_default()
-                    .push((GatewayRef::Gateway(key.clone()), &server.hosts));
+                    .push((GatewayRef::Gateway(key.clone()), hosts));
             }
         }
     }

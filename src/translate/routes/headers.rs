@@ -5,7 +5,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 };
 use envoy_types::pb::envoy::config::route::v3::{weighted_cluster::ClusterWeight, Route};
 
-use crate::mesh::HeaderOperations;
+use crate::mesh::{HeaderOperations, HeaderOps};
 use crate::translate::build;
 
 /// The Envoy messages that carry header operations (routes and weighted-cluster entries), by their four fields.
@@ -58,17 +58,18 @@ impl HeaderFields for ClusterWeight {
 
 /// Istio's `TranslateHeadersOperations`, appended to `target`: `set` overwrites, `add` appends.
 pub(super) fn add_header_operations(target: &mut impl HeaderFields, h: &HeaderOperations) {
-    let ops =
-        |o: &crate::mesh::HeaderOps, add: &mut Vec<HeaderValueOption>, remove: &mut Vec<String>| {
-            add.extend(o.set.iter().map(|(k, v)| {
-                build::header_value_option(k, v, HeaderAppendAction::OverwriteIfExistsOrAdd as i32)
-            }));
-            add.extend(o.add.iter().map(|(k, v)| {
-                build::header_value_option(k, v, HeaderAppendAction::AppendIfExistsOrAdd as i32)
-            }));
-            remove.extend(o.remove.iter().cloned());
-        };
+    let ops = |o: &HeaderOps, to_add: &mut Vec<HeaderValueOption>, to_remove: &mut Vec<String>| {
+        let HeaderOps { set, add, remove } = o;
+        to_add.extend(set.iter().map(|(k, v)| {
+            build::header_value_option(k, v, HeaderAppendAction::OverwriteIfExistsOrAdd as i32)
+        }));
+        to_add.extend(add.iter().map(|(k, v)| {
+            build::header_value_option(k, v, HeaderAppendAction::AppendIfExistsOrAdd as i32)
+        }));
+        to_remove.extend(remove.iter().cloned());
+    };
+    let HeaderOperations { request, response } = h;
     let (req_add, req_remove, resp_add, resp_remove) = target.header_fields();
-    ops(&h.request, req_add, req_remove);
-    ops(&h.response, resp_add, resp_remove);
+    ops(request, req_add, req_remove);
+    ops(response, resp_add, resp_remove);
 }

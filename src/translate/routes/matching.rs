@@ -15,33 +15,49 @@ pub(super) fn route_match(m: Option<&RouteMatch>) -> EnvoyRouteMatch {
     let Some(m) = m else {
         return build::prefix_match("/");
     };
-    let path = match &m.uri {
+    let RouteMatch {
+        uri,
+        scheme,
+        method,
+        authority,
+        headers: header_matches,
+        without_headers,
+        query_params,
+        ignore_uri_case,
+        // Whether the match applies to this proxy at all: `applies`. The name: `translate_route`'s.
+        name: _,
+        port: _,
+        source_labels: _,
+        source_namespace: _,
+        gateways: _,
+    } = m;
+    let path = match uri {
         None => PathSpecifier::Prefix("/".to_owned()),
         Some(StringMatch::Exact(p)) => PathSpecifier::Path(p.clone()),
         Some(StringMatch::Prefix(p)) => PathSpecifier::Prefix(p.clone()),
         Some(StringMatch::Present) => PathSpecifier::Prefix("/".to_owned()),
         // Envoy ignores `case_sensitive` for regexes, so case-insensitivity goes into the pattern itself.
-        Some(StringMatch::Regex(r)) if m.ignore_uri_case => {
+        Some(StringMatch::Regex(r)) if *ignore_uri_case => {
             PathSpecifier::SafeRegex(build::regex_matcher(&format!("(?i){r}")))
         }
         Some(StringMatch::Regex(r)) => PathSpecifier::SafeRegex(build::regex_matcher(r)),
     };
     let mut headers: Vec<HeaderMatcher> = Vec::new();
     for (name, value) in [
-        (":method", &m.method),
-        (":authority", &m.authority),
-        (":scheme", &m.scheme),
+        (":method", method),
+        (":authority", authority),
+        (":scheme", scheme),
     ] {
         if let Some(v) = value {
             headers.push(build::header_matcher(name, header_spec(v)));
         }
     }
     headers.extend(
-        m.headers
+        header_matches
             .iter()
             .map(|(k, v)| build::header_matcher(k, header_spec(v))),
     );
-    headers.extend(m.without_headers.iter().map(|(k, v)| {
+    headers.extend(without_headers.iter().map(|(k, v)| {
         let mut h = build::header_matcher(k, header_spec(v));
         h.invert_match = true;
         // A missing header does not "match" a value, so it must count as satisfying `withoutHeaders`.
@@ -51,10 +67,9 @@ pub(super) fn route_match(m: Option<&RouteMatch>) -> EnvoyRouteMatch {
     headers.sort_by(|a, b| a.name.cmp(&b.name));
     EnvoyRouteMatch {
         path_specifier: Some(path),
-        case_sensitive: m.ignore_uri_case.then_some(BoolValue { value: false }),
+        case_sensitive: ignore_uri_case.then_some(BoolValue { value: false }),
         headers,
-        query_parameters: m
-            .query_params
+        query_parameters: query_params
             .iter()
             .map(|(k, v)| QueryParameterMatcher {
                 name: k.clone(),

@@ -9,10 +9,14 @@ use crate::translate::build;
 use super::*;
 
 pub(super) fn mirror(mesh: &Mesh, m: &Mirror, listener_port: u32) -> RequestMirrorPolicy {
+    let Mirror {
+        destination,
+        percentage,
+    } = m;
     RequestMirrorPolicy {
-        cluster: destination_cluster(mesh, &m.destination, listener_port),
+        cluster: destination_cluster(mesh, destination, listener_port),
         runtime_fraction: Some(RuntimeFractionalPercent {
-            default_value: Some(build::per_million(m.percentage)),
+            default_value: Some(build::per_million(*percentage)),
             ..Default::default()
         }),
         ..Default::default()

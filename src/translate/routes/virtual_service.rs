@@ -42,12 +42,29 @@ pub(super) fn vs_routes(mesh: &Mesh, vs: &VirtualService, scope: &Scope<'_>) -> 
 
 /// Istio's `sourceMatchHTTP` plus the port and gateway conditions.
 pub(super) fn applies(m: &RouteMatch, scope: &Scope<'_>) -> bool {
-    labels_match(&m.source_labels, scope.labels)
-        && m.source_namespace
+    // Exhaustive, as in every translation of a mesh type: a new field does not compile until it is decided.
+    let RouteMatch {
+        source_labels,
+        source_namespace,
+        port,
+        gateways,
+        // What a request must look like: `route_match`'s. The name: `translate_route`'s.
+        name: _,
+        uri: _,
+        scheme: _,
+        method: _,
+        authority: _,
+        headers: _,
+        without_headers: _,
+        query_params: _,
+        ignore_uri_case: _,
+    } = m;
+    labels_match(source_labels, scope.labels)
+        && source_namespace
             .as_deref()
             .is_none_or(|ns| ns == scope.namespace)
-        && m.port.is_none_or(|p| p == scope.port)
-        && (m.gateways.is_empty() || m.gateways.contains(scope.gateway))
+        && port.is_none_or(|p| p == scope.port)
+        && (gateways.is_empty() || gateways.contains(scope.gateway))
 }
 
 pub(super) fn translate_route(
@@ -57,13 +74,26 @@ pub(super) fn translate_route(
     m: Option<&RouteMatch>,
     scope: &Scope<'_>,
 ) -> Route {
-    let name = match (http.name.as_deref(), m.and_then(|m| m.name.as_deref())) {
+    let HttpRoute {
+        name: route_name,
+        action: mesh_action,
+        fault,
+        cors,
+        headers,
+        // Which requests: `vs_routes` and `route_match`. How they are forwarded: `route_action`.
+        matches: _,
+        timeout: _,
+        retries: _,
+        rewrite: _,
+        mirrors: _,
+    } = http;
+    let name = match (route_name.as_deref(), m.and_then(|m| m.name.as_deref())) {
         (Some(h), Some(n)) => format!("{h}.{n}"),
         (None, Some(n)) => format!(".{n}"),
         (Some(h), None) => h.to_owned(),
         (None, None) => String::new(),
     };
-    let (action, operation) = match &http.action {
+    let (action, operation) = match mesh_action {
         MeshAction::Route(destinations) => {
             let first = destinations.first().map(|d| {
                 format!(
@@ -100,16 +130,17 @@ pub(super) fn translate_route(
     })));
     r.metadata = Some(build::istio_metadata(&vs.meta.istio_config_path()));
     // At most one of the two (mesh rejects both on one route); see build::route's note on maps.
-    if let Some(f) = &http.fault {
+    if let Some(f) = fault {
         r.typed_per_filter_config =
-            build::per_filter_config(build::FAULT_FILTER, pack_any(fault(f)));
-    } else if let Some(c) = &http.cors {
-        r.typed_per_filter_config = build::per_filter_config(build::CORS_FILTER, pack_any(cors(c)));
+            build::per_filter_config(build::FAULT_FILTER, pack_any(fault_filter_config(f)));
+    } else if let Some(c) = cors {
+        r.typed_per_filter_config =
+            build::per_filter_config(build::CORS_FILTER, pack_any(cors_policy(c)));
     }
-    add_header_operations(&mut r, &http.headers);
+    add_header_operations(&mut r, headers);
     // A lone destination is a plain `cluster`, which has no header fields of its own, so its per-destination
     // headers go on the route (as in Istio).
-    if let MeshAction::Route(destinations) = &http.action {
+    if let MeshAction::Route(destinations) = mesh_action {
         if let [single] = destinations.as_slice() {
             add_header_operations(&mut r, &single.headers);
         }
