@@ -159,6 +159,7 @@ fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 
 /// Loads and resolves a spec directory, failing with every diagnostic when it is invalid.
 pub fn load_mesh(dir: &Path) -> anyhow::Result<Arc<Mesh>> {
+    super::ensure_spec_dir(dir, "--config DIR")?;
     match read_mesh(&[dir.to_path_buf()]) {
         Ok(resolved) => Ok(resolved.mesh),
         Err(diagnostics) => {

@@ -58,8 +58,11 @@ impl Pipeline {
 
     fn accepted(&self, state: &SpecState, resolved: &Resolved) {
         let accepted_fingerprint = fingerprint(&resolved.mesh);
-        for w in &resolved.warnings {
-            tracing::warn!("{w}");
+        // Once per change: a reload that leaves the same warnings (an edit elsewhere) does not repeat them.
+        if self.status.borrow().warnings != resolved.warnings {
+            for w in &resolved.warnings {
+                tracing::warn!("{w}");
+            }
         }
         tracing::info!(
             revision = state.revision,
@@ -80,8 +83,11 @@ impl Pipeline {
     fn rejected(&self, state: &SpecState, diagnostics: &[Diagnostic]) {
         let (errors, warnings): (Vec<_>, Vec<_>) =
             diagnostics.iter().cloned().partition(|d| d.is_error());
-        for e in &errors {
-            tracing::error!("{e}");
+        // Once per change, like warnings; the summary below still marks every rejected reading.
+        if self.status.borrow().errors != errors {
+            for e in &errors {
+                tracing::error!("{e}");
+            }
         }
         tracing::error!(
             revision = state.revision,
