@@ -19,6 +19,9 @@ pub struct Pipeline {
     cache: Cache,
     status: watch::Sender<ConfigStatus>,
     current: Option<Arc<MeshGeneration>>,
+    /// The warnings last logged: a reading with the same ones (an edit elsewhere, or the fix of a rejected
+    /// edit, whose reading had none) does not repeat them.
+    logged_warnings: Vec<Diagnostic>,
 }
 
 impl Pipeline {
@@ -27,6 +30,7 @@ impl Pipeline {
             cache,
             status,
             current: None,
+            logged_warnings: Vec::new(),
         }
     }
 
@@ -56,13 +60,14 @@ impl Pipeline {
         }
     }
 
-    fn accepted(&self, state: &SpecState, resolved: &Resolved) {
+    fn accepted(&mut self, state: &SpecState, resolved: &Resolved) {
         let accepted_fingerprint = fingerprint(&resolved.mesh);
-        // Once per change: a reload that leaves the same warnings (an edit elsewhere) does not repeat them.
-        if self.status.borrow().warnings != resolved.warnings {
+        // Once per change, not once per reading.
+        if self.logged_warnings != resolved.warnings {
             for w in &resolved.warnings {
                 tracing::warn!("{w}");
             }
+            self.logged_warnings = resolved.warnings.clone();
         }
         tracing::info!(
             revision = state.revision,
