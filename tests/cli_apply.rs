@@ -482,3 +482,35 @@ fn a_missing_spec_directory_is_explained_by_every_command() {
         );
     }
 }
+
+/// `-o json|yaml` on every command that prints, as in istioctl and kubectl (`--json` still works where it did).
+#[test]
+fn commands_that_print_take_output_formats() {
+    let c = Checkout::new();
+    let input = c.write_arg("first.yaml", RATINGS_FIRST);
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+    };
+    let applied = json(&c.run(&["apply", "-f", &input, "-o", "json"]));
+    assert_eq!(applied[0]["name"], "first", "{applied}");
+    assert_eq!(applied[0]["result"], "created", "{applied}");
+    assert_eq!(applied[0]["type"], "virtualservice.networking.istio.io");
+    let out = c.run(&["apply", "-f", &input, "-o", "yaml"]);
+    assert!(
+        stdout(&out).contains("result: unchanged"),
+        "{}",
+        stdout(&out)
+    );
+    let deleted = json(&c.run(&["delete", "-f", &input, "-o", "json"]));
+    assert_eq!(deleted[0]["result"], "deleted", "{deleted}");
+    let bootstrap = json(&c.run(&["bootstrap", "--workload", "reviews-v2", "-o", "json"]));
+    assert_eq!(
+        bootstrap["node"]["id"],
+        "sidecar~127.0.4.1~reviews-v2.default~default.svc.cluster.local"
+    );
+    for flag in [&["-o", "json"][..], &["--json"]] {
+        let out = c.run(&[&["validate"][..], flag].concat());
+        assert!(json(&out).is_array(), "{flag:?}");
+    }
+}

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::inputs;
+use super::output::Output;
 use super::served::{Before, ServedArgs};
 use super::validate::{check_dir, has_errors, refuse};
 use crate::mesh::load_diagnostics;
@@ -40,6 +41,9 @@ pub struct Args {
     pub config: PathBuf,
     #[command(flatten)]
     pub served: ServedArgs,
+    /// `-o json|yaml`: what happened to each resource, as a list, instead of kubectl's lines.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -77,13 +81,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let before = Before::read(&args.served)?;
     dir.commit()?;
-    for (key, outcome) in &outcomes {
-        println!(
-            "{}/{} {}",
-            resource_type(key.kind),
-            key.name,
-            outcome.as_str()
-        );
+    if args.output.structured() {
+        let list: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(key, outcome)| result(key, outcome.as_str()))
+            .collect();
+        args.output.print(&list)?;
+    } else {
+        for (key, outcome) in &outcomes {
+            println!(
+                "{}/{} {}",
+                resource_type(key.kind),
+                key.name,
+                outcome.as_str()
+            );
+        }
     }
     let applied: BTreeSet<&ResourceKey> = outcomes.iter().map(|(k, _)| k).collect();
     for warning in diagnostics
@@ -93,6 +105,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{warning}");
     }
     before.report(&args.served, dir.root())
+}
+
+/// One resource's outcome for `-o json|yaml`.
+pub(crate) fn result(key: &ResourceKey, outcome: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": resource_type(key.kind),
+        "namespace": key.namespace,
+        "name": key.name,
+        "result": outcome,
+    })
 }
 
 /// kubectl's name for a kind: `virtualservice.networking.istio.io`.

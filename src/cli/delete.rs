@@ -9,8 +9,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::apply::resource_type;
+use super::apply::{resource_type, result};
 use super::inputs;
+use super::output::Output;
 use super::served::{Before, ServedArgs};
 use super::validate::{check_dir, has_errors, refuse};
 use crate::spec::{edit, ResourceKey, SpecDir};
@@ -38,6 +39,9 @@ pub struct Args {
     pub ignore_not_found: bool,
     #[command(flatten)]
     pub served: ServedArgs,
+    /// `-o json|yaml`: the deleted resources, as a list, instead of kubectl's lines.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -85,8 +89,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let before = Before::read(&args.served)?;
     dir.commit()?;
-    for key in &deleted {
-        println!("{} \"{}\" deleted", resource_type(key.kind), key.name);
+    if args.output.structured() {
+        let list: Vec<serde_json::Value> =
+            deleted.iter().map(|key| result(key, "deleted")).collect();
+        args.output.print(&list)?;
+    } else {
+        for key in &deleted {
+            println!("{} \"{}\" deleted", resource_type(key.kind), key.name);
+        }
     }
     before.report(&args.served, dir.root())
 }
