@@ -74,7 +74,8 @@ impl Bookinfo {
         let mut options = DemoOptions::new(config.path(), envoy());
         options.mode = mode;
         options.xds = "127.0.0.1:0".parse().unwrap();
-        options.admin = None;
+        // `apply --wait` asks it whether every Envoy acknowledged each change.
+        options.admin = Some("127.0.0.1:0".parse().unwrap());
         options.mtls = transport == Transport::MutualTls;
         let demo = Demo::start(options).await.unwrap();
         if transport == Transport::MutualTls {
@@ -100,7 +101,7 @@ impl Bookinfo {
         }
     }
 
-    /// `switchyard apply -f <sample>`, then waits until all seven Envoys run the result.
+    /// `switchyard apply -f <sample> --wait`, then checks that all seven Envoys run the result.
     async fn apply(&self, sample: &str) {
         self.kubectl_like("apply", sample).await;
     }
@@ -111,18 +112,32 @@ impl Bookinfo {
 
     async fn kubectl_like(&self, verb: &str, sample: &str) {
         let mut status = self.demo.control_plane().status();
+        let admin = self.demo.control_plane().admin_addr().unwrap().to_string();
+        let started = Instant::now();
         let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args([verb, "-f"])
             .arg(samples().join(sample))
             .arg("--config")
             .arg(self.config.path())
+            .args(["--admin", &admin, "--wait", "--timeout", "10s"])
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success(),
-            "switchyard {verb} -f {sample} failed:\n{}{}",
+            "switchyard {verb} -f {sample} --wait failed:\n{}{stderr}",
             String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+        );
+        // The server accepted it and every Envoy it affects acknowledged it before `--wait` returned.
+        assert!(
+            stderr.contains("Accepted by the running Switchyard")
+                && stderr.contains("acknowledged the change"),
+            "{stderr}"
+        );
+        eprintln!(
+            "{verb} {sample} --wait took {:?}: {}",
+            started.elapsed(),
+            stderr.trim().replace('\n', " / ")
         );
         let applied_at = Instant::now();
         // By content, not by revision: a late re-read of the files as they were before the command gets a
