@@ -49,6 +49,31 @@ pub fn parse_node_id(id: &str) -> Result<NodeId<'_>, NodeIdError> {
     })
 }
 
+/// How people name a proxy, as istioctl does: `reviews-v2.default` for
+/// `sidecar~127.0.4.1~reviews-v2.default~default.svc.cluster.local`; an id outside the contract stays whole.
+pub fn short_name(id: &str) -> String {
+    match parse_node_id(id) {
+        Ok(node) => format!("{}.{}", node.name, node.namespace),
+        Err(_) => id.to_owned(),
+    }
+}
+
+/// Whether `query` names the proxy with node id `id`: the whole id, `name.namespace`, or `name` alone.
+pub fn names_proxy(id: &str, query: &str) -> bool {
+    if id == query {
+        return true;
+    }
+    match parse_node_id(id) {
+        Ok(node) => {
+            query == node.name
+                || query
+                    .split_once('.')
+                    .is_some_and(|(name, ns)| name == node.name && ns == node.namespace)
+        }
+        Err(_) => false,
+    }
+}
+
 /// A string in the node's metadata; absent and null are `None`.
 pub fn string_field(
     meta: Option<&Struct>,
@@ -89,5 +114,24 @@ impl ClaimedNames {
             id_namespace: id.namespace.to_owned(),
             id_name: id.name.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "sidecar~127.0.4.1~reviews-v2.default~default.svc.cluster.local";
+
+    #[test]
+    fn a_proxy_goes_by_its_workload_name() {
+        assert_eq!(short_name(ID), "reviews-v2.default");
+        assert_eq!(short_name("not-a-contract-id"), "not-a-contract-id");
+        for query in [ID, "reviews-v2", "reviews-v2.default"] {
+            assert!(names_proxy(ID, query), "{query}");
+        }
+        for query in ["reviews", "reviews-v2.other", "reviews-v3", "127.0.4.1"] {
+            assert!(!names_proxy(ID, query), "{query}");
+        }
     }
 }

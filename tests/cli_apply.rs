@@ -350,3 +350,167 @@ fn apply_reads_the_files_the_server_reads() {
     assert!(reviews());
     assert_eq!(fs::read_to_string(&hidden).unwrap(), REVIEWS_V9);
 }
+
+const RATINGS_FIRST: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: first\nspec:\n  hosts:\n  - ratings\n  http:\n  - route:\n    - destination:\n        host: ratings\n        subset: v1\n";
+
+/// Every line a diagnostic names is the line in the file on disk: replacing a long document by a short one
+/// moves the documents below it only in memory (`validate` and `apply` agree).
+#[test]
+fn errors_below_an_edited_document_name_their_line_on_disk() {
+    let c = Checkout::new();
+    let long_first = RATINGS_FIRST.replace(
+        "spec:\n",
+        "spec:\n  # one\n  # two\n  # three\n  # four\n  # five\n",
+    );
+    let other = REVIEWS_V9
+        .replace("hosts:", "hostz:")
+        .replace("name: reviews", "name: other");
+    fs::write(
+        c.config().join("typo.yaml"),
+        format!("{long_first}---\n{other}"),
+    )
+    .unwrap();
+    let disk_line = long_first.lines().count() + 1 + 6;
+    assert_eq!(
+        c.read("typo.yaml").lines().nth(disk_line - 1),
+        Some("  hostz:")
+    );
+    let validate = c.run(&["validate"]);
+    assert!(
+        stdout(&validate).contains(&format!("typo.yaml:{disk_line}")),
+        "{}",
+        stdout(&validate)
+    );
+    let input = c.write_arg("first.yaml", RATINGS_FIRST);
+    assert_refused(
+        &c,
+        &["apply", "-f", &input],
+        &[&format!("typo.yaml:{disk_line} ")],
+    );
+}
+
+/// `apply -f -` reads standard input (as `kubectl apply -f - <<EOF` in Istio's docs); its resources go to
+/// `stdin.yaml` unless the directory already defines them, and its errors name `<stdin>`.
+#[test]
+fn apply_reads_standard_input() {
+    let c = Checkout::new();
+    let out = assert_cmd::Command::cargo_bin("switchyard")
+        .unwrap()
+        .current_dir(&c.main)
+        .args(["apply", "-f", "-"])
+        .write_stdin(RATINGS_FIRST)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "virtualservice.networking.istio.io/first created\n"
+    );
+    assert_eq!(c.read("stdin.yaml"), RATINGS_FIRST);
+
+    let out = assert_cmd::Command::cargo_bin("switchyard")
+        .unwrap()
+        .current_dir(&c.main)
+        .args(["apply", "-f", "-"])
+        .write_stdin(RATINGS_FIRST.replace("hosts:", "hostz:"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("<stdin>:6"), "{}", stderr(&out));
+}
+
+/// `apply -f DIR` applies every YAML file of the directory, each as if given by name; `delete -f DIR` too.
+#[test]
+fn apply_and_delete_read_a_directory() {
+    let c = Checkout::new();
+    fs::create_dir(c.main.join("more")).unwrap();
+    fs::write(c.main.join("more/first.yaml"), RATINGS_FIRST).unwrap();
+    fs::write(
+        c.main.join("more/second.yml"),
+        RATINGS_FIRST
+            .replace("name: first", "name: second")
+            .replace("ratings", "details"),
+    )
+    .unwrap();
+    fs::write(c.main.join("more/notes.txt"), "not a spec").unwrap();
+    let out = c.run(&["apply", "-f", "more"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "virtualservice.networking.istio.io/first created\nvirtualservice.networking.istio.io/second created\n"
+    );
+    assert!(c.config().join("first.yaml").exists() && c.config().join("second.yml").exists());
+    let out = c.run(&["delete", "-f", "more"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!c.config().join("first.yaml").exists());
+}
+
+/// Outside the repository root, `validate` and `proxy-config` explain what `apply` explains.
+#[test]
+fn a_missing_spec_directory_is_explained_by_every_command() {
+    let c = Checkout::new();
+    let elsewhere = c.main.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let run = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("switchyard")
+            .unwrap()
+            .current_dir(&elsewhere)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["validate"][..],
+        &["proxy-config", "routes", "reviews-v2"],
+        &["proxy-config", "route", "reviews-v2", "-o", "json"],
+        &["proxy-config", "cluster", "reviews-v2", "--json"],
+        &["bootstrap", "--workload", "reviews-v2"],
+        &[
+            "apply",
+            "-f",
+            "../../shared/istio-bookinfo/virtual-service-all-v1.yaml",
+        ],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains(
+                "spec directory `config` does not exist or is not a directory (create it, or pass"
+            ),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// `-o json|yaml` on every command that prints, as in istioctl and kubectl (`--json` still works where it did).
+#[test]
+fn commands_that_print_take_output_formats() {
+    let c = Checkout::new();
+    let input = c.write_arg("first.yaml", RATINGS_FIRST);
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+    };
+    let applied = json(&c.run(&["apply", "-f", &input, "-o", "json"]));
+    assert_eq!(applied[0]["name"], "first", "{applied}");
+    assert_eq!(applied[0]["result"], "created", "{applied}");
+    assert_eq!(applied[0]["type"], "virtualservice.networking.istio.io");
+    let out = c.run(&["apply", "-f", &input, "-o", "yaml"]);
+    assert!(
+        stdout(&out).contains("result: unchanged"),
+        "{}",
+        stdout(&out)
+    );
+    let deleted = json(&c.run(&["delete", "-f", &input, "-o", "json"]));
+    assert_eq!(deleted[0]["result"], "deleted", "{deleted}");
+    let bootstrap = json(&c.run(&["bootstrap", "--workload", "reviews-v2", "-o", "json"]));
+    assert_eq!(
+        bootstrap["node"]["id"],
+        "sidecar~127.0.4.1~reviews-v2.default~default.svc.cluster.local"
+    );
+    for flag in [&["-o", "json"][..], &["--json"]] {
+        let out = c.run(&[&["validate"][..], flag].concat());
+        assert!(json(&out).is_array(), "{flag:?}");
+    }
+}

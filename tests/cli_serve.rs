@@ -55,11 +55,16 @@ impl Served {
     }
 
     async fn start_with(extra: &[&str]) -> Served {
+        Served::start_in(config_dir(), extra).await
+    }
+
+    /// Serving `config` (a scratch copy, for tests that edit it).
+    async fn start_in(config: &Path, extra: &[&str]) -> Served {
         let [xds, admin] = free_addrs();
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let child = switchyard()
             .args(["serve", "--config"])
-            .arg(config_dir())
+            .arg(config)
             .args(["--xds", &xds.to_string(), "--admin", &admin.to_string()])
             .args(extra)
             .stdout(Stdio::null())
@@ -161,16 +166,25 @@ impl Drop for Served {
 }
 
 fn productpage_node() -> envoy_types::pb::envoy::config::core::v3::Node {
+    sidecar_node("productpage", "v1", 1)
+}
+
+/// The sidecar of Bookinfo's `<app>-<version>`, pod `pod` (127.0.<pod>.x, as in `config/`).
+fn sidecar_node(
+    app: &str,
+    version: &str,
+    pod: u8,
+) -> envoy_types::pb::envoy::config::core::v3::Node {
     NodeIdentity::sidecar(&SidecarNode {
-        workload_name: "productpage-v1".into(),
+        workload_name: format!("{app}-{version}"),
         namespace: "default".into(),
-        labels: [("app", "productpage"), ("version", "v1")]
+        labels: [("app", app), ("version", version)]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        pod_ip: "127.0.1.1".parse().unwrap(),
-        app_ip: "127.0.1.2".parse().unwrap(),
-        outbound_ip: "127.0.1.3".parse().unwrap(),
+        pod_ip: format!("127.0.{pod}.1").parse().unwrap(),
+        app_ip: format!("127.0.{pod}.2").parse().unwrap(),
+        outbound_ip: format!("127.0.{pod}.3").parse().unwrap(),
     })
     .to_proto()
 }
@@ -188,14 +202,14 @@ async fn serve_answers_xds_and_reports_proxy_status() {
     // Sent, not yet acknowledged.
     let status = served.proxy_status();
     assert!(
-        status.contains(&id) && status.contains("STALE"),
+        status.contains("productpage-v1.default") && status.contains("STALE"),
         "{status}\n{}",
         served.log()
     );
     client.ack(&cds, &[]).await;
     served
         .wait_proxy_status("SYNCED", |line| {
-            line.starts_with(&id) && line.contains("SYNCED")
+            line.starts_with("productpage-v1.default ") && line.contains("SYNCED")
         })
         .await;
 
@@ -369,10 +383,10 @@ async fn serve_over_mutual_tls_with_certificates_from_switchyard_certs() {
             .unwrap()
             >= Some(1)
     );
-    let id = "sidecar~127.0.4.1~reviews-v2.default~default.svc.cluster.local";
     served
         .wait_proxy_status("every type SYNCED", |line| {
-            line.starts_with(id) && line.split_whitespace().skip(2).all(|s| s == "SYNCED")
+            line.starts_with("reviews-v2.default ")
+                && line.split_whitespace().skip(2).all(|s| s == "SYNCED")
         })
         .await;
 
@@ -564,4 +578,355 @@ fn bootstrap_for_an_unknown_workload_names_the_known_ones() {
         "{stderr}"
     );
     assert!(stderr.contains("default/reviews-v2"), "{stderr}");
+}
+
+/// How a simulated sidecar answers the `n`th response (from 0) of a type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Ack,
+    Nack,
+    Silent,
+}
+
+/// A simulated sidecar: subscribes to clusters, listeners and its route configuration `9080` as Envoy does, and
+/// answers each response as `answer` says, until aborted.
+async fn simulated_sidecar(
+    xds: SocketAddr,
+    node: envoy_types::pb::envoy::config::core::v3::Node,
+    answer: fn(ResourceType, usize) -> Answer,
+) -> tokio::task::JoinHandle<()> {
+    let mut client = support::xds::sotw_client(xds, node).await;
+    client.subscribe(ResourceType::Cluster, &[]).await;
+    client.subscribe(ResourceType::Listener, &[]).await;
+    client.subscribe(ResourceType::Route, &["9080"]).await;
+    tokio::spawn(async move {
+        let mut seen: std::collections::BTreeMap<ResourceType, usize> = Default::default();
+        let mut kept: std::collections::BTreeMap<ResourceType, String> = Default::default();
+        loop {
+            let r = client.recv().await;
+            let t = ResourceType::from_type_url(&r.type_url).unwrap();
+            let n = seen.entry(t).or_default();
+            let names: &[&str] = if t == ResourceType::Route {
+                &["9080"]
+            } else {
+                &[]
+            };
+            match answer(t, *n) {
+                Answer::Ack => {
+                    kept.insert(t, r.version_info.clone());
+                    client.ack(&r, names).await;
+                }
+                Answer::Nack => {
+                    let version = kept.get(&t).cloned().unwrap_or_default();
+                    client.nack(&r, &version, names).await;
+                }
+                Answer::Silent => {}
+            }
+            *n += 1;
+        }
+    })
+}
+
+fn sample(name: &str) -> String {
+    format!("{}/{name}", support::checkout::SAMPLES)
+}
+
+/// `apply` says whether the running server took the change; `--wait` returns once every proxy the change
+/// affects acknowledged it, and `delete --wait` likewise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_waits_until_every_affected_proxy_acknowledged() {
+    let checkout = support::checkout::Checkout::new();
+    let served = Served::start_in(&checkout.config(), &[]).await;
+    let productpage = simulated_sidecar(served.xds, productpage_node(), |_, _| Answer::Ack).await;
+    let reviews = simulated_sidecar(served.xds, sidecar_node("reviews", "v2", 4), |_, _| {
+        Answer::Ack
+    })
+    .await;
+    served
+        .wait_proxy_status("both proxies in sync", |_| {
+            let status = served.proxy_status();
+            status.matches("SYNCED    SYNCED").count() == 2
+        })
+        .await;
+    let admin = served.admin.to_string();
+    let all_v1 = sample("virtual-service-all-v1.yaml");
+    for verb in ["apply", "delete"] {
+        let out = checkout.run(&[
+            verb,
+            "-f",
+            &all_v1,
+            "--admin",
+            &admin,
+            "--wait",
+            "--timeout",
+            "10s",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{verb}: {stderr}\n{}", served.log());
+        assert!(
+            stderr.contains("Accepted by the running Switchyard at"),
+            "{verb}: {stderr}"
+        );
+        assert!(
+            stderr.contains("All 2 affected proxies acknowledged the change"),
+            "{verb}: {stderr}"
+        );
+    }
+    productpage.abort();
+    reviews.abort();
+}
+
+/// A proxy that rejects the change and one that never answers: `apply --wait` names both and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_wait_reports_who_rejected_and_who_is_stale() {
+    let checkout = support::checkout::Checkout::new();
+    let served = Served::start_in(&checkout.config(), &[]).await;
+    let later_routes = |t: ResourceType, n: usize| match (t, n) {
+        (ResourceType::Route, n) if n > 0 => Answer::Nack,
+        _ => Answer::Ack,
+    };
+    let silent_routes = |t: ResourceType, n: usize| match (t, n) {
+        (ResourceType::Route, n) if n > 0 => Answer::Silent,
+        _ => Answer::Ack,
+    };
+    let productpage = simulated_sidecar(served.xds, productpage_node(), later_routes).await;
+    let reviews =
+        simulated_sidecar(served.xds, sidecar_node("reviews", "v2", 4), silent_routes).await;
+    served
+        .wait_proxy_status("both proxies in sync", |_| {
+            served.proxy_status().matches("SYNCED    SYNCED").count() == 2
+        })
+        .await;
+    let out = checkout.run(&[
+        "apply",
+        "-f",
+        &sample("virtual-service-all-v1.yaml"),
+        "--admin",
+        &served.admin.to_string(),
+        "--wait",
+        "--timeout",
+        "3s",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}\n{}", served.log());
+    assert!(
+        stderr.contains("Accepted by the running Switchyard"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("productpage-v1.default REJECTED the change:")
+            && stderr.contains("bad cluster: nope"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("reviews-v2.default has not acknowledged the change (STALE: Route)"),
+        "{stderr}"
+    );
+    productpage.abort();
+    reviews.abort();
+}
+
+/// Without a server, or with one serving another directory, `apply` says so (and `--wait` fails).
+#[tokio::test]
+async fn apply_says_when_no_server_serves_its_directory() {
+    let checkout = support::checkout::Checkout::new();
+    let nobody = free_addr().to_string();
+    let all_v1 = sample("virtual-service-all-v1.yaml");
+    let out = checkout.run(&["apply", "-f", &all_v1, "--admin", &nobody]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("No Switchyard answers at {nobody}")),
+        "{stderr}"
+    );
+    let out = checkout.run(&["delete", "-f", &all_v1, "--admin", &nobody, "--wait"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let served = Served::start().await;
+    let out = checkout.run(&["apply", "-f", &all_v1, "--admin", &served.admin.to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("it does not see this change"), "{stderr}");
+}
+
+/// With the latest revision rejected, `proxy-status` says so above the table (and proxies stay SYNCED on the
+/// revision they keep).
+#[tokio::test]
+async fn proxy_status_shows_a_rejected_revision() {
+    let checkout = support::checkout::Checkout::new();
+    let served = Served::start_in(&checkout.config(), &[]).await;
+    assert!(!served.proxy_status().contains("REJECTED"));
+    std::fs::write(
+        checkout.config().join("broken.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: broken\nspec:\n  hosts:\n  - reviews\n  htpp: []\n",
+    )
+    .unwrap();
+    served
+        .wait_proxy_status("the rejection", |line| {
+            line.starts_with("Spec revision 2 REJECTED")
+        })
+        .await;
+    let status = served.proxy_status();
+    assert!(
+        status
+            .starts_with("Spec revision 2 REJECTED (1 error); proxies keep revision 1 (accepted "),
+        "{status}"
+    );
+    assert!(status.contains("broken.yaml:8"), "{status}");
+    assert!(
+        status.contains("(VirtualService default/broken)"),
+        "{status}"
+    );
+}
+
+/// `proxy-status NAME` shows one proxy, by workload name, `name.namespace` or node id; `-o json` prints the
+/// admin endpoint's view; an unknown name is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_status_takes_short_names_and_output_formats() {
+    let served = Served::start().await;
+    let productpage = simulated_sidecar(served.xds, productpage_node(), |_, _| Answer::Ack).await;
+    let reviews = simulated_sidecar(served.xds, sidecar_node("reviews", "v2", 4), |_, _| {
+        Answer::Ack
+    })
+    .await;
+    served
+        .wait_proxy_status("both proxies", |_| {
+            served.proxy_status().lines().count() == 3
+        })
+        .await;
+    let admin = served.admin.to_string();
+    let id = sidecar_node("reviews", "v2", 4).id;
+    for name in ["reviews-v2", "reviews-v2.default", id.as_str()] {
+        let out = switchyard()
+            .args(["proxy-status", name, "--admin", &admin])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.lines().count(), 2, "{name}: {stdout}");
+        assert!(
+            stdout
+                .lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("reviews-v2.default "),
+            "{stdout}"
+        );
+    }
+    let out = switchyard()
+        .args(["proxy-status", "-o", "json", "--admin", &admin])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["proxies"].as_array().unwrap().len(), 2, "{json}");
+    assert_eq!(json["config"]["accepted_revision"], 1, "{json}");
+    let out = switchyard()
+        .args(["proxy-status", "-o", "yaml", "--admin", &admin])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("accepted_revision: 1"));
+    let out = switchyard()
+        .args(["proxy-status", "ratings-v1", "--admin", &admin])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no connected proxy is named `ratings-v1`")
+    );
+    productpage.abort();
+    reviews.abort();
+}
+
+/// The admin endpoint: `/` is a page linking the rest, JSON is indented, and `/debug/snapshot` takes short names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_index_indented_json_and_short_names() {
+    let served = Served::start().await;
+    let reviews = simulated_sidecar(served.xds, sidecar_node("reviews", "v2", 4), |_, _| {
+        Answer::Ack
+    })
+    .await;
+    served
+        .wait_proxy_status("the proxy", |line| line.starts_with("reviews-v2.default"))
+        .await;
+    let get = |path: &str| {
+        let url = format!("http://{}{path}", served.admin);
+        async move {
+            let response = http().get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (code, index) = get("/").await;
+    assert_eq!(code, 200);
+    for link in [
+        "href=\"/debug/config\"",
+        "href=\"/debug/proxies\"",
+        "href=\"/metrics\"",
+        "/debug/snapshot?proxy=reviews-v2.default",
+    ] {
+        assert!(index.contains(link), "{link}: {index}");
+    }
+    let (_, config) = get("/debug/config").await;
+    assert!(config.starts_with("{\n  \""), "{config}");
+    for name in ["reviews-v2", "reviews-v2.default"] {
+        let (code, snapshot) = get(&format!("/debug/snapshot?proxy={name}")).await;
+        assert_eq!(code, 200, "{snapshot}");
+        assert!(
+            snapshot.contains("\n    \"outbound|9080|v2|reviews.default.svc.cluster.local\""),
+            "{snapshot}"
+        );
+    }
+    reviews.abort();
+}
+
+/// The log of a server whose proxy leaves (Envoy exiting closes its connection mid-stream) has no error for it,
+/// and no colour codes when it goes to a file; warnings of the directory appear once, not per reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_logs_disconnects_colours_and_repeated_warnings() {
+    let checkout = support::checkout::Checkout::new();
+    let served = Served::start_in(&checkout.config(), &[]).await;
+    let reviews = simulated_sidecar(served.xds, sidecar_node("reviews", "v2", 4), |_, _| {
+        Answer::Ack
+    })
+    .await;
+    served
+        .wait_proxy_status("the proxy", |line| line.starts_with("reviews-v2.default"))
+        .await;
+    // Dropping the task drops the client: its connection closes without ending the stream.
+    reviews.abort();
+    served
+        .wait_proxy_status("the proxy gone", |_| {
+            served.proxy_status().lines().count() == 1
+        })
+        .await;
+    // A rejected reading (its load error leaves no warnings), then the fix: the same warnings as before.
+    let broken = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: x\nspec:\n  htpp: []\n";
+    for (revision, text) in [(2, broken), (3, "# fixed\n")] {
+        std::fs::write(checkout.config().join("extra.yaml"), text).unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        while !served.log().contains(&format!("revision={revision}")) {
+            assert!(Instant::now() < deadline, "no reload\n{}", served.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let log = served.log();
+    assert!(!log.contains('\x1b'), "colour codes in a file:\n{log}");
+    assert!(!log.contains("h2 protocol error"), "{log}");
+    assert!(log.contains("proxy disconnected"), "{log}");
+    // The only errors are the rejected reading's.
+    for line in log.lines().filter(|l| l.contains("ERROR")) {
+        assert!(
+            line.contains("revision=2") || line.contains("extra.yaml"),
+            "{line}"
+        );
+    }
+    let warning = log
+        .lines()
+        .find(|l| l.contains("Warning ["))
+        .expect("the directory has warnings");
+    let text = &warning[warning.find("Warning [").unwrap()..];
+    assert_eq!(log.matches(text).count(), 1, "{log}");
 }

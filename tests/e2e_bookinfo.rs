@@ -6,11 +6,14 @@
 //! The demo topology uses fixed loopback addresses (pods 127.0.N.x, the gateway on 127.0.0.1:8080), so
 //! the tests take turns.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use support::browser::Browser;
 use switchyard::certs::{self, Authority, Subject, Validity};
 use switchyard::control_plane::{fingerprint, read_mesh};
 use switchyard::demo::{Demo, DemoError, DemoOptions, DemoProxy};
@@ -71,7 +74,8 @@ impl Bookinfo {
         let mut options = DemoOptions::new(config.path(), envoy());
         options.mode = mode;
         options.xds = "127.0.0.1:0".parse().unwrap();
-        options.admin = None;
+        // `apply --wait` asks it whether every Envoy acknowledged each change.
+        options.admin = Some("127.0.0.1:0".parse().unwrap());
         options.mtls = transport == Transport::MutualTls;
         let demo = Demo::start(options).await.unwrap();
         if transport == Transport::MutualTls {
@@ -97,7 +101,7 @@ impl Bookinfo {
         }
     }
 
-    /// `switchyard apply -f <sample>`, then waits until all seven Envoys run the result.
+    /// `switchyard apply -f <sample> --wait`, then checks that all seven Envoys run the result.
     async fn apply(&self, sample: &str) {
         self.kubectl_like("apply", sample).await;
     }
@@ -108,18 +112,32 @@ impl Bookinfo {
 
     async fn kubectl_like(&self, verb: &str, sample: &str) {
         let mut status = self.demo.control_plane().status();
+        let admin = self.demo.control_plane().admin_addr().unwrap().to_string();
+        let started = Instant::now();
         let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args([verb, "-f"])
             .arg(samples().join(sample))
             .arg("--config")
             .arg(self.config.path())
+            .args(["--admin", &admin, "--wait", "--timeout", "10s"])
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success(),
-            "switchyard {verb} -f {sample} failed:\n{}{}",
+            "switchyard {verb} -f {sample} --wait failed:\n{}{stderr}",
             String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+        );
+        // The server accepted it and every Envoy it affects acknowledged it before `--wait` returned.
+        assert!(
+            stderr.contains("Accepted by the running Switchyard")
+                && stderr.contains("acknowledged the change"),
+            "{stderr}"
+        );
+        eprintln!(
+            "{verb} {sample} --wait took {:?}: {}",
+            started.elapsed(),
+            stderr.trim().replace('\n', " / ")
         );
         let applied_at = Instant::now();
         // By content, not by revision: a late re-read of the files as they were before the command gets a
@@ -503,6 +521,88 @@ async fn traffic_shifting_delta() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_shifting_mtls_delta() {
     traffic_shifting(XdsMode::Delta, Transport::MutualTls).await;
+}
+
+/// What a person sees of the product page, measured in the browser: each filled star's rendered colour and
+/// box, where the details and reviews columns sit, and who served the reviews.
+const RENDERED: &str = r#"
+    const box = (e) => { const r = e.getBoundingClientRect(); return {left: r.left, top: r.top, width: r.width, height: r.height}; };
+    const stars = [...document.querySelectorAll('svg[data-star="filled"]')].map((s) => {
+        const style = getComputedStyle(s);
+        return Object.assign(box(s), {color: style.color, fill: style.fill});
+    });
+    return {
+        stars: stars,
+        details: box(document.getElementById('details')),
+        reviews: box(document.getElementById('reviews')),
+        served_by: (document.querySelector('#reviews dd') || {}).textContent,
+    };
+"#;
+
+/// The stars as a person sees them, in a real headless Chromium, through the real gateway: black for
+/// reviews-v2 (as jason, signed in through the page's own dialog), red for reviews-v3, each star a 20 px icon
+/// in a row, details and reviews side by side. Without the page's stylesheet the first star is as wide as the
+/// page and red stars render black.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stars_in_a_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let _turn = TOPOLOGY.lock().await;
+    let bookinfo = Bookinfo::start(XdsMode::Sotw, Transport::Plaintext).await;
+    let productpage = format!("{}/productpage", bookinfo.gateway);
+    bookinfo.apply("virtual-service-all-v1.yaml").await;
+    bookinfo.apply("virtual-service-reviews-test-v2.yaml").await;
+
+    browser.goto(&productpage).await;
+    browser.click(&browser.find("nav button").await).await;
+    browser
+        .type_into(&browser.find("input[name=username]").await, "jason")
+        .await;
+    browser
+        .click(&browser.find("form button[type=submit]").await)
+        .await;
+    browser
+        .wait_for("const u = document.getElementById('signed-in-user'); return u && u.textContent === 'jason';")
+        .await;
+    let black = browser.execute(RENDERED, serde_json::json!([])).await;
+    check_rendered(&black, "reviews-v2", "rgb(0, 0, 0)");
+
+    bookinfo.apply("virtual-service-reviews-v3.yaml").await;
+    browser.goto(&productpage).await;
+    let red = browser.execute(RENDERED, serde_json::json!([])).await;
+    check_rendered(&red, "reviews-v3", "rgb(239, 68, 68)");
+
+    browser.quit().await;
+    bookinfo.demo.shutdown().await;
+}
+
+/// Nine filled stars (Reviewer1 5, Reviewer2 4) of `color`, 20 px square, in rows; details left of reviews.
+fn check_rendered(page: &serde_json::Value, served_by: &str, color: &str) {
+    eprintln!("{served_by} as rendered: {page}");
+    assert_eq!(page["served_by"], served_by, "{page}");
+    let stars = page["stars"].as_array().unwrap();
+    assert_eq!(stars.len(), 9, "{page}");
+    for star in stars {
+        assert_eq!(star["color"], color, "a star's colour: {star}");
+        assert_eq!(star["fill"], color, "a star's fill: {star}");
+        assert_eq!(star["width"], 20.0, "a star's width: {star}");
+        assert_eq!(star["height"], 20.0, "a star's height: {star}");
+    }
+    // The first review's five stars side by side, a small gap apart.
+    for pair in stars[..5].windows(2) {
+        assert_eq!(pair[0]["top"], pair[1]["top"], "{page}");
+        let gap = pair[1]["left"].as_f64().unwrap() - pair[0]["left"].as_f64().unwrap();
+        assert!((20.0..=30.0).contains(&gap), "stars {gap} px apart: {page}");
+    }
+    // Two columns, as in the real page.
+    let (details, reviews) = (&page["details"], &page["reviews"]);
+    assert_eq!(details["top"], reviews["top"], "{page}");
+    assert!(
+        details["left"].as_f64().unwrap() + details["width"].as_f64().unwrap()
+            <= reviews["left"].as_f64().unwrap(),
+        "{page}"
+    );
 }
 
 /// Switchyard's stream id for a proxy and the Envoy's count of xDS connections: either changes on a

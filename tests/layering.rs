@@ -28,7 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The generated meshes of the benchmarks: files a user would write, and the nodes of their sidecars.
     ("meshgen", &["control_plane", "envoy", "topology", "xds"]),
     // Running it all.
-    ("admin", &["mesh", "xds"]),
+    ("admin", &["mesh", "node_id", "xds"]),
     (
         "control_plane",
         &["admin", "mesh", "source", "translate", "xds"],
@@ -53,6 +53,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "demo",
             "envoy",
             "mesh",
+            "node_id",
             "source",
             "spec",
             "topology",

@@ -3,16 +3,20 @@
 //!
 //! | path | what |
 //! |---|---|
+//! | `/` | a page linking the rest ([`index`]) |
 //! | `/healthz` | 200 while the process runs |
 //! | `/ready` | 200 once a configuration has been accepted, 503 before |
 //! | `/metrics` | Prometheus text |
 //! | `/debug/config` | the config status: revision, errors and warnings of the latest reading |
 //! | `/debug/proxies` | connected proxies and, per type, what was sent, acknowledged and rejected |
-//! | `/debug/snapshot?proxy=<node id>` | the resources (names and versions) that proxy is being served |
+//! | `/debug/snapshot?proxy=<name>` | the resources (names and versions) that proxy is being served; the proxy by node id, `name.namespace` or `name` |
+//!
+//! JSON answers are indented: people read them with curl.
 //!
 //! Who may ask is decided in [`guard`]: loopback `Host`s only on loopback, a bearer token elsewhere.
 
 pub mod guard;
+mod index;
 mod metrics;
 mod status;
 
@@ -21,10 +25,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,7 +36,8 @@ use tokio::sync::watch;
 pub use guard::{AccessError, AdminAccess};
 pub use status::ConfigStatus;
 
-use crate::xds::{Cache, ProxyRegistry, TlsCounters};
+use crate::node_id::names_proxy;
+use crate::xds::{Cache, ProxyRegistry, ProxyStatus, TlsCounters};
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -46,6 +51,7 @@ pub struct AdminState {
 
 pub fn router(state: AdminState) -> Router {
     Router::new()
+        .route("/", get(index::page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::render))
@@ -81,12 +87,24 @@ async fn ready(State(state): State<AdminState>) -> Response {
     }
 }
 
-async fn config(State(state): State<AdminState>) -> Json<ConfigStatus> {
-    Json(state.status.borrow().clone())
+/// Indented JSON.
+fn pretty(value: &impl serde::Serialize) -> Response {
+    match serde_json::to_string_pretty(value) {
+        Ok(mut text) => {
+            text.push('\n');
+            ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
-async fn proxies(State(state): State<AdminState>) -> Json<Vec<crate::xds::ProxyStatus>> {
-    Json(state.registry.list())
+async fn config(State(state): State<AdminState>) -> Response {
+    let status: ConfigStatus = state.status.borrow().clone();
+    pretty(&status)
+}
+
+async fn proxies(State(state): State<AdminState>) -> Response {
+    pretty(&state.registry.list())
 }
 
 #[derive(Deserialize)]
@@ -96,19 +114,38 @@ struct SnapshotQuery {
 
 async fn snapshot(State(state): State<AdminState>, Query(q): Query<SnapshotQuery>) -> Response {
     // While a reconnect overlaps the old stream, the newest one is the proxy as it is now.
-    let Some(proxy) = state.registry.latest_by_node_id(&q.proxy) else {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("no connected proxy has node id {:?}\n", q.proxy),
-        )
-            .into_response();
+    let named: Vec<ProxyStatus> = state
+        .registry
+        .latest_per_node()
+        .into_values()
+        .filter(|p| names_proxy(&p.node_id, &q.proxy))
+        .collect();
+    let proxy = match <[ProxyStatus; 1]>::try_from(named) {
+        Ok([proxy]) => proxy,
+        Err(named) if named.is_empty() => {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("no connected proxy is named {:?}\n", q.proxy),
+            )
+                .into_response()
+        }
+        Err(named) => {
+            let ids: Vec<&str> = named.iter().map(|p| p.node_id.as_str()).collect();
+            return (
+                StatusCode::CONFLICT,
+                format!(
+                    "{:?} names {} proxies: {}\n",
+                    q.proxy,
+                    ids.len(),
+                    ids.join(", ")
+                ),
+            )
+                .into_response();
+        }
     };
     let node = proxy.node();
     match state.cache.current().snapshot_for(&node) {
-        Ok(snapshot) => {
-            let listing = snapshot.listing();
-            Json(listing).into_response()
-        }
+        Ok(snapshot) => pretty(&snapshot.listing()),
         Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
     }
 }

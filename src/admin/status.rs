@@ -2,6 +2,7 @@
 //! control plane's pipeline writes it; it is defined here, with the endpoint that shows it, so that the admin
 //! endpoint depends on nothing above the stages it reports on.
 
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -10,6 +11,8 @@ use crate::mesh::Diagnostic;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ConfigStatus {
+    /// The spec directory being watched (absolute), so a client can tell whether its edit is this server's.
+    pub spec_dir: Option<PathBuf>,
     /// The latest reading of the specs.
     pub revision: u64,
     /// The reading being served, if any was ever valid.

@@ -9,12 +9,12 @@
 //! Warnings about the applied resources go to stderr.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
+use super::inputs;
+use super::output::Output;
+use super::served::{Before, ServedArgs};
 use super::validate::{check_dir, has_errors, refuse};
 use crate::mesh::load_diagnostics;
 use crate::spec::{self, edit, Kind, ResourceKey, SpecDir};
@@ -22,37 +22,49 @@ use crate::spec::{self, edit, Kind, ResourceKey, SpecDir};
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Example (an Istio task step, from the repository root):\n  \
-    switchyard apply -f ../shared/istio-bookinfo/virtual-service-reviews-test-v2.yaml"
+    switchyard apply -f ../shared/istio-bookinfo/virtual-service-reviews-test-v2.yaml\n  \
+    switchyard apply -f - < virtual-service.yaml      # standard input, as in Istio's docs\n  \
+    switchyard apply -f ../shared/istio-bookinfo/virtual-service-all-v1.yaml --wait   # until every proxy ACKs"
 )]
 pub struct Args {
-    /// File with the resources to add or replace: Istio YAML, one or more documents (repeat -f for more files).
-    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    /// File with the resources to add or replace: Istio YAML, one or more documents; a directory (its *.yaml
+    /// files) or `-` (standard input). Repeat -f for more.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        required = true
+    )]
     pub files: Vec<PathBuf>,
     /// The spec directory to edit.
     #[arg(long, value_name = "DIR", default_value = "config")]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub served: ServedArgs,
+    /// `-o json|yaml`: what happened to each resource, as a list, instead of kubectl's lines.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut dir = SpecDir::read(&args.config)?;
     let mut outcomes = Vec::new();
-    for file in &args.files {
-        let text = fs::read_to_string(file)
-            .with_context(|| format!("cannot read `{}`", file.display()))?;
+    for input in inputs::read_all(&args.files)? {
+        let (file, text) = (&input.path, &input.text);
         // The input is checked on its own first, so its problems point at the file the user wrote.
-        if let Err(errors) = spec::load_str(file, &text) {
+        if let Err(errors) = spec::load_str(file, text) {
             return refuse(
                 &load_diagnostics(errors),
                 &format!("`{}` is not valid", file.display()),
             );
         }
-        let docs = edit::input_documents(file, &text)?;
+        let docs = edit::input_documents(file, text)?;
         anyhow::ensure!(
             !docs.is_empty(),
             "no resources found in `{}`; nothing was changed",
             file.display()
         );
-        let target = dir.target_for(file);
+        let target = dir.target_for(input.target_name());
         for doc in &docs {
             outcomes.push((doc.key.clone(), dir.apply(doc, &target)));
         }
@@ -67,14 +79,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
         );
     }
+    let before = Before::read(&args.served)?;
     dir.commit()?;
-    for (key, outcome) in &outcomes {
-        println!(
-            "{}/{} {}",
-            resource_type(key.kind),
-            key.name,
-            outcome.as_str()
-        );
+    if args.output.structured() {
+        let list: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(key, outcome)| result(key, outcome.as_str()))
+            .collect();
+        args.output.print(&list)?;
+    } else {
+        for (key, outcome) in &outcomes {
+            println!(
+                "{}/{} {}",
+                resource_type(key.kind),
+                key.name,
+                outcome.as_str()
+            );
+        }
     }
     let applied: BTreeSet<&ResourceKey> = outcomes.iter().map(|(k, _)| k).collect();
     for warning in diagnostics
@@ -83,7 +104,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     {
         eprintln!("{warning}");
     }
-    Ok(ExitCode::SUCCESS)
+    before.report(&args.served, dir.root())
+}
+
+/// One resource's outcome for `-o json|yaml`.
+pub(crate) fn result(key: &ResourceKey, outcome: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": resource_type(key.kind),
+        "namespace": key.namespace,
+        "name": key.name,
+        "result": outcome,
+    })
 }
 
 /// kubectl's name for a kind: `virtualservice.networking.istio.io`.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
+use super::output::{Format, Output};
 use crate::certs::{self, CertDir};
 use crate::control_plane::{read_mesh, DEFAULT_XDS};
 use crate::envoy::{BootstrapOptions, NodeIdentity, XdsClientTls, XdsMode};
@@ -58,12 +59,18 @@ pub struct Args {
     /// The name Switchyard's certificate must carry (sent as SNI).
     #[arg(long, default_value = certs::SERVER_NAME, requires = "certs")]
     pub xds_server_name: String,
+    /// `-o json` for a JSON bootstrap (Envoy reads either); YAML otherwise.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mesh = load_mesh(&args.config)?;
     let options = bootstrap_options(&args, &mesh)?;
-    print!("{}", options.to_yaml()?);
+    match args.output.format() {
+        Format::Json => args.output.print(&options.to_value())?,
+        Format::Text | Format::Yaml => print!("{}", options.to_yaml()?),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -159,6 +166,7 @@ fn parse_labels(labels: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 
 /// Loads and resolves a spec directory, failing with every diagnostic when it is invalid.
 pub fn load_mesh(dir: &Path) -> anyhow::Result<Arc<Mesh>> {
+    super::ensure_spec_dir(dir, "--config DIR")?;
     match read_mesh(&[dir.to_path_buf()]) {
         Ok(resolved) => Ok(resolved.mesh),
         Err(diagnostics) => {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::bootstrap::{load_mesh, split_name};
+use super::output::Output;
 use crate::certs::{self, CertDir, MintOptions};
 use crate::topology;
 use crate::xds::identity::DEFAULT_TRUST_DOMAIN;
@@ -36,6 +37,8 @@ pub struct Args {
     /// 127.0.0.1. Envoy checks the name `bootstrap --xds-server-name` gives (default `switchyard`).
     #[arg(long = "server-name", value_name = "NAME")]
     pub server_names: Vec<String>,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -73,11 +76,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             proxies,
         },
     )?;
+    let server = dir.server();
+    if args.output.structured() {
+        let holders: Vec<serde_json::Value> = minted
+            .iter()
+            .map(|m| {
+                let holder_dir = m.files.cert_chain.parent().unwrap_or(dir.root());
+                serde_json::json!({ "holder": m.holder, "dir": holder_dir })
+            })
+            .collect();
+        args.output.print(&serde_json::json!({
+            "certificates": holders,
+            "server": {
+                "cert_chain": server.cert_chain,
+                "key": server.key,
+                "client_ca": server.root_cert,
+            },
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     for m in &minted {
         let holder_dir = m.files.cert_chain.parent().unwrap_or(dir.root());
         println!("{:<55} {}", m.holder, holder_dir.display());
     }
-    let server = dir.server();
     println!(
         "\nswitchyard serve --tls-cert {} --tls-key {} --client-ca {}",
         server.cert_chain.display(),

@@ -6,13 +6,13 @@
 //! a VirtualService still needs, for example); the reasons go to stderr and the exit status is 1. On success
 //! stdout gets kubectl's lines, `virtualservice.networking.istio.io "reviews" deleted`.
 
-use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use super::apply::resource_type;
+use super::apply::{resource_type, result};
+use super::inputs;
+use super::output::Output;
+use super::served::{Before, ServedArgs};
 use super::validate::{check_dir, has_errors, refuse};
 use crate::spec::{edit, ResourceKey, SpecDir};
 
@@ -22,8 +22,14 @@ use crate::spec::{edit, ResourceKey, SpecDir};
     switchyard delete -f ../shared/istio-bookinfo/virtual-service-all-v1.yaml"
 )]
 pub struct Args {
-    /// File naming the resources to remove (repeat -f for more files).
-    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    /// File naming the resources to remove; a directory (its *.yaml files) or `-` (standard input). Repeat -f
+    /// for more.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        required = true
+    )]
     pub files: Vec<PathBuf>,
     /// The spec directory to edit.
     #[arg(long, value_name = "DIR", default_value = "config")]
@@ -31,15 +37,19 @@ pub struct Args {
     /// Skip resources that are not in the spec directory instead of refusing.
     #[arg(long)]
     pub ignore_not_found: bool,
+    #[command(flatten)]
+    pub served: ServedArgs,
+    /// `-o json|yaml`: the deleted resources, as a list, instead of kubectl's lines.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut dir = SpecDir::read(&args.config)?;
     let mut keys: Vec<ResourceKey> = Vec::new();
-    for file in &args.files {
-        let text = fs::read_to_string(file)
-            .with_context(|| format!("cannot read `{}`", file.display()))?;
-        let docs = edit::input_documents(file, &text)?;
+    for input in inputs::read_all(&args.files)? {
+        let file = &input.path;
+        let docs = edit::input_documents(file, &input.text)?;
         anyhow::ensure!(
             !docs.is_empty(),
             "no resources found in `{}`; nothing was changed",
@@ -77,9 +87,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ),
         );
     }
+    let before = Before::read(&args.served)?;
     dir.commit()?;
-    for key in &deleted {
-        println!("{} \"{}\" deleted", resource_type(key.kind), key.name);
+    if args.output.structured() {
+        let list: Vec<serde_json::Value> =
+            deleted.iter().map(|key| result(key, "deleted")).collect();
+        args.output.print(&list)?;
+    } else {
+        for key in &deleted {
+            println!("{} \"{}\" deleted", resource_type(key.kind), key.name);
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    before.report(&args.served, dir.root())
 }

@@ -1,5 +1,7 @@
 //! Logging setup shared by every subcommand.
 
+use std::io::IsTerminal;
+
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 
@@ -16,8 +18,10 @@ pub struct LoggingArgs {
 pub fn init(args: &LoggingArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&args.log)
         .map_err(|e| anyhow::anyhow!("invalid --log filter {:?}: {e}", args.log))?;
+    // Colour codes only for a terminal: in a file or a pipe they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = if args.log_json {
         builder.json().try_init()

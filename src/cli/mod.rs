@@ -10,10 +10,14 @@ pub mod bootstrap;
 pub mod certs;
 pub mod delete;
 pub mod demo;
+pub mod inputs;
 pub mod logging;
+pub mod output;
 pub mod proxy_config;
 pub mod proxy_status;
 pub mod serve;
+pub mod served;
+pub mod server_admin;
 pub mod signal;
 pub mod validate;
 
@@ -51,6 +55,17 @@ pub enum Command {
     ProxyConfig(proxy_config::Args),
     /// Run Bookinfo behind real Envoy sidecars and a gateway, configured by Switchyard.
     Demo(demo::Args),
+}
+
+/// The same words wherever a spec directory is missing (`apply`'s, from [`crate::spec::edit`]): where a new user
+/// runs a command outside the repository root, "cannot read config:0" would not say what to do.
+pub(crate) fn ensure_spec_dir(dir: &std::path::Path, how_to_pass: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        dir.is_dir(),
+        "spec directory `{}` does not exist or is not a directory (create it, or pass {how_to_pass})",
+        dir.display()
+    );
+    Ok(())
 }
 
 impl Cli {

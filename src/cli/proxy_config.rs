@@ -9,32 +9,43 @@ use std::str::FromStr;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
+use super::output::Output;
 use crate::envoy::AdminClient;
 use crate::mesh::names::{ClusterName, Direction};
+use crate::node_id::parse_node_id;
 use crate::topology::{self, ADMIN_PORT};
 
+/// istioctl's names for each: plural, singular, and its short form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
+    #[value(alias = "cluster", alias = "c")]
     Clusters,
+    #[value(alias = "listener", alias = "l")]
     Listeners,
+    #[value(alias = "route", alias = "r")]
     Routes,
+    #[value(alias = "endpoint", alias = "ep")]
     Endpoints,
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    switchyard proxy-config routes productpage-v1\n  \
+    switchyard proxy-config cluster reviews-v2 -o json\n  \
+    switchyard proxy-config listeners 127.0.4.1:15000")]
 pub struct Args {
     /// What to show.
     #[arg(value_enum)]
     pub kind: Kind,
-    /// The proxy: a workload name (its sidecar, found through the spec directory), `istio-ingressgateway`,
-    /// or an Envoy admin address (`127.0.4.1:15000`).
+    /// The proxy: a workload name (its sidecar, found through the spec directory; `reviews-v2`,
+    /// `reviews-v2.default` or its node id), `istio-ingressgateway`, or an Envoy admin address (`127.0.4.1:15000`).
     pub proxy: String,
     /// The spec directory that defines the workloads.
     #[arg(long, default_value = "config")]
     pub config: PathBuf,
-    /// Print Envoy's own JSON for that part of the config dump instead of a table.
-    #[arg(short, long)]
-    pub json: bool,
+    /// `-o json|yaml`: Envoy's own configuration for that part of the config dump instead of a table.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -47,8 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read the config dump of the Envoy at {admin}"))
     })?;
     let section = section(&dump, args.kind);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&section)?);
+    if args.output.structured() {
+        args.output.print(&section)?;
     } else {
         print!("{}", table(args.kind, &section));
     }
@@ -63,10 +74,16 @@ fn admin_address(args: &Args) -> anyhow::Result<SocketAddr> {
         return Ok(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), ADMIN_PORT));
     }
     let mesh = super::bootstrap::load_mesh(&args.config)?;
-    let (name, namespace) = args
-        .proxy
-        .rsplit_once('.')
-        .unwrap_or((&args.proxy, "default"));
+    let (name, namespace) = match parse_node_id(&args.proxy) {
+        Ok(node) => (node.name, node.namespace),
+        Err(_) => args
+            .proxy
+            .rsplit_once('.')
+            .unwrap_or((&args.proxy, "default")),
+    };
+    if name == "istio-ingressgateway" {
+        return Ok(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), ADMIN_PORT));
+    }
     match topology::sidecar(&mesh, namespace, name, None, None) {
         Ok((_, addresses)) => Ok(addresses.admin()),
         Err(e) => bail!("{e}; give a workload name, `istio-ingressgateway` or an admin address"),
@@ -105,14 +122,24 @@ pub fn table(kind: Kind, section: &Value) -> String {
     let (header, rows): (&[&str], Vec<Vec<String>>) = match kind {
         Kind::Clusters => (
             &["SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE"],
-            items.iter().map(cluster_row).collect(),
+            sorted_clusters(items)
+                .into_iter()
+                .map(cluster_row)
+                .collect(),
         ),
         Kind::Listeners => (
             &["NAME", "ADDRESS", "PORT", "DESTINATION"],
             items.iter().map(listener_row).collect(),
         ),
         Kind::Routes => (
-            &["NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE"],
+            &[
+                "NAME",
+                "VHOST NAME",
+                "DOMAINS",
+                "MATCH",
+                "DESTINATION",
+                "VIRTUAL SERVICE",
+            ],
             items.iter().flat_map(route_rows).collect(),
         ),
         Kind::Endpoints => (
@@ -131,6 +158,33 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// istioctl's order: by service FQDN, then subset, then port (as a number), then direction; a name that is not
+/// Istio's (`xds_cluster`) sorts as if it were the FQDN.
+fn sorted_clusters(items: &[Value]) -> Vec<&Value> {
+    let key = |c: &Value| {
+        let name = text(&c["name"]);
+        match ClusterName::from_str(&name) {
+            Ok(parsed) => (
+                parsed.host,
+                parsed.subset.unwrap_or_default(),
+                parsed.port,
+                direction_name(parsed.direction),
+            ),
+            Err(_) => (name, String::new(), 0, ""),
+        }
+    };
+    let mut sorted: Vec<&Value> = items.iter().collect();
+    sorted.sort_by_cached_key(|c| key(c));
+    sorted
+}
+
+fn direction_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Inbound => "inbound",
+        Direction::Outbound => "outbound",
+    }
+}
+
 fn cluster_row(c: &Value) -> Vec<String> {
     let name = text(&c["name"]);
     let kind = text(&c["type"]);
@@ -144,11 +198,7 @@ fn cluster_row(c: &Value) -> Vec<String> {
             host,
             port.to_string(),
             subset.unwrap_or_else(|| "-".to_string()),
-            match direction {
-                Direction::Inbound => "inbound",
-                Direction::Outbound => "outbound",
-            }
-            .to_string(),
+            direction_name(direction).to_string(),
             kind,
         ],
         Err(_) => vec![name, "-".into(), "-".into(), "-".into(), kind],
@@ -224,11 +274,54 @@ fn route_rows(r: &Value) -> Vec<Vec<String>> {
                 text(&vhost["name"]),
                 domains.clone(),
                 matched,
+                destination(route),
                 vs,
             ]);
         }
     }
     rows
+}
+
+/// Where a route sends requests: `reviews.default|v1`, `reviews.default|v1 50%, reviews.default|v3 50%` for a
+/// split, `inbound|9080||` as is, or what it does instead (`redirect`, `direct response 404`).
+fn destination(route: &Value) -> String {
+    let cluster = |name: &str| match ClusterName::from_str(name) {
+        Ok(c) if c.direction == Direction::Outbound => {
+            let host = c.host.strip_suffix(".svc.cluster.local").unwrap_or(&c.host);
+            match c.subset {
+                Some(subset) => format!("{host}|{subset}"),
+                None => host.to_string(),
+            }
+        }
+        _ => name.to_string(),
+    };
+    let action = &route["route"];
+    if let Some(name) = action["cluster"].as_str() {
+        return cluster(name);
+    }
+    if let Some(weighted) = action["weighted_clusters"]["clusters"].as_array() {
+        let total: f64 = weighted.iter().filter_map(|w| w["weight"].as_f64()).sum();
+        return weighted
+            .iter()
+            .map(|w| {
+                let weight = w["weight"].as_f64().unwrap_or(0.0);
+                let share = if total > 0.0 {
+                    weight * 100.0 / total
+                } else {
+                    0.0
+                };
+                format!("{} {}%", cluster(&text(&w["name"])), share.round())
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    if route["redirect"].is_object() {
+        return "redirect".to_string();
+    }
+    if let Some(status) = route["direct_response"]["status"].as_u64() {
+        return format!("direct response {status}");
+    }
+    "-".to_string()
 }
 
 fn endpoint_rows(e: &Value) -> Vec<Vec<String>> {
@@ -299,8 +392,12 @@ mod tests {
                 "domains": ["reviews.default.svc.cluster.local", "reviews"],
                 "routes": [
                   {"match": {"prefix": "/", "headers": [{"name": "end-user"}]},
+                   "route": {"cluster": "outbound|9080|v2|reviews.default.svc.cluster.local"},
                    "metadata": {"filter_metadata": {"istio": {"config": "/apis/networking.istio.io/v1/namespaces/default/virtual-service/reviews"}}}},
-                  {"match": {"prefix": "/"}}]}]}}]},
+                  {"match": {"prefix": "/"},
+                   "route": {"weighted_clusters": {"clusters": [
+                      {"name": "outbound|9080|v1|reviews.default.svc.cluster.local", "weight": 50},
+                      {"name": "outbound|9080|v3|reviews.default.svc.cluster.local", "weight": 50}]}}}]}]}}]},
             {"dynamic_endpoint_configs": [{"endpoint_config": {"cluster_name": "outbound|9080|v2|reviews.default.svc.cluster.local",
                 "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.4.1", "port_value": 9080}}}}]}]}}]}
         ]})
@@ -321,6 +418,39 @@ mod tests {
         assert!(out.contains("inbound"), "{out}");
     }
 
+    /// istioctl's order (FQDN, subset, port, direction), not the config dump's or the names' order.
+    #[test]
+    fn clusters_sort_as_istioctl_sorts_them() {
+        let clusters = json!([
+            {"name": "outbound|9080|v2|reviews.default.svc.cluster.local"},
+            {"name": "outbound|9080||reviews.default.svc.cluster.local"},
+            {"name": "outbound|15010||ratings.default.svc.cluster.local"},
+            {"name": "outbound|9080||ratings.default.svc.cluster.local"},
+            {"name": "inbound|9080||"},
+            {"name": "outbound|9080|v1|reviews.default.svc.cluster.local"},
+            {"name": "xds_cluster"},
+        ]);
+        let out = table(Kind::Clusters, &clusters);
+        let order: Vec<String> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "9080 - inbound",
+                "ratings.default.svc.cluster.local 9080 -",
+                "ratings.default.svc.cluster.local 15010 -",
+                "reviews.default.svc.cluster.local 9080 -",
+                "reviews.default.svc.cluster.local 9080 v1",
+                "reviews.default.svc.cluster.local 9080 v2",
+                "xds_cluster - -",
+            ],
+            "{out}"
+        );
+    }
+
     #[test]
     fn listeners_name_their_route_configuration() {
         let out = render(Kind::Listeners);
@@ -334,7 +464,13 @@ mod tests {
     fn routes_show_match_and_virtual_service() {
         let out = render(Kind::Routes);
         assert!(
-            out.contains("9080  reviews.default.svc.cluster.local:9080  reviews.default.svc.cluster.local + 1 more  /* (+1 header)  reviews.default"),
+            out.lines().any(|l| l.starts_with("9080  reviews.default.svc.cluster.local:9080  reviews.default.svc.cluster.local + 1 more  /* (+1 header)  reviews.default|v2 ")
+                && l.ends_with(" reviews.default")),
+            "{out}"
+        );
+        assert!(
+            out.lines().any(|l| l
+                .ends_with(" /*              reviews.default|v1 50%, reviews.default|v3 50%  -")),
             "{out}"
         );
         assert_eq!(out.lines().count(), 3, "{out}");

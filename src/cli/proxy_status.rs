@@ -2,49 +2,68 @@
 //! `istioctl proxy-status`. Reads a running server's admin endpoint.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::control_plane::DEFAULT_ADMIN;
+use super::output::Output;
+use super::server_admin::{self, AdminArgs, ConfigView, ServerAdmin};
+use crate::node_id::{names_proxy, short_name};
 use crate::xds::status::{latest_per_node, TypeStatus};
 use crate::xds::ResourceType;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    switchyard proxy-status\n  \
+    switchyard proxy-status reviews-v2        # one proxy: workload name, name.namespace or node id")]
 pub struct Args {
-    /// The admin endpoint of the running Switchyard.
-    #[arg(long, default_value_t = DEFAULT_ADMIN)]
-    pub admin: SocketAddr,
-    /// The admin endpoint's bearer token, when it has one.
-    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    /// Only this proxy: its workload name (`reviews-v2`), `name.namespace` or its whole node id.
+    pub proxy: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let proxies: Vec<serde_json::Value> = runtime.block_on(async {
-        let url = format!("http://{}/debug/proxies", args.admin);
-        let mut request = reqwest::Client::builder().no_proxy().build()?.get(&url);
-        if let Some(token) = &args.admin_token {
-            request = request.bearer_auth(token.trim());
-        }
-        let response = request.send().await.with_context(|| {
-            format!(
-                "cannot reach Switchyard's admin endpoint at {url}; is `switchyard serve` running?"
-            )
-        })?;
-        response
-            .error_for_status()?
-            .json()
-            .await
-            .context("unexpected answer from the admin endpoint")
+    let admin = ServerAdmin::new(&args.admin)?;
+    let (config, mut proxies) = server_admin::runtime()?.block_on(async {
+        let hint = |e| {
+            anyhow::Error::new(e).context(format!(
+                "cannot read Switchyard's admin endpoint at {}; is `switchyard serve` running?",
+                admin.addr()
+            ))
+        };
+        let config: serde_json::Value = admin.get("/debug/config").await.map_err(hint)?;
+        let proxies: Vec<serde_json::Value> = admin.get("/debug/proxies").await.map_err(hint)?;
+        anyhow::Ok((config, proxies))
     })?;
+    if let Some(query) = &args.proxy {
+        proxies.retain(|p| {
+            p["node_id"]
+                .as_str()
+                .is_some_and(|id| names_proxy(id, query))
+        });
+        anyhow::ensure!(
+            !proxies.is_empty(),
+            "no connected proxy is named `{query}` (see `switchyard proxy-status` for the list)"
+        );
+    }
+    if args.output.structured() {
+        args.output
+            .print(&serde_json::json!({ "config": config, "proxies": proxies }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config: ConfigView =
+        serde_json::from_value(config).context("unexpected answer from the admin endpoint")?;
+    if config.rejected() {
+        println!("{}", config.rejection());
+    }
     print!("{}", render(&proxies)?);
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line per proxy: its id and, per type, SYNCED / NOT SENT / STALE (sent, not yet acknowledged) /
+/// One line per proxy: its name (`reviews-v2.default`, as istioctl names pods) and, per type, SYNCED / NOT SENT / STALE (sent, not yet acknowledged) /
 /// REJECTED (NACK), with the error of the last rejection underneath. A proxy that reconnected while its old
 /// stream lingers is shown once, as its newest stream. Fails on an entry it cannot read, rather than
 /// leaving a proxy out of the table.
@@ -60,7 +79,11 @@ pub fn render(proxies: &[serde_json::Value]) -> anyhow::Result<String> {
         views.push(view);
     }
     let latest = latest_per_node(views, |v| (&v.node_id, v.stream));
-    let width = latest.keys().map(String::len).max().unwrap_or(0).max(4);
+    let names: BTreeMap<&str, String> = latest
+        .keys()
+        .map(|id| (id.as_str(), short_name(id)))
+        .collect();
+    let width = names.values().map(String::len).max().unwrap_or(0).max(4);
     let mut out = format!(
         "{:<width$} {:<6} {:<9} {:<9} {:<9} {:<9}\n",
         "NAME", "MODE", "CDS", "EDS", "LDS", "RDS"
@@ -69,7 +92,7 @@ pub fn render(proxies: &[serde_json::Value]) -> anyhow::Result<String> {
         let state = |t: ResourceType| p.types.get(&t).map(sync_state).unwrap_or("NOT SENT");
         out.push_str(&format!(
             "{:<width$} {:<6} {:<9} {:<9} {:<9} {:<9}\n",
-            p.node_id,
+            names[p.node_id.as_str()],
             p.mode.to_lowercase(),
             state(ResourceType::Cluster),
             state(ResourceType::Endpoint),

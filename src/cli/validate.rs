@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::output::Output;
 use crate::mesh::{self, load_diagnostics, Diagnostic};
 use crate::spec::{self, Config, SpecDir};
 
@@ -24,37 +25,36 @@ pub struct Args {
     /// Spec files and directories to check together (directories are read recursively for *.yaml and *.yml).
     #[arg(value_name = "DIR|FILE", default_value = "config")]
     pub paths: Vec<PathBuf>,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
-    pub output: Format,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// One diagnostic per line.
-    Text,
-    Json,
-    Yaml,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // A missing spec directory, alone (`config/` outside the repository root), gets `apply`'s explanation; a
+    // missing file, or one of several paths, is a diagnostic like any other.
+    let yaml = |p: &std::path::Path| p.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    if let [path] = args.paths.as_slice() {
+        if !path.exists() && !yaml(path) {
+            super::ensure_spec_dir(
+                path,
+                "the spec directory or files: `switchyard validate DIR|FILE...`",
+            )?;
+        }
+    }
     let diagnostics = match spec::load_paths(&args.paths) {
         Ok(config) => check(&config),
         Err(errors) => load_diagnostics(errors),
     };
-    let mut out = std::io::stdout().lock();
-    match args.output {
-        Format::Text => {
-            print_lines(&mut out, &diagnostics)?;
-            if diagnostics.is_empty() {
-                eprintln!(
-                    "✔ No validation issues found when analyzing {}.",
-                    describe(&args.paths)
-                );
-            }
+    if args.output.structured() {
+        args.output.print(&diagnostics)?;
+    } else {
+        print_lines(&mut std::io::stdout().lock(), &diagnostics)?;
+        if diagnostics.is_empty() {
+            eprintln!(
+                "✔ No validation issues found when analyzing {}.",
+                describe(&args.paths)
+            );
         }
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&diagnostics)?)?,
-        Format::Yaml => write!(out, "{}", serde_yaml::to_string(&diagnostics)?)?,
     }
     Ok(exit_code(&diagnostics))
 }

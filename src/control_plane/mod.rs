@@ -126,6 +126,10 @@ impl ControlPlane {
         if !options.config_dir.is_dir() {
             return Err(StartError::NoConfigDir(options.config_dir));
         }
+        // Read by its absolute path: what is served then fingerprints the same for any client that reads the
+        // same directory (`apply` checks the server took its change that way), from wherever it runs.
+        let spec_dir = std::fs::canonicalize(&options.config_dir)
+            .unwrap_or_else(|_| options.config_dir.clone());
         // Before anything runs: bad certificates or an unprotected admin address fail the start.
         let admin_access = options
             .admin
@@ -138,7 +142,7 @@ impl ControlPlane {
             .map(|tls| XdsTls::load(tls, tls_counters.clone()))
             .transpose()?;
         let source = {
-            let (dir, source_options) = (options.config_dir.clone(), options.source.clone());
+            let (dir, source_options) = (spec_dir.clone(), options.source.clone());
             // The first reading happens inside `start`: file I/O and resolution, off the async workers.
             match tokio::task::spawn_blocking(move || DirectorySource::start(&dir, source_options))
                 .await
@@ -149,7 +153,10 @@ impl ControlPlane {
         };
         let cache = Cache::new(Arc::new(NoConfig));
         let registry = ProxyRegistry::default();
-        let (status_tx, status) = watch::channel(ConfigStatus::default());
+        let (status_tx, status) = watch::channel(ConfigStatus {
+            spec_dir: Some(spec_dir),
+            ..ConfigStatus::default()
+        });
         let mut states = source.subscribe();
         let first = states.borrow_and_update().clone();
         let mut pipeline = Pipeline::new(cache.clone(), status_tx);

@@ -19,6 +19,9 @@ pub struct Pipeline {
     cache: Cache,
     status: watch::Sender<ConfigStatus>,
     current: Option<Arc<MeshGeneration>>,
+    /// The warnings last logged: a reading with the same ones (an edit elsewhere, or the fix of a rejected
+    /// edit, whose reading had none) does not repeat them.
+    logged_warnings: Vec<Diagnostic>,
 }
 
 impl Pipeline {
@@ -27,6 +30,7 @@ impl Pipeline {
             cache,
             status,
             current: None,
+            logged_warnings: Vec::new(),
         }
     }
 
@@ -56,10 +60,14 @@ impl Pipeline {
         }
     }
 
-    fn accepted(&self, state: &SpecState, resolved: &Resolved) {
+    fn accepted(&mut self, state: &SpecState, resolved: &Resolved) {
         let accepted_fingerprint = fingerprint(&resolved.mesh);
-        for w in &resolved.warnings {
-            tracing::warn!("{w}");
+        // Once per change, not once per reading.
+        if self.logged_warnings != resolved.warnings {
+            for w in &resolved.warnings {
+                tracing::warn!("{w}");
+            }
+            self.logged_warnings = resolved.warnings.clone();
         }
         tracing::info!(
             revision = state.revision,
@@ -80,8 +88,11 @@ impl Pipeline {
     fn rejected(&self, state: &SpecState, diagnostics: &[Diagnostic]) {
         let (errors, warnings): (Vec<_>, Vec<_>) =
             diagnostics.iter().cloned().partition(|d| d.is_error());
-        for e in &errors {
-            tracing::error!("{e}");
+        // Once per change, like warnings; the summary below still marks every rejected reading.
+        if self.status.borrow().errors != errors {
+            for e in &errors {
+                tracing::error!("{e}");
+            }
         }
         tracing::error!(
             revision = state.revision,

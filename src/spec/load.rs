@@ -388,12 +388,27 @@ fn refine_line(text: &str, reported: usize, path: &str) -> usize {
         .map_or(reported, |(i, _)| i + 1)
 }
 
-/// serde_yaml appends " at line N column M"; the line is reported separately, in file coordinates.
+/// serde_yaml writes " at line N column M" (counted within the document, once or twice per message); the line
+/// is reported separately, in file coordinates, so every such location goes.
 fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
+    const AT: &str = " at line ";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(AT) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + AT.len()..];
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let line_len = digits(after);
+        match after[line_len..].strip_prefix(" column ") {
+            Some(column) if line_len > 0 && digits(column) > 0 => rest = &column[digits(column)..],
+            _ => {
+                out.push_str(AT);
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -405,6 +420,18 @@ mod tests {
         assert_eq!(
             strip_location("unknown field `x` at line 3 column 5"),
             "unknown field `x`"
+        );
+        // One line number per error: the document-relative one in the middle goes too.
+        assert_eq!(
+            strip_location(
+                "found a tab character that violates indentation at line 12 column 1, while scanning a plain \
+                 scalar at line 11 column 9"
+            ),
+            "found a tab character that violates indentation, while scanning a plain scalar"
+        );
+        assert_eq!(
+            strip_location("a value at line breaks"),
+            "a value at line breaks"
         );
     }
 }

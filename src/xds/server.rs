@@ -278,6 +278,20 @@ struct StreamTask<P: Protocol> {
     snapshot: Option<Arc<Snapshot>>,
 }
 
+/// An Envoy that exits or restarts closes its connection without ending the stream first: hyper reports
+/// that as an h2 error on the request body. It is how proxies normally leave, not a problem to log.
+fn is_disconnect(status: &Status) -> bool {
+    let message = status.message();
+    [
+        "error reading a body from connection",
+        "stream no longer needed",
+        "connection reset",
+        "broken pipe",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
 /// Why a stream task stopped.
 enum End {
     ClientClosed,
@@ -293,6 +307,9 @@ impl<P: Protocol> StreamTask<P> {
         let node_id = self.node.as_ref().map(|n| n.id.as_str()).unwrap_or("");
         match end {
             End::ClientClosed => tracing::info!(node = node_id, "proxy disconnected"),
+            End::ClientError(status) if is_disconnect(&status) => {
+                tracing::info!(node = node_id, "proxy disconnected")
+            }
             End::ClientError(status) => {
                 tracing::info!(node = node_id, error = %status.message(), "proxy stream ended")
             }

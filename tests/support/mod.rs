@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests, one module per concern:
 //!
+//! - [`browser`]: a real headless Chromium over WebDriver, for pages as people see them.
 //! - [`checkout`]: a scratch copy of the spec directory and the Istio samples, for the CLI tests.
 //! - [`fixtures`]: tiny hand-built Envoy resources and snapshots.
 //! - [`golden`]: rendering resources as a config dump shows them, and golden files.
@@ -9,6 +10,7 @@
 //! Every test binary compiles this module whole and uses a part of it, so unused items are expected here.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod checkout;
 pub mod fixtures;
 pub mod golden;

@@ -114,6 +114,7 @@ impl SpecDir {
                 if !same_content(&doc.body, &input.body) {
                     doc.body = normalize_line_endings(&input.body, eol);
                     doc.source = Some((input.file.clone(), input.first_line));
+                    doc.on_disk = None;
                     file.touched = true;
                     changed = true;
                 }
@@ -182,17 +183,22 @@ impl SpecDir {
         }
     }
 
-    /// Where a line of an edited file came from when it was copied from an input file, so that a problem in an
-    /// applied resource is reported where the user wrote it rather than in a file not yet written.
+    /// Where a line of an edited file is for the user: in the input file when it was copied from one (so a
+    /// problem in an applied resource is reported where the user wrote it rather than in a file not yet
+    /// written), else on its line in the file on disk (edits above it move it only in memory).
     pub fn source_of(&self, path: &Path, line: usize) -> Option<(PathBuf, usize)> {
         let file = self.files.get(path)?;
         let starts = file.body_lines();
         file.docs.iter().zip(starts).find_map(|(doc, start)| {
-            let (src, src_line) = doc.source.as_ref()?;
             let end = start + doc.body.matches('\n').count().max(1);
-            (start..end)
-                .contains(&line)
-                .then(|| (src.clone(), src_line + (line - start)))
+            if !(start..end).contains(&line) {
+                return None;
+            }
+            match (&doc.source, doc.on_disk) {
+                (Some((src, src_line)), _) => Some((src.clone(), src_line + (line - start))),
+                (None, Some(disk_line)) => Some((path.to_path_buf(), disk_line + (line - start))),
+                (None, None) => None,
+            }
         })
     }
 

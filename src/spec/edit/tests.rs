@@ -249,10 +249,30 @@ fn source_of_maps_applied_lines_back_to_the_input() {
         d.source_of(Path::new("cfg/x.yaml"), 10),
         Some((PathBuf::from("in.yaml"), 4))
     );
-    assert_eq!(d.source_of(Path::new("cfg/x.yaml"), 2), None);
+    assert_eq!(
+        d.source_of(Path::new("cfg/x.yaml"), 2),
+        Some((PathBuf::from("cfg/x.yaml"), 2))
+    );
     assert_eq!(
         d.source_of(Path::new("cfg/in.yaml"), 1),
         Some((PathBuf::from("in.yaml"), 11))
+    );
+}
+
+/// Replacing a long document by a short one moves the documents below it up in memory; their diagnostics still
+/// name the line in the file on disk (the line `validate` names, the one an editor shows).
+#[test]
+fn lines_below_an_edit_map_back_to_the_file_on_disk() {
+    let long_b = format!("{}  - more\n  - and-more\n  - still-more\n", vs("b", "old"));
+    let mut d = dir(&[("x.yaml", &format!("{long_b}---\n{}", vs("c", "c")))]);
+    let docs = input(&vs("b", "new"));
+    d.apply(&docs[0], Path::new("cfg/in.yaml"));
+    // c's `hosts` entry, its 7th line: c starts on line 12 on disk, on line 9 in the edited text.
+    let edited = text_of(&d, "x.yaml").unwrap();
+    assert_eq!(edited.lines().nth(15 - 1), Some("  - c"), "{edited}");
+    assert_eq!(
+        d.source_of(Path::new("cfg/x.yaml"), 15),
+        Some((PathBuf::from("cfg/x.yaml"), 18))
     );
 }
 

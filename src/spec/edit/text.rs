@@ -116,6 +116,9 @@ pub(super) struct EditDoc {
     pub(super) key: Option<ResourceKey>,
     /// Set when the body came from an input file: (file, line where the body starts there).
     pub(super) source: Option<(PathBuf, usize)>,
+    /// Where the body starts in the file on disk, for a document read from it: edits above it move it in the
+    /// edited text, and diagnostics must still name the line a user finds in the file.
+    pub(super) on_disk: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,7 +132,7 @@ pub(super) struct EditFile {
 
 impl EditFile {
     pub(super) fn parse(text: &str) -> EditFile {
-        EditFile {
+        let mut file = EditFile {
             docs: split_documents(text)
                 .into_iter()
                 .map(|d| EditDoc {
@@ -138,12 +141,18 @@ impl EditFile {
                     // A document that cannot be named is never matched; the loader reports what is wrong with it.
                     key: document_key(d.body).ok().flatten(),
                     source: None,
+                    on_disk: None,
                 })
                 .collect(),
             original: Some(text.to_owned()),
             eol: line_ending(text),
             touched: false,
+        };
+        let lines = file.body_lines();
+        for (doc, line) in file.docs.iter_mut().zip(lines) {
+            doc.on_disk = Some(line);
         }
+        file
     }
 
     pub(super) fn new_file() -> EditFile {
@@ -180,6 +189,7 @@ impl EditFile {
             body,
             key: Some(key),
             source: Some(source),
+            on_disk: None,
         };
         match self.docs.last_mut() {
             None => self.docs.push(doc(String::new())),

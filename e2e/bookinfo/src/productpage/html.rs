@@ -16,6 +16,9 @@ use crate::Upstreams;
 
 pub(crate) const TITLE: &str = "Simple Bookstore App";
 
+/// Served at `/static/tailwind/tailwind.css`: a rule for every class these pages use (a test checks it).
+pub(crate) const STYLESHEET: &str = include_str!("static/tailwind.css");
+
 pub(crate) struct Product {
     pub id: u32,
     pub title: &'static str,
@@ -285,6 +288,50 @@ mod tests {
         assert_eq!(html.matches("text-red-500\">").count(), 2);
         assert!(html.contains("Reviews served by:</dt><dd>reviews-v3</dd>"));
         assert!(html.contains("Sign in"));
+    }
+
+    /// Every class any page uses, in every state, has a rule in the stylesheet.
+    #[test]
+    fn the_stylesheet_styles_every_class_the_pages_use() {
+        let details = ok(json!({"type": "paperback"}));
+        let stars = |color: &str| {
+            ok(json!({"podname": "reviews-v2", "reviews": [
+                {"reviewer": "R", "text": "a", "rating": {"stars": 4, "color": color}},
+                {"reviewer": "S", "text": "b", "rating": {"error": "x"}}
+            ]}))
+        };
+        let failed = Outcome {
+            status: 503,
+            raw: String::new(),
+            json: json!({"error": "x"}),
+        };
+        let mut pages = vec![index(&crate::Upstreams::default())];
+        for user in [None, Some("jason")] {
+            for (details, reviews) in [
+                (&details, &stars("black")),
+                (&details, &stars("red")),
+                (&failed, &failed),
+            ] {
+                pages.push(productpage(&Page {
+                    user,
+                    details,
+                    reviews,
+                }));
+            }
+        }
+        let mut classes = std::collections::BTreeSet::new();
+        for page in &pages {
+            for attribute in page.split("class=\"").skip(1) {
+                let value = attribute.split('"').next().unwrap_or_default();
+                classes.extend(value.split_whitespace().map(str::to_owned));
+            }
+        }
+        assert!(classes.contains("text-black-500") && classes.contains("h-5"));
+        let missing: Vec<&String> = classes
+            .iter()
+            .filter(|class| !STYLESHEET.contains(&format!(".{class} {{")))
+            .collect();
+        assert!(missing.is_empty(), "no rule for {missing:?}");
     }
 
     #[test]

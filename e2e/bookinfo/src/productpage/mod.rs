@@ -41,11 +41,21 @@ pub(crate) fn router(config: &AppConfig) -> Result<Router, Error> {
         .route("/api/v1/products/{id}/reviews", get(product_reviews))
         .route("/api/v1/products/{id}/ratings", get(product_ratings))
         .route("/metrics", get(metrics))
+        .route("/static/tailwind/tailwind.css", get(stylesheet))
         .with_state(state))
 }
 
 async fn index(State(state): State<Shared>) -> Html<String> {
     Html(html::index(&state.upstreams))
+}
+
+/// The page's one stylesheet (`html::head` links it); written for this stand-in, no CDN.
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        html::STYLESHEET,
+    )
+        .into_response()
 }
 
 async fn health() -> &'static str {
