@@ -55,11 +55,16 @@ impl Served {
     }
 
     async fn start_with(extra: &[&str]) -> Served {
+        Served::start_in(config_dir(), extra).await
+    }
+
+    /// `serve` over the spec directory `config`.
+    async fn start_in(config: &Path, extra: &[&str]) -> Served {
         let [xds, admin] = free_addrs();
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let child = switchyard()
             .args(["serve", "--config"])
-            .arg(config_dir())
+            .arg(config)
             .args(["--xds", &xds.to_string(), "--admin", &admin.to_string()])
             .args(extra)
             .stdout(Stdio::null())
@@ -275,6 +280,24 @@ async fn sigterm_with_an_open_ads_stream_ends_it_and_exits() {
     client.expect_end().await;
     let exit = served
         .wait_exit("serve did not stop on SIGTERM with a stream open")
+        .await;
+    assert!(exit.success(), "{exit:?}\n{}", served.log());
+}
+
+/// SIGTERM ends `serve` within a bounded time whatever a reader of the spec directory is blocked on. A FIFO
+/// named like a spec blocked the reading thread forever, and the runtime waited for it on exit. When the
+/// reader still opens the FIFO it is held blocked (the write end stays open, nothing is written); when it no
+/// longer does, the test shows SIGTERM with a FIFO in the directory.
+#[tokio::test]
+async fn sigterm_stops_serve_whatever_a_reader_is_blocked_on() {
+    let spec = support::spec_dir::ScratchSpec::new();
+    let mut served = Served::start_in(&spec.dir(), &[]).await;
+    let fifo = spec.path("x.yaml");
+    support::spec_dir::mkfifo(&fifo);
+    let _held = support::spec_dir::wait_for_fifo_reader(&fifo, Duration::from_secs(3));
+    served.sigterm();
+    let exit = served
+        .wait_exit("serve did not stop on SIGTERM with a reader blocked on a FIFO")
         .await;
     assert!(exit.success(), "{exit:?}\n{}", served.log());
 }

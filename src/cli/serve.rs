@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::signal::ShutdownSignal;
+use super::signal::{leave_runtime, ShutdownSignal};
 use crate::control_plane::{ControlPlane, ControlPlaneOptions, DEFAULT_ADMIN, DEFAULT_XDS};
 use crate::source::DirectorySourceOptions;
 use crate::xds::identity::DEFAULT_TRUST_DOMAIN;
@@ -86,7 +86,7 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let mut stop = ShutdownSignal::install()?;
         let control_plane = tokio::select! {
             started = ControlPlane::start(options) => started?,
@@ -98,7 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!(config = %args.config.display(), "watching the spec directory; Ctrl-C to stop");
         stop.recv().await;
         tracing::info!("shutting down");
-        control_plane.shutdown(Duration::from_secs(5)).await;
+        control_plane.shutdown(SHUTDOWN_GRACE).await;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    leave_runtime(runtime);
+    outcome
 }
+
+/// How long open xDS streams and the servers get to finish after a stop request.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
