@@ -68,6 +68,7 @@ impl Plane {
         options.source = DirectorySourceOptions {
             debounce: DEBOUNCE,
             settle: SETTLE,
+            ..Default::default()
         };
         let cp = ControlPlane::start(options).await.unwrap();
         let status = cp.status();

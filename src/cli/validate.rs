@@ -21,12 +21,16 @@ use crate::spec::{self, Config, SpecDir};
     Files given together are checked together, as if they were one directory: a VirtualService needs the\n\
     ServiceEntries and DestinationRules it names, so pass the spec directory along with a single file.")]
 pub struct Args {
-    /// Spec files and directories to check together (directories are read recursively for *.yaml and *.yml).
+    /// Spec files and directories to check together (directories are read recursively for *.yaml, *.yml and
+    /// *.json).
     #[arg(value_name = "DIR|FILE", default_value = "config")]
     pub paths: Vec<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Spec files larger than this many bytes are errors, not read.
+    #[arg(long, default_value_t = spec::DEFAULT_MAX_FILE_SIZE, value_name = "BYTES")]
+    pub max_file_size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,7 +42,10 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let diagnostics = match spec::load_paths(&args.paths) {
+    let options = spec::LoadOptions {
+        max_file_size: args.max_file_size,
+    };
+    let diagnostics = match spec::load_paths_with(&args.paths, &options) {
         Ok(config) => check(&config),
         Err(errors) => load_diagnostics(errors),
     };
