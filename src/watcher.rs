@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind};
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, RemoveKind};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -262,9 +262,6 @@ fn path_counts(path: &Path, kind: &EventKind, is_relevant: IsRelevantFile) -> bo
         Err(_) => match kind {
             EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
             EventKind::Create(CreateKind::File) | EventKind::Remove(RemoveKind::File) => false,
-            EventKind::Modify(ModifyKind::Name(_)) | EventKind::Any | EventKind::Other => {
-                path.extension().is_none()
-            }
             _ => path.extension().is_none(),
         },
     }
@@ -286,7 +283,7 @@ mod tests {
         std::fs::write(root.join("notes.log"), "").unwrap();
         std::os::unix::fs::symlink("sub", root.join("..data")).unwrap();
         let rearm = AtomicBool::new(false);
-        let modify = EventKind::Modify(ModifyKind::Any);
+        let modify = EventKind::Modify(notify::event::ModifyKind::Any);
         let event = |kind: EventKind, path: PathBuf| notify::Event::new(kind).add_path(path);
         let counts = |e: &notify::Event| tree_event_counts(e, &root, &rearm, yaml);
         assert!(counts(&event(modify, root.join("a.yaml"))));
