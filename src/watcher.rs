@@ -1,14 +1,28 @@
 //! Turns the file system events under a directory into "the directory settled after a change".
 //!
-//! Every event counts, whatever the file: editors save by writing a temporary file and renaming it over
-//! the original, so the interesting event is often on a name we do not care about. What to read is the
-//! loader's business; this only says when to read.
+//! What to read is the loader's business; this only says when to read. Two rules keep that honest:
+//!
+//! - **The path, not the inode.** A spec directory is replaced whole (`rm -rf spec && mkdir spec`, `mv spec.new
+//!   spec`, a symlink renamed over `spec`): a watch on the directory itself would keep watching the old one.
+//!   The directory's parent is watched too, and when an event names the spec directory, its watch is set up
+//!   again on whatever the path now is.
+//! - **Only changes that can matter.** A log file written every 50 ms next to the specs must not keep the
+//!   directory from ever settling: an event on a regular file that is not a spec (by the caller's rule) is
+//!   ignored. Directories and symlinks always count (a Kubernetes ConfigMap update is a `..data` symlink
+//!   renamed over the old one), and so does a vanished path that may have been one of them.
+//!
+//! And a burst is bounded: however busy the directory, `settled` returns at most `max_wait` after the first
+//! change of the burst (Istio bounds its debounce the same way, `PILOT_DEBOUNCE_MAX`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, RemoveKind};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -17,26 +31,79 @@ pub enum WatchError {
         path: PathBuf,
         source: notify::Error,
     },
+    #[error("cannot watch {}: {source}", path.display())]
+    Path {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
-/// Watches a directory tree; `settled` resolves once a burst of changes has been quiet for the debounce.
+/// When a burst of changes counts as settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Debounce {
+    /// The burst is over once no event has arrived for this long.
+    pub quiet: Duration,
+    /// At most this long after the burst's first event, even if events keep coming. `None`: no bound.
+    pub max_wait: Option<Duration>,
+}
+
+/// Which files of a watched tree are worth a reading, by name.
+pub type IsRelevantFile = fn(&Path) -> bool;
+
+/// Watches a directory tree (or the directories of some files); `settled` resolves once a burst of changes
+/// has been quiet for the debounce, or has gone on for its maximum.
 pub struct DirectoryWatcher {
     /// Capacity one: a pending notification already says "something changed", so further events while
     /// one is pending are dropped and a storm of them cannot grow memory.
     events: mpsc::Receiver<()>,
-    debounce: Duration,
-    // Kept alive for as long as we want events.
-    _watcher: notify::RecommendedWatcher,
+    debounce: Debounce,
+    /// The watched tree's root, for a tree (not for `parents_of`).
+    root: Option<PathBuf>,
+    /// Set by an event on the root itself: its watch is to be set up again on what the path now is.
+    rearm: Arc<AtomicBool>,
+    watcher: notify::RecommendedWatcher,
 }
 
 impl DirectoryWatcher {
-    pub fn new(dir: &Path, debounce: Duration) -> Result<DirectoryWatcher, WatchError> {
-        DirectoryWatcher::watching(&[dir], RecursiveMode::Recursive, debounce)
+    /// Watches the tree at `dir` by its path; changes to files count when `is_relevant` says so by name.
+    pub fn new(
+        dir: &Path,
+        debounce: Debounce,
+        is_relevant: IsRelevantFile,
+    ) -> Result<DirectoryWatcher, WatchError> {
+        // Absolute, so the paths of the parent's events and of the tree's compare; symlinks are not
+        // resolved, since the path is what is watched.
+        let root = std::path::absolute(dir).map_err(|source| WatchError::Path {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let parent = root
+            .parent()
+            .map_or_else(|| root.clone(), Path::to_path_buf);
+        let rearm = Arc::new(AtomicBool::new(false));
+        let filter = {
+            let (root, rearm) = (root.clone(), rearm.clone());
+            move |event: &notify::Event| tree_event_counts(event, &root, &rearm, is_relevant)
+        };
+        let (events, mut watcher) = DirectoryWatcher::notify(filter, &root)?;
+        watcher
+            .watch(&parent, RecursiveMode::NonRecursive)
+            .map_err(watch_error(&parent))?;
+        watcher
+            .watch(&root, RecursiveMode::Recursive)
+            .map_err(watch_error(&root))?;
+        Ok(DirectoryWatcher {
+            events,
+            debounce,
+            root: Some(root),
+            rearm,
+            watcher,
+        })
     }
 
     /// Watches the directories that hold `files` (not their subdirectories): files are replaced by a
     /// rename, or (a Kubernetes secret) through a symlink swapped in their directory, which a watch on
-    /// the file itself would miss.
+    /// the file itself would miss. Every change in those directories counts.
     pub fn parents_of(files: &[&Path], debounce: Duration) -> Result<DirectoryWatcher, WatchError> {
         let mut dirs: Vec<&Path> = files
             .iter()
@@ -47,69 +114,196 @@ impl DirectoryWatcher {
             .collect();
         dirs.sort();
         dirs.dedup();
-        DirectoryWatcher::watching(&dirs, RecursiveMode::NonRecursive, debounce)
-    }
-
-    fn watching(
-        dirs: &[&Path],
-        mode: RecursiveMode,
-        debounce: Duration,
-    ) -> Result<DirectoryWatcher, WatchError> {
-        let watch_error = |dir: &Path| {
-            let path = dir.to_path_buf();
-            move |source| WatchError::Watch { path, source }
-        };
         let first = dirs.first().copied().unwrap_or(Path::new("."));
-        let (tx, events) = mpsc::channel(1);
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                // Access events (open, read, close without write) change nothing.
-                let relevant = match &event {
-                    Ok(e) => !matches!(
-                        e.kind,
-                        notify::EventKind::Access(notify::event::AccessKind::Open(_))
-                            | notify::EventKind::Access(notify::event::AccessKind::Read)
-                            | notify::EventKind::Access(notify::event::AccessKind::Close(
-                                notify::event::AccessMode::Read
-                            ))
-                    ),
-                    // An error (for example an overflowed inotify queue) may hide changes: reload.
-                    Err(_) => true,
-                };
-                if relevant {
-                    // Full: a notification is already pending, which is all this one would say. Closed:
-                    // the watcher is being dropped.
-                    let _ = tx.try_send(());
-                }
-            })
-            .map_err(watch_error(first))?;
-        for dir in dirs {
-            watcher.watch(dir, mode).map_err(watch_error(dir))?;
+        let (events, mut watcher) = DirectoryWatcher::notify(|_: &notify::Event| true, first)?;
+        for dir in &dirs {
+            watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .map_err(watch_error(dir))?;
         }
         Ok(DirectoryWatcher {
             events,
-            debounce,
-            _watcher: watcher,
+            debounce: Debounce {
+                quiet: debounce,
+                max_wait: None,
+            },
+            root: None,
+            rearm: Arc::new(AtomicBool::new(false)),
+            watcher,
         })
     }
 
-    /// Waits for the next change, then for the directory to stay quiet for the debounce period.
-    /// Returns `false` if the watcher stopped.
+    /// A notify watcher whose events `counts` accepts become notifications on the returned channel.
+    fn notify(
+        counts: impl Fn(&notify::Event) -> bool + Send + 'static,
+        path_for_errors: &Path,
+    ) -> Result<(mpsc::Receiver<()>, notify::RecommendedWatcher), WatchError> {
+        let (tx, events) = mpsc::channel(1);
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let relevant = match &event {
+                Ok(e) => !is_read_only_access(&e.kind) && counts(e),
+                // An error (for example an overflowed inotify queue) may hide changes: reload.
+                Err(_) => true,
+            };
+            if relevant {
+                // Full: a notification is already pending, which is all this one would say. Closed:
+                // the watcher is being dropped.
+                let _ = tx.try_send(());
+            }
+        })
+        .map_err(watch_error(path_for_errors))?;
+        Ok((events, watcher))
+    }
+
+    /// Waits for the next change, then for the directory to stay quiet for the debounce period, at most
+    /// the debounce's maximum after that first change. Returns `false` if the watcher stopped.
     pub async fn settled(&mut self) -> bool {
-        if self.events.recv().await.is_none() {
+        if self.next_event().await.is_none() {
             return false;
         }
-        self.quiet_for(self.debounce).await
+        let deadline = self.debounce.max_wait.map(|max| Instant::now() + max);
+        self.quiet_until(self.debounce.quiet, deadline).await
     }
 
     /// Waits until no event has arrived for `period`; `false` if the watcher stopped.
     pub async fn quiet_for(&mut self, period: Duration) -> bool {
+        self.quiet_until(period, None).await
+    }
+
+    async fn quiet_until(&mut self, period: Duration, deadline: Option<Instant>) -> bool {
         loop {
-            match tokio::time::timeout(period, self.events.recv()).await {
+            let wait = deadline.map_or(period, |d| {
+                period.min(d.saturating_duration_since(Instant::now()))
+            });
+            if wait.is_zero() {
+                return true;
+            }
+            match tokio::time::timeout(wait, self.next_event()).await {
                 Err(_elapsed) => return true,
                 Ok(Some(())) => continue,
                 Ok(None) => return false,
             }
         }
+    }
+
+    async fn next_event(&mut self) -> Option<()> {
+        let event = self.events.recv().await;
+        self.rearm_if_replaced();
+        event
+    }
+
+    /// After an event on the root itself: the path may now be another directory (re-created, renamed
+    /// over, a symlink swapped), so the tree's watch is set up again on the path. Done before the reading
+    /// the event leads to, so nothing written into the new directory after that reading is missed.
+    fn rearm_if_replaced(&mut self) {
+        let Some(root) = &self.root else { return };
+        if !self.rearm.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        // The old watches, if any are left (a directory renamed away is still watched under its old name).
+        let _ = self.watcher.unwatch(root);
+        if let Err(e) = self.watcher.watch(root, RecursiveMode::Recursive) {
+            // Not there (yet): its creation is an event on the parent, which comes back here.
+            tracing::debug!(dir = %root.display(), "spec directory not watchable for now: {e}");
+        }
+    }
+}
+
+fn watch_error(dir: &Path) -> impl FnOnce(notify::Error) -> WatchError {
+    let path = dir.to_path_buf();
+    move |source| WatchError::Watch { path, source }
+}
+
+/// Access events (open, read, close without write) change nothing.
+fn is_read_only_access(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Open(_))
+            | EventKind::Access(AccessKind::Read)
+            | EventKind::Access(AccessKind::Close(AccessMode::Read))
+    )
+}
+
+/// Whether an event under (or on) the watched tree's root is worth a reading; an event on the root itself
+/// also asks for the root's watch to be set up again.
+fn tree_event_counts(
+    event: &notify::Event,
+    root: &Path,
+    rearm: &AtomicBool,
+    is_relevant: IsRelevantFile,
+) -> bool {
+    if event.paths.is_empty() || event.need_rescan() {
+        rearm.store(true, Ordering::SeqCst);
+        return true;
+    }
+    let mut counts = false;
+    for path in &event.paths {
+        if path == root {
+            rearm.store(true, Ordering::SeqCst);
+            counts = true;
+        } else if path.starts_with(root) {
+            counts |= path_counts(path, &event.kind, is_relevant);
+        }
+        // Anything else is a sibling of the root in its parent: not ours.
+    }
+    counts
+}
+
+/// A change to `path` inside the tree matters unless it is known to be a file that is not a spec.
+fn path_counts(path: &Path, kind: &EventKind, is_relevant: IsRelevantFile) -> bool {
+    if is_relevant(path) {
+        return true;
+    }
+    match std::fs::symlink_metadata(path) {
+        // A directory may hold specs; a symlink may lead to some (`..data`).
+        Ok(m) => m.is_dir() || m.is_symlink(),
+        // Gone: it counts if it was a directory, or may have been one (or a link to one). Without the
+        // event saying, a name without an extension may have been either; `notes.log` was not.
+        Err(_) => match kind {
+            EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
+            EventKind::Create(CreateKind::File) | EventKind::Remove(RemoveKind::File) => false,
+            _ => path.extension().is_none(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(path: &Path) -> bool {
+        path.extension().is_some_and(|e| e == "yaml")
+    }
+
+    #[test]
+    fn only_changes_that_can_matter_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("spec");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("notes.log"), "").unwrap();
+        std::os::unix::fs::symlink("sub", root.join("..data")).unwrap();
+        let rearm = AtomicBool::new(false);
+        let modify = EventKind::Modify(notify::event::ModifyKind::Any);
+        let event = |kind: EventKind, path: PathBuf| notify::Event::new(kind).add_path(path);
+        let counts = |e: &notify::Event| tree_event_counts(e, &root, &rearm, yaml);
+        assert!(counts(&event(modify, root.join("a.yaml"))));
+        assert!(!counts(&event(modify, root.join("notes.log"))));
+        assert!(counts(&event(modify, root.join("sub"))));
+        assert!(counts(&event(modify, root.join("..data"))));
+        assert!(!counts(&event(
+            EventKind::Remove(RemoveKind::File),
+            root.join("4913")
+        )));
+        assert!(counts(&event(
+            EventKind::Remove(RemoveKind::Folder),
+            root.join("gone.d")
+        )));
+        assert!(!counts(&event(modify, tmp.path().join("sibling.yaml"))));
+        assert!(!rearm.load(Ordering::SeqCst));
+        assert!(counts(&event(
+            EventKind::Create(CreateKind::Folder),
+            root.clone()
+        )));
+        assert!(rearm.load(Ordering::SeqCst));
     }
 }

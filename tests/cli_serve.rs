@@ -58,7 +58,7 @@ impl Served {
         Served::start_in(config_dir(), extra).await
     }
 
-    /// Serving `config` (a scratch copy, for tests that edit it).
+    /// `serve` over the spec directory `config` (a scratch copy, for tests that edit it).
     async fn start_in(config: &Path, extra: &[&str]) -> Served {
         let [xds, admin] = free_addrs();
         let stderr = tempfile::NamedTempFile::new().unwrap();
@@ -291,6 +291,98 @@ async fn sigterm_with_an_open_ads_stream_ends_it_and_exits() {
         .wait_exit("serve did not stop on SIGTERM with a stream open")
         .await;
     assert!(exit.success(), "{exit:?}\n{}", served.log());
+}
+
+/// SIGTERM ends `serve` within a bounded time whatever a reader of the spec directory is blocked on. A FIFO
+/// named like a spec blocked the reading thread forever, and the runtime waited for it on exit. When the
+/// reader still opens the FIFO it is held blocked (the write end stays open, nothing is written); when it no
+/// longer does, the test shows SIGTERM with a FIFO in the directory.
+#[tokio::test]
+async fn sigterm_stops_serve_whatever_a_reader_is_blocked_on() {
+    let spec = support::spec_dir::ScratchSpec::new();
+    let mut served = Served::start_in(&spec.dir(), &[]).await;
+    let fifo = spec.path("x.yaml");
+    support::spec_dir::mkfifo(&fifo);
+    let _held = support::spec_dir::wait_for_fifo_reader(&fifo, Duration::from_secs(3));
+    served.sigterm();
+    let exit = served
+        .wait_exit("serve did not stop on SIGTERM with a reader blocked on a FIFO")
+        .await;
+    assert!(exit.success(), "{exit:?}\n{}", served.log());
+}
+
+impl Served {
+    async fn debug_config(&self) -> serde_json::Value {
+        http()
+            .get(format!("http://{}/debug/config", self.admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls `/debug/config` until `check` passes.
+    async fn wait_debug_config(
+        &self,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let config = self.debug_config().await;
+            if check(&config) {
+                return config;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {what}: {config:#}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn empty_spec_directory(spec: &Path) {
+    for entry in std::fs::read_dir(spec).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+}
+
+/// An emptied spec directory (a swap half done) used to be served as an empty mesh: the gateway dropped to
+/// 0 listeners. It is rejected, said in the log and `/debug/config`, and the last good configuration stays;
+/// `--allow-empty` serves it.
+#[tokio::test]
+async fn an_emptied_spec_directory_is_rejected_unless_allow_empty() {
+    let spec = support::spec_dir::ScratchSpec::new();
+    let served = Served::start_in(&spec.dir(), &[]).await;
+    empty_spec_directory(&spec.dir());
+    let config = served
+        .wait_debug_config("the empty directory rejected", |c| {
+            c["errors"].as_array().is_some_and(|e| !e.is_empty())
+        })
+        .await;
+    assert_eq!(config["accepted_revision"], 1, "{config:#}");
+    assert_eq!(config["errors"][0]["code"], "SY0006", "{config:#}");
+    assert!(
+        served.log().contains("--allow-empty") && served.log().contains("SY0006"),
+        "{}",
+        served.log()
+    );
+
+    let spec = support::spec_dir::ScratchSpec::new();
+    let served = Served::start_in(&spec.dir(), &["--allow-empty"]).await;
+    empty_spec_directory(&spec.dir());
+    let config = served
+        .wait_debug_config("the empty mesh accepted", |c| c["accepted_revision"] != 1)
+        .await;
+    assert_eq!(
+        config["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{config:#}"
+    );
 }
 
 /// `switchyard certs`, `serve --tls-cert --tls-key --client-ca` and `bootstrap --certs` as the security guide

@@ -817,3 +817,22 @@ fn sidecar_fields_not_implemented_are_load_errors() {
         "{errors:?}"
     );
 }
+
+/// A 5 MB value a resolution diagnostic quotes (here an unknown host and a 5 MB name) is shown by its start and
+/// size, in the message printed, logged and served by `/debug/config` alike.
+#[test]
+fn long_values_are_shortened_in_resolution_diagnostics() {
+    let host = "h".repeat(5_000_000);
+    let name = "n".repeat(5_000_000);
+    let (ok, d) = diagnostics(&vs(
+        &name,
+        &format!("  hosts: [reviews]\n  http:\n  - route:\n    - destination: {{host: {host}}}\n"),
+    ));
+    assert!(!ok);
+    let d = the(&d, "SY0101");
+    let shown = d.to_string();
+    assert!(shown.len() < 1_000, "{} bytes", shown.len());
+    assert!(shown.contains("hhhhhhhhhh… ("), "{shown}");
+    assert!(shown.contains("nnnnnnnnnn… (5000000 bytes)"), "{shown}");
+    assert!(serde_json::to_string(&d).unwrap().len() < 1_000);
+}

@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use switchyard::spec::{self, Kind, LoadError, StringMatch};
 
@@ -224,4 +225,250 @@ fn overlay_replaces_by_key_like_kubectl_apply() {
         .find(|v| v.name() == "reviews")
         .expect("reviews");
     assert_eq!(reviews.origin.file, PathBuf::from("b.yaml"));
+}
+
+// ---- Clumsy and hostile input (docs/bad-input.md) ----
+
+fn workload_entry(name: &str) -> String {
+    format!("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: {name}\nspec:\n  address: 127.0.0.9\n")
+}
+
+/// Runs `f` on a thread and fails the test if it has not returned within `deadline`: a loader that blocks
+/// (on a FIFO, on quadratic parsing) fails here instead of hanging the suite.
+fn within<T: Send + 'static>(deadline: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(deadline)
+        .unwrap_or_else(|_| panic!("did not return within {deadline:?}"))
+}
+
+const GENEROUS: Duration = Duration::from_secs(20);
+
+#[test]
+fn a_utf8_bom_is_accepted() {
+    let text = format!("\u{feff}{}", workload_entry("w"));
+    let config = spec::load_str("bom.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.workload_entries[0].name(), "w");
+    assert_eq!(config.workload_entries[0].origin.line, 1);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("bom.yaml"), text).unwrap();
+    let config = spec::load_paths(&[dir.path().to_path_buf()]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.workload_entries.len(), 1);
+}
+
+#[test]
+fn json_files_are_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("w.json"),
+        r#"{"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry", "metadata": {"name": "w"}, "spec": {"address": "127.0.0.9"}}"#,
+    )
+    .unwrap();
+    let config = spec::load_paths(&[dir.path().to_path_buf()]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.workload_entries[0].name(), "w");
+}
+
+/// A FIFO would block the reader forever, a symlink to `/dev/zero` would fill memory: neither is opened. Both,
+/// and a socket, are skipped and named; the rest of the directory loads.
+#[test]
+fn fifos_devices_and_sockets_are_skipped_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    fs::write(root.join("a.yaml"), workload_entry("a")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(root.join("fifo.yaml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/dev/zero", root.join("zero.yaml")).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(root.join("socket.yaml")).unwrap();
+    let config = within(GENEROUS, {
+        let root = root.clone();
+        move || spec::load_paths(&[root])
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.workload_entries.len(), 1);
+    let skipped: Vec<(String, String)> = config
+        .skipped
+        .iter()
+        .map(|s| {
+            (
+                s.file.file_name().unwrap().to_string_lossy().into_owned(),
+                s.message.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(skipped.len(), 3, "{skipped:#?}");
+    for (name, what) in [
+        ("fifo.yaml", "a FIFO"),
+        ("socket.yaml", "a socket"),
+        ("zero.yaml", "a device"),
+    ] {
+        assert!(
+            skipped.iter().any(|(n, m)| n == name && m.contains(what)),
+            "{name}: {skipped:#?}"
+        );
+    }
+    assert!(config
+        .skipped
+        .iter()
+        .all(|s| s.code == "SY0005" && s.line == 1));
+    // Named explicitly, a FIFO is skipped just the same.
+    let config = within(GENEROUS, move || {
+        spec::load_paths(&[root.join("fifo.yaml")])
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.skipped.len(), 1);
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_an_error_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = format!("{}# {}\n", workload_entry("w"), "x".repeat(2000));
+    fs::write(dir.path().join("big.yaml"), big).unwrap();
+    let options = spec::LoadOptions {
+        max_file_size: 1024,
+    };
+    let errors = spec::load_paths_with(&[dir.path().to_path_buf()], &options)
+        .expect_err("too big")
+        .0;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!((errors[0].code.as_str(), errors[0].line), ("SY0001", 1));
+    assert!(
+        errors[0].message.contains("1024") && errors[0].message.contains("--max-file-size"),
+        "{}",
+        errors[0]
+    );
+    assert!(spec::load_paths(&[dir.path().to_path_buf()]).is_ok());
+}
+
+#[test]
+fn a_directory_symlink_loop_is_named_once_and_files_load_once() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), workload_entry("a")).unwrap();
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    fs::write(dir.path().join("sub/b.yaml"), workload_entry("b")).unwrap();
+    std::os::unix::fs::symlink(".", dir.path().join("loop")).unwrap();
+    std::os::unix::fs::symlink("..", dir.path().join("sub/up")).unwrap();
+    let root = dir.path().to_path_buf();
+    let config =
+        within(GENEROUS, move || spec::load_paths(&[root])).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = config.workload_entries.iter().map(|w| w.name()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let skipped: Vec<String> = config.skipped.iter().map(|s| s.to_string()).collect();
+    assert_eq!(skipped.len(), 2, "{skipped:#?}");
+    assert!(
+        skipped[0].contains("/loop") && skipped[0].contains("symlink loop"),
+        "{skipped:#?}"
+    );
+    assert!(skipped[1].contains("sub/up"), "{skipped:#?}");
+}
+
+#[test]
+fn a_top_level_list_is_a_clear_error() {
+    let text = format!(
+        "# a list of resources, as kubectl would not take it\n- {}",
+        workload_entry("w").replace('\n', "\n  ")
+    );
+    let e = one_error("list.yaml", &text);
+    assert_eq!((e.code.as_str(), e.line), ("SY0001", 2));
+    assert!(
+        e.message.contains("a list") && !e.message.contains("<missing>"),
+        "{e}"
+    );
+    let e = one_error("scalar.yaml", "just text\n");
+    assert!(e.message.contains("a string"), "{e}");
+}
+
+#[test]
+fn every_read_error_has_a_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = workload_entry("w").into_bytes();
+    let third_line = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    bytes.insert(third_line + 3, 0xff);
+    fs::write(dir.path().join("latin1.yaml"), bytes).unwrap();
+    std::os::unix::fs::symlink("nowhere.yaml", dir.path().join("dangling.yaml")).unwrap();
+    let errors = spec::load_paths(&[dir.path().to_path_buf(), PathBuf::from("/nonexistent/x")])
+        .expect_err("fails")
+        .0;
+    let lines: Vec<(String, usize)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e.file.file_name().unwrap().to_string_lossy().into_owned(),
+                e.line,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("x".to_string(), 1),
+            ("dangling.yaml".to_string(), 1),
+            ("latin1.yaml".to_string(), 3)
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[2].message.contains("UTF-8"), "{}", errors[2]);
+}
+
+/// 40,000 levels of nesting took serde_yaml seconds (quadratic); a pre-scan rejects them at once, naming the
+/// file and the line where the limit is crossed.
+#[test]
+fn deeply_nested_yaml_is_rejected_quickly_naming_file_and_line() {
+    let flow = format!(
+        "{}spec: {}\n",
+        workload_entry("w").replace("spec:\n  address: 127.0.0.9\n", ""),
+        "[".repeat(40_000)
+    );
+    let e = within(GENEROUS, move || one_error("flow.yaml", &flow));
+    assert_eq!((e.code.as_str(), e.line), ("SY0001", 5), "{e}");
+    assert!(e.message.contains("nested more than"), "{e}");
+
+    let mut block = String::from("a:\n");
+    for depth in 1..=40_000usize {
+        block.push_str(&" ".repeat(depth.min(400)));
+        block.push_str("- ");
+        block.push_str(&"- ".repeat(depth / 400));
+        block.push_str("x:\n");
+    }
+    let e = within(GENEROUS, move || one_error("block.yaml", &block));
+    assert_eq!(e.code, "SY0001", "{e}");
+    assert!(e.message.contains("nested more than"), "{e}");
+    assert!(e.line > 1 && e.line < 200, "{e}");
+
+    // Istio resources nest a dozen levels; fifty are fine.
+    let fine = format!(
+        "{}  x: {}{}\n",
+        workload_entry("w"),
+        "[".repeat(50),
+        "]".repeat(50)
+    );
+    let e = one_error("fine.yaml", &fine);
+    assert!(!e.message.contains("nested"), "{e}");
+}
+
+/// A 5 MB wrong value is shown as its beginning and its size, not echoed whole.
+#[test]
+fn long_values_are_shortened_in_messages() {
+    let long = "x".repeat(5_000_000);
+    let text = format!("{}  ports:\n    http: \"{long}\"\n", workload_entry("w"));
+    let e = one_error("long.yaml", &text);
+    let shown = e.to_string();
+    assert!(
+        shown.len() < 1_000,
+        "{} bytes: {}",
+        shown.len(),
+        &shown[..300]
+    );
+    assert!(shown.contains("xxxxxxxxxx… (5000000 bytes)"), "{shown}");
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::signal::ShutdownSignal;
+use super::signal::{leave_runtime, ShutdownSignal};
 use crate::control_plane::{DEFAULT_ADMIN, DEFAULT_XDS};
 use crate::demo::{Demo, DemoOptions};
 use crate::envoy::{self, XdsMode};
@@ -43,7 +43,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let envoy = envoy::find_or_install_with(args.envoy.as_deref(), |event| eprintln!("{event}"))?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         // Before anything starts: a signal while the Envoys come up must drop the half-built demo (which
         // kills them), not kill this process and leave them running.
         let mut stop = ShutdownSignal::install()?;
@@ -76,5 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("stopping the demo...");
         demo.shutdown().await;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    leave_runtime(runtime);
+    outcome
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::signal::ShutdownSignal;
+use super::signal::{leave_runtime, ShutdownSignal};
 use crate::control_plane::{ControlPlane, ControlPlaneOptions, DEFAULT_ADMIN, DEFAULT_XDS};
 use crate::source::DirectorySourceOptions;
+use crate::spec;
 use crate::xds::identity::DEFAULT_TRUST_DOMAIN;
 use crate::xds::TlsOptions;
 
@@ -27,6 +28,18 @@ pub struct Args {
     /// How long the spec directory must stay quiet after a change before it is re-read, in milliseconds.
     #[arg(long, default_value_t = 75)]
     pub debounce_ms: u64,
+    /// However busy the spec directory, a change is read at most this long after it was made, in
+    /// milliseconds (Istio's PILOT_DEBOUNCE_MAX).
+    #[arg(long, default_value_t = 1000)]
+    pub debounce_max_ms: u64,
+    /// Spec files larger than this many bytes are errors, not read.
+    #[arg(long, default_value_t = spec::DEFAULT_MAX_FILE_SIZE, value_name = "BYTES")]
+    pub max_file_size: u64,
+    /// Serve an empty mesh when the spec directory holds no resources. Without it, a reading without
+    /// resources (an emptied directory, a swap half done) is rejected and proxies keep the last good
+    /// configuration.
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Serve xDS over TLS with this certificate chain (PEM). Reloaded when the file changes.
     #[arg(long, requires = "tls_key", value_name = "PEM")]
     pub tls_cert: Option<PathBuf>,
@@ -76,7 +89,10 @@ impl Args {
             admin_token,
             source: DirectorySourceOptions {
                 debounce: Duration::from_millis(self.debounce_ms),
-                ..DirectorySourceOptions::default()
+                debounce_max: Duration::from_millis(self.debounce_max_ms),
+                settle: DirectorySourceOptions::default().settle,
+                max_file_size: self.max_file_size,
+                allow_empty: self.allow_empty,
             },
             tls,
         })
@@ -86,7 +102,7 @@ impl Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let mut stop = ShutdownSignal::install()?;
         let control_plane = tokio::select! {
             started = ControlPlane::start(options) => started?,
@@ -98,7 +114,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!(config = %args.config.display(), "watching the spec directory; Ctrl-C to stop");
         stop.recv().await;
         tracing::info!("shutting down");
-        control_plane.shutdown(Duration::from_secs(5)).await;
+        control_plane.shutdown(SHUTDOWN_GRACE).await;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    leave_runtime(runtime);
+    outcome
 }
+
+/// How long open xDS streams and the servers get to finish after a stop request.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -1,5 +1,7 @@
 //! SIGINT (Ctrl-C) and SIGTERM as one "stop" event.
 
+use std::time::Duration;
+
 use anyhow::Context;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -28,3 +30,14 @@ impl ShutdownSignal {
         }
     }
 }
+
+/// Ends a long-running command's runtime without waiting on stuck threads. Dropping a runtime waits for its
+/// blocking threads, and one reading the spec directory can be stuck in a system call nothing here can
+/// interrupt (a file on a hung network mount, say): after a moment the process exits without it, so a stop
+/// request always ends the process.
+pub fn leave_runtime(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+}
+
+/// How long a stop waits for blocking threads once everything else has finished.
+const BLOCKING_GRACE: Duration = Duration::from_secs(1);

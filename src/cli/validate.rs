@@ -22,26 +22,36 @@ use crate::spec::{self, Config, SpecDir};
     Files given together are checked together, as if they were one directory: a VirtualService needs the\n\
     ServiceEntries and DestinationRules it names, so pass the spec directory along with a single file.")]
 pub struct Args {
-    /// Spec files and directories to check together (directories are read recursively for *.yaml and *.yml).
+    /// Spec files and directories to check together (directories are read recursively for *.yaml, *.yml and
+    /// *.json).
     #[arg(value_name = "DIR|FILE", default_value = "config")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub output: Output,
+    /// Spec files larger than this many bytes are errors, not read.
+    #[arg(long, default_value_t = spec::DEFAULT_MAX_FILE_SIZE, value_name = "BYTES")]
+    pub max_file_size: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A missing spec directory, alone (`config/` outside the repository root), gets `apply`'s explanation; a
     // missing file, or one of several paths, is a diagnostic like any other.
-    let yaml = |p: &std::path::Path| p.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    let spec_file = |p: &std::path::Path| {
+        p.extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+    };
     if let [path] = args.paths.as_slice() {
-        if !path.exists() && !yaml(path) {
+        if !path.exists() && !spec_file(path) {
             super::ensure_spec_dir(
                 path,
                 "the spec directory or files: `switchyard validate DIR|FILE...`",
             )?;
         }
     }
-    let diagnostics = match spec::load_paths(&args.paths) {
+    let options = spec::LoadOptions {
+        max_file_size: args.max_file_size,
+    };
+    let diagnostics = match spec::load_paths_with(&args.paths, &options) {
         Ok(config) => check(&config),
         Err(errors) => load_diagnostics(errors),
     };

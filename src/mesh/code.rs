@@ -49,6 +49,13 @@ codes! {
     InvalidField = "SY0003",
     /// A field Istio defines that Switchyard does not implement yet.
     FieldNotSupported = "SY0004",
+    /// A path in the spec directory that is not read (warning): a FIFO, socket or device (opening one could
+    /// block or never end), or a directory already read through another path (a symlink loop).
+    Skipped = "SY0005",
+    /// The spec directory holds no resources. Serving that would withdraw every listener, route and cluster
+    /// from every proxy, so the reading is rejected and the last good configuration kept, unless
+    /// `serve --allow-empty` says an empty mesh is intended.
+    EmptySpecDirectory = "SY0006",
     /// A destination's host is defined by no ServiceEntry (Istio reports missing references as IST0101).
     UnknownHost = "SY0101",
     /// A destination's subset is defined by no DestinationRule for its host (Istio's ReferencedResourceNotFound).
@@ -133,6 +140,7 @@ impl From<LoadCode> for Code {
             LoadCode::UnsupportedKind => Code::UnsupportedKind,
             LoadCode::InvalidField => Code::InvalidField,
             LoadCode::FieldNotSupported => Code::FieldNotSupported,
+            LoadCode::Skipped => Code::Skipped,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::Code;
-use crate::spec::{LoadError, LoadErrors, Origin, ResourceKey};
+use crate::spec::{shorten, shorten_value, LoadError, LoadErrors, Origin, ResourceKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Severity {
@@ -45,14 +45,19 @@ impl Diagnostic {
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Diagnostic {
+        // User values reach messages (a host, a name, a regex): a 5 MB one is shown by its start and size.
         Diagnostic {
             severity,
             code,
             file: origin.file.clone(),
             line: origin.line,
-            resource: Some(resource.clone()),
-            field: field.into(),
-            message: message.into(),
+            resource: Some(ResourceKey {
+                kind: resource.kind,
+                namespace: shorten_value(&resource.namespace),
+                name: shorten_value(&resource.name),
+            }),
+            field: shorten_value(&field.into()),
+            message: shorten(&message.into()),
         }
     }
 
@@ -83,7 +88,11 @@ pub fn load_diagnostics(errors: LoadErrors) -> Vec<Diagnostic> {
 impl From<LoadError> for Diagnostic {
     fn from(e: LoadError) -> Diagnostic {
         Diagnostic {
-            severity: Severity::Error,
+            severity: if e.code.is_warning() {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
             code: e.code.into(),
             file: e.file,
             line: e.line,

@@ -1,4 +1,4 @@
-//! A directory of YAML files, re-read as a whole whenever anything under it changes.
+//! A directory of spec files, re-read as a whole whenever a spec under it changes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,24 +7,33 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{Source, SpecState};
-use crate::mesh::{self, Diagnostic, Resolved};
-use crate::spec;
-use crate::watcher::{DirectoryWatcher, WatchError};
+use crate::mesh::{self, Code, Diagnostic, Resolved, Severity};
+use crate::spec::{self, LoadOptions};
+use crate::watcher::{Debounce, DirectoryWatcher, WatchError};
 
 #[derive(Debug, Clone)]
 pub struct DirectorySourceOptions {
     /// How long the directory must stay quiet after a change before it is read.
     pub debounce: Duration,
+    /// However busy the directory, a change is read at most this long after it was made.
+    pub debounce_max: Duration,
     /// When a reading fails, how long to wait for further changes before reporting it: an editor or a
     /// copy may still be writing, and a half-written file is not an error worth reporting.
     pub settle: Duration,
+    /// Files larger than this are errors, not read.
+    pub max_file_size: u64,
+    /// Whether a directory without any resource is a configuration (an empty mesh) rather than an error.
+    pub allow_empty: bool,
 }
 
 impl Default for DirectorySourceOptions {
     fn default() -> Self {
         DirectorySourceOptions {
             debounce: Duration::from_millis(75),
+            debounce_max: Duration::from_secs(1),
             settle: Duration::from_millis(300),
+            max_file_size: spec::DEFAULT_MAX_FILE_SIZE,
+            allow_empty: false,
         }
     }
 }
@@ -43,10 +52,14 @@ impl DirectorySource {
         dir: &Path,
         options: DirectorySourceOptions,
     ) -> Result<DirectorySource, WatchError> {
-        let watcher = DirectoryWatcher::new(dir, options.debounce)?;
+        let debounce = Debounce {
+            quiet: options.debounce,
+            max_wait: Some(options.debounce_max),
+        };
+        let watcher = DirectoryWatcher::new(dir, debounce, spec::is_spec_file)?;
         let (tx, rx) = watch::channel(Arc::new(SpecState {
             revision: 1,
-            outcome: read_dir(dir),
+            outcome: read_dir(dir, &options),
         }));
         let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx));
         Ok(DirectorySource {
@@ -81,7 +94,7 @@ async fn watch_loop(
 ) {
     let mut revision = 1;
     while watcher.settled().await {
-        let Some(mut outcome) = read_off_thread(&dir).await else {
+        let Some(mut outcome) = read_off_thread(&dir, &options).await else {
             return;
         };
         // An invalid reading is reported only once the directory has stopped changing. Validity, not just
@@ -90,7 +103,7 @@ async fn watch_loop(
         while outcome.is_err() {
             match tokio::time::timeout(options.settle, watcher.settled()).await {
                 Err(_quiet) => break,
-                Ok(true) => match read_off_thread(&dir).await {
+                Ok(true) => match read_off_thread(&dir, &options).await {
                     Some(o) => outcome = o,
                     None => return,
                 },
@@ -107,17 +120,48 @@ type Outcome = Result<Arc<Resolved>, Vec<Diagnostic>>;
 
 /// Reading and resolving a large directory is file I/O and CPU work: it must not hold up the runtime's
 /// workers, which also run every xDS stream. `None` when the runtime is shutting down.
-async fn read_off_thread(dir: &Path) -> Option<Outcome> {
-    let dir = dir.to_path_buf();
-    match tokio::task::spawn_blocking(move || read_dir(&dir)).await {
+async fn read_off_thread(dir: &Path, options: &DirectorySourceOptions) -> Option<Outcome> {
+    let (dir, options) = (dir.to_path_buf(), options.clone());
+    match tokio::task::spawn_blocking(move || read_dir(&dir, &options)).await {
         Ok(outcome) => Some(outcome),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_cancelled) => None,
     }
 }
 
-fn read_dir(dir: &Path) -> Outcome {
-    read_mesh(&[dir.to_path_buf()]).map(Arc::new)
+/// One reading of the directory. A directory without resources is an error unless allowed: it is what a
+/// swap half done looks like (`rm -rf spec && mkdir spec`, then the copy), and serving it would withdraw
+/// every listener from every proxy. Like any failed reading it is only reported once the directory settles,
+/// and the last good configuration stays. The first reading at start is no exception: a server started on
+/// an empty directory serves nothing until resources appear (proxies are told there is no configuration),
+/// rather than an empty mesh nobody asked for.
+fn read_dir(dir: &Path, options: &DirectorySourceOptions) -> Outcome {
+    let load = LoadOptions {
+        max_file_size: options.max_file_size,
+    };
+    let config =
+        spec::load_paths_with(&[dir.to_path_buf()], &load).map_err(mesh::load_diagnostics)?;
+    if config.is_empty() && !options.allow_empty {
+        let mut diagnostics = vec![empty_directory(dir)];
+        diagnostics.extend(config.skipped.into_iter().map(Diagnostic::from));
+        return Err(diagnostics);
+    }
+    mesh::resolve(&config).map(Arc::new)
+}
+
+fn empty_directory(dir: &Path) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        code: Code::EmptySpecDirectory,
+        file: dir.to_path_buf(),
+        line: 1,
+        resource: None,
+        field: String::new(),
+        message: "the spec directory holds no resources; serving it would remove every listener, route and \
+                  cluster from every proxy, so the last good configuration is kept (start `serve \
+                  --allow-empty` if an empty mesh is intended)"
+            .into(),
+    }
 }
 
 /// Reads and resolves spec files or directories once: the whole configuration, or every diagnostic.

@@ -174,6 +174,8 @@ pub struct Config {
     pub service_entries: Vec<Sourced<ServiceEntry>>,
     pub workload_entries: Vec<Sourced<WorkloadEntry>>,
     pub sidecars: Vec<Sourced<Sidecar>>,
+    /// Paths that were not read (FIFOs, devices, sockets, a directory reached twice), as warnings naming each.
+    pub skipped: Vec<super::LoadError>,
 }
 
 impl Config {
@@ -196,7 +198,9 @@ impl Config {
             service_entries,
             workload_entries,
             sidecars,
+            skipped,
         } = other;
+        self.skipped.extend(skipped);
         merge(
             &mut self.virtual_services,
             virtual_services,
@@ -222,6 +226,7 @@ impl Config {
         self
     }
 
+    /// How many resources were loaded (skipped paths are not resources).
     pub fn len(&self) -> usize {
         self.virtual_services.len()
             + self.destination_rules.len()

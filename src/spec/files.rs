@@ -1,41 +1,192 @@
-//! What a spec directory is: which files in it are specs, and how a file splits into YAML documents. The server
-//! (through [`super::load_paths`]) and `apply`/`delete` (through [`super::SpecDir`]) both read a directory here,
-//! so they always see the same files and the same documents.
+//! What a spec directory is: which files in it are specs, how one is read, and how a file splits into YAML
+//! documents. The server (through [`super::load_paths`]) and `apply`/`delete` (through [`super::SpecDir`]) both
+//! read a directory here, so they always see the same files and the same documents.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Adds the spec files under `path` to `out`: for a directory, every `*.yaml`/`*.yml` file below it that is not
-/// hidden, recursively; a file named explicitly is a spec whatever its extension. Unsorted.
-pub(crate) fn collect(path: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    if fs::metadata(path)?.is_dir() {
-        for entry in fs::read_dir(path)? {
-            let entry_path = entry?.path();
-            if is_hidden(&entry_path) {
+/// The spec files under some paths, what was passed over and why, and what could not be listed.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    /// Unsorted; callers sort.
+    pub files: Vec<PathBuf>,
+    /// Entries that are not read, with the reason: not a regular file, or a directory already read.
+    pub skipped: Vec<(PathBuf, String)>,
+    pub errors: Vec<(PathBuf, io::Error)>,
+    /// Directories read so far, by canonical path, with the path they were first read as: a symlink loop
+    /// (`ln -s . spec/loop`) or a second link to a directory is read once and named.
+    visited: BTreeMap<PathBuf, PathBuf>,
+}
+
+impl Listing {
+    /// Adds the spec files under `path`: for a directory, every spec file below it that is not hidden,
+    /// recursively (entries in name order, so which of two links to a directory is read is always the same);
+    /// a file named explicitly is a spec whatever its extension. Only the file type is looked at (`stat`), so
+    /// nothing is opened here: opening a FIFO blocks.
+    pub fn collect(&mut self, path: &Path) {
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => self.directory(path),
+            Ok(m) => self.file(path, m.file_type()),
+            Err(e) => self.errors.push((path.to_path_buf(), e)),
+        }
+    }
+
+    fn directory(&mut self, dir: &Path) {
+        let canonical = match fs::canonicalize(dir) {
+            Ok(c) => c,
+            Err(e) => return self.errors.push((dir.to_path_buf(), e)),
+        };
+        if let Some(first) = self.visited.get(&canonical) {
+            let reason = format!(
+                "a link to the directory already read as {} (a symlink loop, or a second link to it); its files \
+                 are read once",
+                first.display()
+            );
+            return self.skipped.push((dir.to_path_buf(), reason));
+        }
+        self.visited.insert(canonical, dir.to_path_buf());
+        let mut entries = match fs::read_dir(dir).and_then(|it| it.collect::<io::Result<Vec<_>>>())
+        {
+            Ok(entries) => entries,
+            Err(e) => return self.errors.push((dir.to_path_buf(), e)),
+        };
+        entries.sort_by_key(fs::DirEntry::file_name);
+        for entry in entries {
+            let path = entry.path();
+            if is_hidden(&path) {
                 continue;
             }
-            if entry_path.is_dir() {
-                collect(&entry_path, out)?;
-            } else if is_yaml(&entry_path) {
-                out.push(entry_path);
+            match fs::metadata(&path) {
+                Ok(m) if m.is_dir() => self.directory(&path),
+                Ok(m) if is_spec_file(&path) => self.file(&path, m.file_type()),
+                Ok(_) => {}
+                // A symlink named like a spec that leads nowhere: reading it says why.
+                Err(_) if is_spec_file(&path) => self.files.push(path),
+                Err(_) => {}
             }
         }
-    } else {
-        out.push(path.to_path_buf());
     }
-    Ok(())
+
+    fn file(&mut self, path: &Path, file_type: fs::FileType) {
+        match not_regular(file_type) {
+            None => self.files.push(path.to_path_buf()),
+            Some(what) => self.skipped.push((path.to_path_buf(), skip_reason(what))),
+        }
+    }
+}
+
+/// What a file that is not a regular file is, for messages; `None` for a regular file.
+fn not_regular(file_type: fs::FileType) -> Option<&'static str> {
+    if file_type.is_file() {
+        None
+    } else if file_type.is_fifo() {
+        Some("a FIFO")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        Some("a device")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+fn skip_reason(what: &str) -> String {
+    format!("{what}, not read: only regular files (and symlinks to them) are specs")
+}
+
+/// Why a spec file was not read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    Io(io::Error),
+    /// Not a regular file (it became one between listing and reading): skipped, like those found listing.
+    Skipped(String),
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
+    /// Not UTF-8, from this 1-based line.
+    NotUtf8 {
+        line: usize,
+    },
+}
+
+impl ReadError {
+    /// As an I/O error, for callers that report those.
+    pub fn into_io(self) -> io::Error {
+        match self {
+            ReadError::Io(e) => e,
+            ReadError::Skipped(reason) => io::Error::other(reason),
+            ReadError::TooLarge { size, limit } => io::Error::other(format!(
+                "larger than the limit of {limit} bytes ({size} bytes or more)"
+            )),
+            ReadError::NotUtf8 { line } => {
+                io::Error::other(format!("not UTF-8 text from line {line}"))
+            }
+        }
+    }
+}
+
+/// Reads one spec file: a regular file (or a symlink to one), at most `limit` bytes. The file is opened
+/// without blocking and its type checked on the open file, so a FIFO swapped in after listing blocks nothing,
+/// and the read is bounded, so a file that grows (or lies about its size) cannot fill memory.
+pub(crate) fn read(path: &Path, limit: u64) -> Result<String, ReadError> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(ReadError::Io)?;
+    let metadata = file.metadata().map_err(ReadError::Io)?;
+    if let Some(what) = not_regular(metadata.file_type()) {
+        return Err(ReadError::Skipped(skip_reason(what)));
+    }
+    if metadata.len() > limit {
+        return Err(ReadError::TooLarge {
+            size: metadata.len(),
+            limit,
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge {
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        ReadError::NotUtf8 {
+            line: valid.iter().filter(|b| **b == b'\n').count() + 1,
+        }
+    })
 }
 
 /// Hidden entries belong to tools, not to the user's specs: editors' swap and lock files (Emacs's `.#x.yaml`
-/// is a dangling symlink), our own temporary files during an atomic write, `.git`.
+/// is a dangling symlink), our own temporary files during an atomic write, `.git`, and the data directories
+/// of a Kubernetes ConfigMap mount (`..data`, `..2024_01_01_00_00_00.1`), whose files are read through the
+/// mount's own links.
 fn is_hidden(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with('.'))
 }
 
-/// Whether a file in a spec directory is read as YAML.
+/// Whether a file in a spec directory is read as a spec: `*.yaml`, `*.yml` or `*.json` (YAML reads JSON), not
+/// hidden. The watcher uses the same rule to decide which changes are worth a reading.
+pub fn is_spec_file(path: &Path) -> bool {
+    !is_hidden(path)
+        && matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml") | Some("yml") | Some("json")
+        )
+}
+
+/// Whether a file name is YAML: `apply` writes YAML, so a new file it creates gets one of these extensions.
 pub(crate) fn is_yaml(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
@@ -170,12 +321,15 @@ mod tests {
             fs::write(dir.join(name), "").unwrap();
         }
         std::os::unix::fs::symlink("user@host.1:2", dir.join(".#a.yaml")).unwrap();
-        let mut files = Vec::new();
-        collect(dir, &mut files).unwrap();
-        files.sort();
-        assert_eq!(files, vec![dir.join("a.yaml"), dir.join("sub/b.yml")]);
-        let mut explicit = Vec::new();
-        collect(&dir.join("notes.txt"), &mut explicit).unwrap();
-        assert_eq!(explicit, vec![dir.join("notes.txt")]);
+        let mut listing = Listing::default();
+        listing.collect(dir);
+        assert_eq!(
+            listing.files,
+            vec![dir.join("a.yaml"), dir.join("sub/b.yml")]
+        );
+        assert!(listing.skipped.is_empty() && listing.errors.is_empty());
+        let mut explicit = Listing::default();
+        explicit.collect(&dir.join("notes.txt"));
+        assert_eq!(explicit.files, vec![dir.join("notes.txt")]);
     }
 }

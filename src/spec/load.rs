@@ -1,7 +1,6 @@
 //! Reading spec files: multi-document YAML with provenance. The only module that names the YAML crate.
 
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,7 +9,9 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use super::config::{Config, Kind, ObjectMeta, Origin, ResourceKey, Sourced, DEFAULT_NAMESPACE};
-use super::files::{self, split_documents};
+use super::files::{self, split_documents, Listing, ReadError};
+use super::nesting::{self, MAX_NESTING};
+use super::shorten::{shorten, shorten_value};
 use super::Source;
 
 /// API versions accepted for `networking.istio.io` kinds; Istio serves the same schema under all three.
@@ -20,7 +21,7 @@ const API_VERSIONS: &[&str] = &[
     "networking.istio.io/v1alpha3",
 ];
 
-/// What kind of problem a [`LoadError`] is. `mesh::Code` catalogues every diagnostic code, these four included;
+/// What kind of problem a [`LoadError`] is. `mesh::Code` catalogues every diagnostic code, these included;
 /// the strings are repeated here because the loader sits below the mesh (a test in `mesh` keeps them equal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LoadCode {
@@ -32,15 +33,24 @@ pub enum LoadCode {
     InvalidField,
     /// A field Istio defines that Switchyard does not implement yet.
     FieldNotSupported,
+    /// A path in a spec directory that is not read (a FIFO, socket or device; a directory already read through
+    /// a symlink). A warning: the rest is read.
+    Skipped,
 }
 
 impl LoadCode {
-    pub const ALL: [LoadCode; 4] = [
+    pub const ALL: [LoadCode; 5] = [
         LoadCode::Unreadable,
         LoadCode::UnsupportedKind,
         LoadCode::InvalidField,
         LoadCode::FieldNotSupported,
+        LoadCode::Skipped,
     ];
+
+    /// Whether a problem of this kind leaves the configuration usable (a warning) rather than failing it.
+    pub fn is_warning(self) -> bool {
+        self == LoadCode::Skipped
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -48,6 +58,7 @@ impl LoadCode {
             LoadCode::UnsupportedKind => "SY0002",
             LoadCode::InvalidField => "SY0003",
             LoadCode::FieldNotSupported => "SY0004",
+            LoadCode::Skipped => "SY0005",
         }
     }
 }
@@ -84,7 +95,12 @@ pub struct LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Error [{}]", self.code)?;
+        let severity = if self.code.is_warning() {
+            "Warning"
+        } else {
+            "Error"
+        };
+        write!(f, "{severity} [{}]", self.code)?;
         if let Some(resource) = &self.resource {
             write!(
                 f,
@@ -116,27 +132,64 @@ impl fmt::Display for LoadErrors {
     }
 }
 
-/// Loads files and directories (read recursively for `*.yaml`/`*.yml`, sorted by path).
-pub fn load_paths(paths: &[PathBuf]) -> Result<Config, LoadErrors> {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for path in paths {
-        if let Err(e) = files::collect(path, &mut files) {
-            errors.push(io_error(path, &e));
+/// How much of a file the loader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Files larger than this are errors, not read (`serve --max-file-size`).
+    pub max_file_size: u64,
+}
+
+/// 8 MiB: a hundred times the largest Istio sample, small enough that a symlink to a huge file (or a file
+/// that keeps growing) cannot exhaust memory.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 8 << 20;
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
         }
     }
+}
+
+/// Loads files and directories (read recursively for spec files, sorted by path) with the default options.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Config, LoadErrors> {
+    load_paths_with(paths, &LoadOptions::default())
+}
+
+/// Loads files and directories. Entries that are not read (FIFOs, devices, sockets, a directory reached
+/// twice through a symlink) are named in [`Config::skipped`] (and among the errors, when there are errors).
+pub fn load_paths_with(paths: &[PathBuf], options: &LoadOptions) -> Result<Config, LoadErrors> {
+    let mut listing = Listing::default();
+    for path in paths {
+        listing.collect(path);
+    }
+    let mut errors: Vec<LoadError> = listing
+        .errors
+        .iter()
+        .map(|(path, e)| whole_file_error(path, format!("cannot read: {e}")))
+        .collect();
+    let mut skipped: Vec<LoadError> = listing
+        .skipped
+        .iter()
+        .map(|(path, reason)| skipped_error(path, reason))
+        .collect();
+    let mut files = listing.files;
     files.sort();
     files.dedup();
     let mut config = Config::default();
     for file in files {
-        match fs::read_to_string(&file) {
+        match files::read(&file, options.max_file_size) {
             Ok(text) => load_into(&file, &text, &mut config, &mut errors),
-            Err(e) => errors.push(io_error(&file, &e)),
+            Err(ReadError::Skipped(reason)) => skipped.push(skipped_error(&file, &reason)),
+            Err(e) => errors.push(read_error(&file, e)),
         }
     }
+    skipped.sort_by(|a, b| a.file.cmp(&b.file));
     if errors.is_empty() {
+        config.skipped = skipped;
         Ok(config)
     } else {
+        errors.extend(skipped);
         Err(LoadErrors(errors))
     }
 }
@@ -153,19 +206,54 @@ pub fn load_str(file_label: impl AsRef<Path>, text: &str) -> Result<Config, Load
     }
 }
 
-fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
+/// A problem with a file as a whole (it cannot be opened, it is too large): reported on its first line, so
+/// every error has a line an editor can jump to.
+fn whole_file_error(path: &Path, message: String) -> LoadError {
     LoadError {
         code: LoadCode::Unreadable,
         file: path.to_path_buf(),
-        line: 0,
+        line: 1,
         doc_index: 0,
         resource: None,
         field: String::new(),
-        message: format!("cannot read: {e}"),
+        message,
+    }
+}
+
+fn skipped_error(path: &Path, reason: &str) -> LoadError {
+    LoadError {
+        code: LoadCode::Skipped,
+        ..whole_file_error(path, format!("skipped: {reason}"))
+    }
+}
+
+fn read_error(path: &Path, e: ReadError) -> LoadError {
+    match e {
+        ReadError::Io(e) => whole_file_error(path, format!("cannot read: {e}")),
+        ReadError::Skipped(reason) => skipped_error(path, &reason),
+        ReadError::TooLarge { size, limit } => whole_file_error(
+            path,
+            format!(
+                "the file is larger than the limit of {limit} bytes ({size} bytes or more), not read; raise \
+                 the limit with --max-file-size if it really is a spec"
+            ),
+        ),
+        ReadError::NotUtf8 { line } => LoadError {
+            line,
+            ..whole_file_error(
+                path,
+                "not UTF-8 text: this line holds bytes that are not UTF-8 (spec files are UTF-8, with or \
+                 without a byte order mark)"
+                    .into(),
+            )
+        },
     }
 }
 
 fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<LoadError>) {
+    // A byte order mark (Windows editors write one) is not content; YAML would read it as the start of a
+    // second document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut doc_index = 0usize;
     for doc in split_documents(text) {
         let line = doc.content_line();
@@ -178,10 +266,27 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             file: file.to_path_buf(),
             line,
             doc_index,
-            resource,
-            field,
-            message,
+            resource: resource.map(|r: ResourceKey| ResourceKey {
+                name: shorten_value(&r.name),
+                namespace: shorten_value(&r.namespace),
+                ..r
+            }),
+            field: shorten_value(&field),
+            message: shorten(&message),
         };
+        if let Some(deep) = nesting::too_deep(doc.body, MAX_NESTING) {
+            errors.push(error(
+                LoadCode::Unreadable,
+                doc.first_line + deep - 1,
+                None,
+                String::new(),
+                format!(
+                    "nested more than {MAX_NESTING} levels deep (Istio resources nest about a dozen); not parsed"
+                ),
+            ));
+            doc_index += 1;
+            continue;
+        }
         let value: serde_yaml::Value = match serde_yaml::from_str(doc.body) {
             Ok(v) => v,
             Err(e) => {
@@ -199,6 +304,20 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
         };
         if value.is_null() {
             // Empty documents (a trailing `---`, comments only) are not resources.
+            continue;
+        }
+        if let Some(what) = not_a_mapping(&value) {
+            errors.push(error(
+                LoadCode::Unreadable,
+                line,
+                None,
+                String::new(),
+                format!(
+                    "the document is {what}, not a resource: each document is one mapping with apiVersion, \
+                     kind, metadata and spec (separate resources with `---` lines)"
+                ),
+            ));
+            doc_index += 1;
             continue;
         }
         let header = Header::read(&value);
@@ -282,6 +401,20 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             errors.push(error(code, at, resource, e.path, e.message));
         }
         doc_index += 1;
+    }
+}
+
+/// What a document that is not a mapping is, in words; `None` for a mapping.
+fn not_a_mapping(value: &serde_yaml::Value) -> Option<&'static str> {
+    use serde_yaml::Value;
+    match value {
+        Value::Mapping(_) => None,
+        Value::Tagged(tagged) => not_a_mapping(&tagged.value),
+        Value::Sequence(_) => Some("a list"),
+        Value::String(_) => Some("a string"),
+        Value::Number(_) => Some("a number"),
+        Value::Bool(_) => Some("a boolean"),
+        Value::Null => Some("empty"),
     }
 }
 

@@ -12,7 +12,9 @@ mod files;
 mod gateway;
 mod load;
 mod locate;
+mod nesting;
 mod service_entry;
+mod shorten;
 mod sidecar;
 mod virtual_service;
 mod workload_entry;
@@ -21,10 +23,16 @@ pub use common::{NotSupported, Percent, PortSelector, StringMatch};
 pub use config::{Config, Kind, ObjectMeta, Origin, ResourceKey, Sourced};
 pub use destination_rule::*;
 pub use edit::{write_atomic, Applied, EditError, InputDocument, SpecDir};
+pub use files::is_spec_file;
 pub use gateway::*;
-pub use load::{load_paths, load_str, LoadCode, LoadError, LoadErrors};
+pub use load::{
+    load_paths, load_paths_with, load_str, LoadCode, LoadError, LoadErrors, LoadOptions,
+    DEFAULT_MAX_FILE_SIZE,
+};
 pub use locate::{field_line, Source};
+pub use nesting::MAX_NESTING;
 pub use service_entry::*;
+pub use shorten::{shorten, shorten_value};
 pub use sidecar::{EgressListener, Sidecar, WorkloadSelector};
 pub use virtual_service::*;
 pub use workload_entry::*;

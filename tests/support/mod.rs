@@ -5,6 +5,7 @@
 //! - [`fixtures`]: tiny hand-built Envoy resources and snapshots.
 //! - [`golden`]: rendering resources as a config dump shows them, and golden files.
 //! - [`simulate`]: which listener, route and cluster a request hits in translated resources.
+//! - [`spec_dir`]: a scratch spec directory and what clumsy or hostile operators do to one (FIFOs, swaps).
 //! - [`xds`]: an in-process xDS server and scripted ADS clients.
 //!
 //! Every test binary compiles this module whole and uses a part of it, so unused items are expected here.
@@ -15,4 +16,5 @@ pub mod checkout;
 pub mod fixtures;
 pub mod golden;
 pub mod simulate;
+pub mod spec_dir;
 pub mod xds;

@@ -44,6 +44,7 @@ pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
     mesh.sidecars = sidecar::resolve(&config.sidecars, &mesh, &mut diags);
     mesh.virtual_services = virtual_service::resolve(&config.virtual_services, &mesh, &mut diags);
     let mut list = diags.list;
+    list.extend(config.skipped.iter().cloned().map(Diagnostic::from));
     list.sort_by(|a, b| {
         (&a.file, a.line, &a.field, a.code.as_str()).cmp(&(
             &b.file,

@@ -9,7 +9,7 @@ use super::text::{normalize_line_endings, same_content, EditFile, InputDocument}
 use super::EditError;
 use crate::spec::config::{Config, ResourceKey};
 use crate::spec::files;
-use crate::spec::load::{load_str, LoadErrors};
+use crate::spec::load::{load_str, LoadErrors, DEFAULT_MAX_FILE_SIZE};
 
 /// What `apply` did to one resource, in kubectl's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,16 +51,19 @@ impl SpecDir {
         if !root.is_dir() {
             return Err(EditError::NotADirectory(root.to_path_buf()));
         }
-        let mut paths = Vec::new();
-        files::collect(root, &mut paths).map_err(|source| EditError::Read {
-            path: root.to_path_buf(),
-            source,
-        })?;
+        let mut listing = files::Listing::default();
+        listing.collect(root);
+        if let Some((path, source)) = listing.errors.into_iter().next() {
+            return Err(EditError::Read { path, source });
+        }
+        // Paths the loader skips (FIFOs, devices, a directory reached twice) are not specs to edit either.
+        let mut paths = listing.files;
+        paths.sort();
         let mut files = BTreeMap::new();
         for path in paths {
-            let text = fs::read_to_string(&path).map_err(|source| EditError::Read {
+            let text = files::read(&path, DEFAULT_MAX_FILE_SIZE).map_err(|e| EditError::Read {
                 path: path.clone(),
-                source,
+                source: e.into_io(),
             })?;
             files.insert(path, EditFile::parse(&text));
         }

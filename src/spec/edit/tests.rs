@@ -56,6 +56,11 @@ fn keys_default_the_namespace_and_skip_empty_documents() {
     );
     assert_eq!(document_key("kind: Gateway\n"), Err(KeyError::MissingName));
     assert!(matches!(document_key("a: [\n"), Err(KeyError::Yaml(_))));
+    let deep = format!(
+        "kind: Gateway\nmetadata: {{name: g}}\nspec: {}\n",
+        "[".repeat(40_000)
+    );
+    assert_eq!(document_key(&deep), Err(KeyError::TooDeep(3)));
 }
 
 #[test]

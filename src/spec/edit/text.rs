@@ -7,6 +7,7 @@ use super::EditError;
 use crate::spec::config::{Kind, ResourceKey, DEFAULT_NAMESPACE};
 use crate::spec::files::{has_content, split_documents};
 use crate::spec::load::Header;
+use crate::spec::nesting::{too_deep, MAX_NESTING};
 
 /// The line ending a file uses, judged by its first line break (`\n` for a file without one).
 pub fn line_ending(text: &str) -> &'static str {
@@ -40,11 +41,17 @@ pub enum KeyError {
     UnsupportedKind(String),
     #[error("`metadata.name` is missing")]
     MissingName,
+    #[error("nested more than {MAX_NESTING} levels deep (line {0} of the document); not parsed")]
+    TooDeep(usize),
 }
 
 /// The kind/namespace/name of a document (namespace `default` when omitted), or `None` for an empty document.
 /// Lenient on purpose: only the identity is read, the strict check is the loader's job.
 pub fn document_key(body: &str) -> Result<Option<ResourceKey>, KeyError> {
+    // The loader's guard, for the same reason: serde_yaml's parser is quadratic in the nesting depth.
+    if let Some(line) = too_deep(body, MAX_NESTING) {
+        return Err(KeyError::TooDeep(line));
+    }
     let value: serde_yaml::Value =
         serde_yaml::from_str(body).map_err(|e| KeyError::Yaml(e.to_string()))?;
     if value.is_null() {
