@@ -61,6 +61,18 @@ fn text(state: &AdminState) -> String {
         .count();
     let _ = writeln!(out, "switchyard_proxies_unidentified {n}");
 
+    family(
+        &mut out,
+        "switchyard_proxy_translations",
+        "gauge",
+        "Per-proxy translations held by the generation being served: one per connected proxy identity.",
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_proxy_translations {}",
+        state.cache.current().translations_held()
+    );
+
     let counters = state.registry.counters();
     for (name, help, counter) in [
         (

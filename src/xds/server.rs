@@ -294,7 +294,7 @@ impl<P: Protocol> StreamTask<P> {
         match end {
             End::ClientClosed => tracing::info!(node = node_id, "proxy disconnected"),
             End::ClientError(status) => {
-                tracing::info!(node = node_id, error = %status.message(), "proxy stream ended")
+                tracing::info!(node = node_id, error = ?status.message(), "proxy stream ended")
             }
             End::ServerClosed => {
                 tracing::debug!(node = node_id, "stream closed by server");
@@ -305,11 +305,18 @@ impl<P: Protocol> StreamTask<P> {
                     .try_send(Err(Status::unavailable("xDS server shutting down")));
             }
             End::Rejected(status) => {
-                tracing::warn!(error = %status.message(), "stream refused");
+                tracing::warn!(node = node_id, error = ?status.message(), "stream refused");
                 let _ = self.outbound.try_send(Err(status));
             }
         }
-        // Dropping self releases the registration and everything the stream held.
+        // The generation keeps a proxy's translation only while a stream holds its snapshot: let go of it, then
+        // let the generation forget it unless another stream of the same identity still holds it.
+        self.snapshot = None;
+        if let Some(node) = &self.node {
+            let generation = self.generations.borrow().clone();
+            generation.release(node);
+        }
+        // Dropping self releases the registration and everything else the stream held.
     }
 
     async fn serve(&mut self) -> End {
@@ -362,7 +369,7 @@ impl<P: Protocol> StreamTask<P> {
     }
 
     fn identify(&mut self, node: Node) {
-        tracing::info!(node = %node.id, cluster = %node.cluster, mode = ?P::MODE, "proxy connected");
+        tracing::info!(node = ?node.id, cluster = ?node.cluster, mode = ?P::MODE, "proxy connected");
         self.registration = Some(self.registry.register(&node, P::MODE));
         self.node = Some(node);
         self.generations.mark_unchanged();
@@ -381,7 +388,7 @@ impl<P: Protocol> StreamTask<P> {
                 Some(snapshot)
             }
             Err(error) => {
-                tracing::warn!(node = %node.id, %error, "cannot serve proxy");
+                tracing::warn!(node = ?node.id, ?error, "cannot serve proxy");
                 self.set_identity_error(Some(error));
                 None
             }
@@ -425,11 +432,13 @@ impl<P: Protocol> StreamTask<P> {
     }
 }
 
+/// Everything a client chose (node id, versions, messages, type URLs) is logged as a `Debug` field, quoted with
+/// its control characters escaped, so no input can start a line of its own and forge a log entry.
 fn log_event(node: &str, event: &Event) {
     match event {
         Event::Nacked { type_, nack } => tracing::warn!(
-            node, type_ = %type_, rejected = %nack.rejected_version, kept = %nack.kept_version,
-            message = %nack.message, "proxy rejected config"
+            node, type_ = %type_, rejected = %nack.rejected_version, kept = ?nack.kept_version,
+            message = ?nack.message, "proxy rejected config"
         ),
         Event::Sent {
             type_,
@@ -445,7 +454,7 @@ fn log_event(node: &str, event: &Event) {
         }
         Event::Subscribed { type_ } => tracing::debug!(node, type_ = %type_, "subscribed"),
         Event::Ignored { type_url, reason } => {
-            tracing::debug!(node, %type_url, reason, "ignored request")
+            tracing::debug!(node, ?type_url, reason, "ignored request")
         }
     }
 }
