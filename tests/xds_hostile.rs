@@ -4,11 +4,14 @@
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 
-use support::xds::{sotw_client, DEADLINE};
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use support::xds::{delta_client, sotw_client, sotw_over, DEADLINE};
 use switchyard::control_plane::{ControlPlane, ControlPlaneOptions};
 use switchyard::envoy::{NodeIdentity, SidecarNode};
-use switchyard::xds::ResourceType::Cluster;
+use switchyard::xds::ResourceType::{Cluster, Endpoint, Listener};
+use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
 /// A control plane over Bookinfo's `config/` on ephemeral loopback ports.
@@ -46,7 +49,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -79,4 +82,217 @@ async fn a_disconnected_identity_leaves_no_translation_behind() {
         plane.cache().current().translations_held() == 0
     })
     .await;
+}
+
+/// The plane's `/metrics` value of `switchyard_xds_refused_total{reason}`.
+async fn refused(plane: &ControlPlane, reason: &str) -> u64 {
+    let limit = switchyard::xds::Limit::ALL
+        .into_iter()
+        .find(|l| l.label() == reason)
+        .unwrap();
+    let metrics = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{}/metrics", plane.admin_addr().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!(
+        "switchyard_xds_refused_total{{reason=\"{}\"}} ",
+        limit.label()
+    );
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+/// Reads until the server closes the connection (EOF or reset); panics if it is still open after `within`.
+async fn assert_closed_within(tcp: &mut tokio::net::TcpStream, within: Duration) {
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Err(_) => panic!("the connection is still open after {within:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            // HTTP/2 settings or a GOAWAY: keep reading until the close.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_that_never_speak_are_closed_and_real_proxies_are_still_served() {
+    let idle = Duration::from_secs(1);
+    let plane = plane_with(|o| o.xds_limits.idle_timeout = idle).await;
+    let mut silent = Vec::new();
+    for _ in 0..50 {
+        silent.push(
+            tokio::net::TcpStream::connect(plane.xds_addr())
+                .await
+                .unwrap(),
+        );
+    }
+    // A real proxy connecting among them is served, and its connection outlives the timeout: it has a stream.
+    let mut proxy = sotw_client(plane.xds_addr(), productpage_at([10, 0, 0, 1].into())).await;
+    proxy.subscribe(Cluster, &[]).await;
+    let cds = proxy.recv_type(Cluster).await;
+    for tcp in &mut silent {
+        assert_closed_within(tcp, idle + DEADLINE).await;
+    }
+    eventually("the server forgot the silent connections", || {
+        plane.ads().connections().count() == 1
+    })
+    .await;
+    assert!(refused(&plane, "idle_connection").await >= 50);
+    proxy.ack(&cds, &[]).await;
+    proxy.subscribe(Listener, &[]).await;
+    proxy.recv_type(Listener).await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed_at_once() {
+    let plane = plane_with(|o| o.xds_limits.max_connections = 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(plane.xds_addr())
+                .await
+                .unwrap(),
+        );
+    }
+    eventually("three connections are open", || {
+        plane.ads().connections().count() == 3
+    })
+    .await;
+    let mut over = tokio::net::TcpStream::connect(plane.xds_addr())
+        .await
+        .unwrap();
+    // Closed long before the idle timeout (10 s) could have closed it.
+    assert_closed_within(&mut over, Duration::from_secs(5)).await;
+    assert_eq!(refused(&plane, "connections").await, 1);
+    drop(held);
+    eventually("the held connections are gone", || {
+        plane.ads().connections().count() == 0
+    })
+    .await;
+    let mut proxy = sotw_client(plane.xds_addr(), productpage_at([10, 0, 0, 1].into())).await;
+    proxy.subscribe(Cluster, &[]).await;
+    proxy.recv_type(Cluster).await;
+}
+
+#[tokio::test]
+async fn streams_beyond_the_limit_of_a_connection_are_refused() {
+    let plane = plane_with(|o| o.xds_limits.max_streams_per_connection = 2).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", plane.xds_addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = AggregatedDiscoveryServiceClient::new(channel);
+    let mut open = Vec::new();
+    for i in 0..2u8 {
+        let mut c = sotw_over(client.clone(), productpage_at([10, 0, 0, i].into()))
+            .await
+            .unwrap();
+        c.subscribe(Cluster, &[]).await;
+        c.recv_type(Cluster).await;
+        open.push(c);
+    }
+    let third = sotw_over(client.clone(), productpage_at([10, 0, 0, 3].into())).await;
+    let status = third
+        .err()
+        .expect("a third stream on the connection is refused");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert_eq!(refused(&plane, "streams_per_connection").await, 1);
+    // Once one ends, there is room again.
+    drop(open.pop());
+    let mut again = None;
+    let deadline = Instant::now() + DEADLINE;
+    while again.is_none() {
+        assert!(Instant::now() < deadline, "no room after a stream ended");
+        again = sotw_over(client.clone(), productpage_at([10, 0, 0, 4].into()))
+            .await
+            .ok();
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_node_is_refused_before_it_is_stored() {
+    let plane = plane().await;
+    let mut node = productpage_at([10, 0, 0, 1].into());
+    let metadata = node.metadata.get_or_insert_with(Default::default);
+    metadata
+        .fields
+        .insert("PADDING".into(), prost_types_value("x".repeat(100 << 10)));
+    let mut c = sotw_client(plane.xds_addr(), node).await;
+    c.subscribe(Cluster, &[]).await;
+    let status = c.expect_end().await.expect("a status");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("65536"), "{status:?}");
+    assert_eq!(refused(&plane, "node_size").await, 1);
+    assert!(plane.registry().list().is_empty());
+    assert_eq!(plane.cache().current().translations_held(), 0);
+}
+
+fn prost_types_value(s: String) -> envoy_types::pb::google::protobuf::Value {
+    envoy_types::pb::google::protobuf::Value {
+        kind: Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(
+            s,
+        )),
+    }
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("outbound|9080||service-{i}.default.svc.cluster.local"))
+        .collect()
+}
+
+#[tokio::test]
+async fn too_many_resource_names_are_refused_per_request_and_per_stream() {
+    let plane = plane_with(|o| o.xds_limits.max_resource_names = 100).await;
+    let node = || productpage_at([10, 0, 0, 1].into());
+
+    let mut sotw = sotw_client(plane.xds_addr(), node()).await;
+    let names_101 = names(101);
+    let refs: Vec<&str> = names_101.iter().map(String::as_str).collect();
+    sotw.subscribe(Endpoint, &refs).await;
+    let status = sotw.expect_end().await.expect("a status");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+
+    // Delta subscriptions add up: 60 names twice is over 100 on one stream.
+    let mut delta = delta_client(plane.xds_addr(), node()).await;
+    let all = names(120);
+    let (first, second): (Vec<&str>, Vec<&str>) = (
+        all[..60].iter().map(String::as_str).collect(),
+        all[60..].iter().map(String::as_str).collect(),
+    );
+    delta.subscribe(Endpoint, &first).await;
+    delta.recv_type(Endpoint).await;
+    delta.subscribe(Endpoint, &second).await;
+    let status = delta.expect_end().await.expect("a status");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(refused(&plane, "resource_names").await, 2);
+}
+
+#[tokio::test]
+async fn an_oversized_request_ends_its_stream_with_a_status_the_client_sees() {
+    let plane = plane_with(|o| o.xds_limits.max_request_bytes = 64 << 10).await;
+    let mut c = sotw_client(plane.xds_addr(), productpage_at([10, 0, 0, 1].into())).await;
+    c.subscribe(Cluster, &[]).await;
+    c.recv_type(Cluster).await;
+    // 2,000 names of about 50 bytes: some 100 KB.
+    let big = names(2_000);
+    let refs: Vec<&str> = big.iter().map(String::as_str).collect();
+    c.subscribe(Endpoint, &refs).await;
+    let status = c.expect_end().await.expect("the client is told why");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert_eq!(refused(&plane, "request_size").await, 1);
 }

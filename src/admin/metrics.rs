@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use super::AdminState;
 use crate::xds::status::{Counters, Mode};
 use crate::xds::tls::Refusal;
-use crate::xds::ProxyStatus;
 use crate::xds::ResourceType;
+use crate::xds::{Limit, ProxyStatus};
 
 pub async fn render(State(state): State<AdminState>) -> impl IntoResponse {
     (
@@ -110,6 +110,21 @@ fn text(state: &AdminState) -> String {
             "switchyard_xds_tls_refused_total{{reason=\"{}\"}} {}",
             reason.label(),
             state.tls.get(reason)
+        );
+    }
+    family(
+        &mut out,
+        "switchyard_xds_refused_total",
+        "counter",
+        "xDS connections and streams refused or ended by a limit of the port, by reason (see `switchyard serve \
+         --help`).",
+    );
+    for limit in Limit::ALL {
+        let _ = writeln!(
+            out,
+            "switchyard_xds_refused_total{{reason=\"{}\"}} {}",
+            limit.label(),
+            counters.limits.get(limit)
         );
     }
     family(

@@ -16,6 +16,7 @@ pub mod proxy_status;
 pub mod serve;
 pub mod signal;
 pub mod validate;
+pub mod xds_limits;
 
 /// Switchyard: Istio's traffic management API for stock Envoy, without Istio.
 ///

@@ -48,6 +48,8 @@ pub struct Args {
     /// user of the machine).
     #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub xds_limits: super::xds_limits::XdsLimitArgs,
 }
 
 impl Args {
@@ -79,6 +81,7 @@ impl Args {
                 ..DirectorySourceOptions::default()
             },
             tls,
+            xds_limits: self.xds_limits.limits(),
         })
     }
 }

@@ -16,15 +16,18 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{Cache, Generation};
+use super::connections::{Connections, StreamGuard};
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
 use super::identity::{IdentityPolicy, Peer};
+use super::limits::{Limit, LimitCounters, XdsLimits};
+use super::resource_type::ResourceType;
 use super::snapshot::Snapshot;
 use super::sotw::SotwStream;
 use super::status::{Mode, ProxyRegistry, Registration};
@@ -59,16 +62,31 @@ pub struct AdsServer {
     closing: Arc<watch::Sender<bool>>,
     /// Which nodes a stream's TLS peer may claim.
     identity: IdentityPolicy,
+    limits: XdsLimits,
+    connections: Connections,
 }
 
 impl AdsServer {
+    /// A server with the default [`XdsLimits`].
     pub fn new(cache: Cache, registry: ProxyRegistry) -> AdsServer {
+        AdsServer::with_limits(cache, registry, XdsLimits::default())
+    }
+
+    pub fn with_limits(cache: Cache, registry: ProxyRegistry, limits: XdsLimits) -> AdsServer {
+        let connections = Connections::new(limits.clone(), registry.counters().limits.clone());
         AdsServer {
             cache,
             registry,
             closing: Arc::new(watch::channel(false).0),
             identity: IdentityPolicy::Open,
+            limits,
+            connections,
         }
+    }
+
+    /// The connections open now (for tests and metrics).
+    pub fn connections(&self) -> &Connections {
+        &self.connections
     }
 
     /// Ends every open stream now, and every stream opened from now on. `serve` does this when its shutdown
@@ -79,7 +97,8 @@ impl AdsServer {
     }
 
     pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
-        AggregatedDiscoveryServiceServer::new(self)
+        let max_request = self.limits.max_request_bytes;
+        AggregatedDiscoveryServiceServer::new(self).max_decoding_message_size(max_request)
     }
 
     /// Serves on `listener` until `shutdown` resolves, then ends every open stream (proxies reconnect to
@@ -89,8 +108,8 @@ impl AdsServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
-        self.serve_incoming(TcpListenerStream::new(listener), shutdown)
-            .await
+        let incoming = self.connections.incoming(listener);
+        self.serve_incoming(incoming, shutdown).await
     }
 
     /// As [`AdsServer::serve`], over TLS; with a client CA, each stream may only claim the node its
@@ -102,7 +121,7 @@ impl AdsServer {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
         self.identity = tls.identity_policy();
-        let incoming = tls.incoming(listener)?;
+        let incoming = tls.incoming(listener, &self.connections)?;
         self.serve_incoming(incoming, shutdown).await
     }
 
@@ -126,6 +145,9 @@ impl AdsServer {
             // Detects proxies that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // The hard wall for clients that ignore the setting. One above the ADS limit, so that a client over
+            // it hears RESOURCE_EXHAUSTED from the stream task (and is counted) rather than a bare REFUSED_STREAM.
+            .max_concurrent_streams(self.limits.max_streams_per_connection.saturating_add(1))
             .add_service(self.into_service())
             .serve_with_incoming_shutdown(incoming, shutdown);
         // A graceful shutdown waits until every connection has flushed what it was sent, which a proxy that
@@ -161,11 +183,13 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let connection = self.connections.open_stream(request.remote_addr())?;
         let peer = self.peer(&request);
         Ok(Response::new(self.spawn_stream(
             request.into_inner(),
             SotwStream::default(),
             peer,
+            connection,
         )))
     }
 
@@ -173,11 +197,13 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let connection = self.connections.open_stream(request.remote_addr())?;
         let peer = self.peer(&request);
         Ok(Response::new(self.spawn_stream(
             request.into_inner(),
             DeltaStream::default(),
             peer,
+            connection,
         )))
     }
 }
@@ -193,6 +219,7 @@ impl AdsServer {
         inbound: Streaming<P::Request>,
         protocol: P,
         peer: Peer,
+        connection: Option<StreamGuard>,
     ) -> ResponseStream<P::Response> {
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
         let task = StreamTask {
@@ -203,6 +230,9 @@ impl AdsServer {
             closing: self.closing.subscribe(),
             registry: self.registry.clone(),
             peer,
+            limits: self.limits.clone(),
+            refused: self.registry.counters().limits.clone(),
+            _connection: connection,
             node: None,
             registration: None,
             snapshot: None,
@@ -218,6 +248,9 @@ trait Protocol: Send + 'static {
     type Response: Send + 'static;
     const MODE: Mode;
     fn node(req: &Self::Request) -> Option<&Node>;
+    /// Resource names a request carries.
+    fn names_in(req: &Self::Request) -> usize;
+    fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription>;
     fn on_request(
         &mut self,
         req: &Self::Request,
@@ -232,6 +265,12 @@ impl Protocol for SotwStream {
     const MODE: Mode = Mode::Sotw;
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
+    }
+    fn names_in(req: &DiscoveryRequest) -> usize {
+        req.resource_names.len()
+    }
+    fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription> {
+        SotwStream::subscription(self, t)
     }
     fn on_request(
         &mut self,
@@ -251,6 +290,14 @@ impl Protocol for DeltaStream {
     const MODE: Mode = Mode::Delta;
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
+    }
+    fn names_in(req: &DeltaDiscoveryRequest) -> usize {
+        req.resource_names_subscribe.len()
+            + req.resource_names_unsubscribe.len()
+            + req.initial_resource_versions.len()
+    }
+    fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription> {
+        DeltaStream::subscription(self, t)
     }
     fn on_request(
         &mut self,
@@ -272,6 +319,10 @@ struct StreamTask<P: Protocol> {
     closing: watch::Receiver<bool>,
     registry: ProxyRegistry,
     peer: Peer,
+    limits: XdsLimits,
+    refused: Arc<LimitCounters>,
+    /// Counts this stream on its connection while it runs.
+    _connection: Option<StreamGuard>,
     /// Known from the first request on (Envoy sends the node only once per stream).
     node: Option<Node>,
     registration: Option<Registration>,
@@ -331,14 +382,37 @@ impl<P: Protocol> StreamTask<P> {
                     let req = match message {
                         Ok(Some(req)) => req,
                         Ok(None) => return End::ClientClosed,
+                        // tonic refuses a request over the size limit before reading it, but would only end
+                        // the stream; the client is told why.
+                        Err(status) if status.code() == tonic::Code::OutOfRange => {
+                            return self.refuse(Limit::RequestSize, Status::resource_exhausted(status.message()))
+                        }
                         Err(status) => return End::ClientError(status),
                     };
+                    if P::names_in(&req) > self.limits.max_resource_names {
+                        let message = format!(
+                            "a request names {} resources, more than the {} allowed",
+                            P::names_in(&req),
+                            self.limits.max_resource_names
+                        );
+                        return self.refuse(Limit::ResourceNames, Status::invalid_argument(message));
+                    }
                     if self.node.is_none() {
                         let Some(node) = P::node(&req).cloned() else {
                             return End::Rejected(Status::invalid_argument(
                                 "the first request of a stream must carry the node",
                             ));
                         };
+                        // Before it is stored anywhere: the registry, `/debug/proxies` and the generation's
+                        // translations all hold the node or parts of it.
+                        let size = prost::Message::encoded_len(&node);
+                        if size > self.limits.max_node_bytes {
+                            let message = format!(
+                                "the node is {size} bytes encoded, more than the {} allowed",
+                                self.limits.max_node_bytes
+                            );
+                            return self.refuse(Limit::NodeSize, Status::invalid_argument(message));
+                        }
                         // Before the stream is registered or served: a refused node leaves no trace.
                         if let Err(denied) = self.peer.authorize(&node) {
                             return End::Rejected(denied);
@@ -346,6 +420,20 @@ impl<P: Protocol> StreamTask<P> {
                         self.identify(node);
                     }
                     let step = self.protocol.on_request(&req, self.snapshot.as_deref());
+                    // Delta subscriptions add up over requests: bound what one stream holds, not only each request.
+                    let subscribed = ResourceType::ALL
+                        .into_iter()
+                        .filter_map(|t| self.protocol.subscription(t))
+                        .map(|sub| sub.names.explicit_len())
+                        .max()
+                        .unwrap_or(0);
+                    if subscribed > self.limits.max_resource_names {
+                        let message = format!(
+                            "the stream subscribes to {subscribed} names of one type, more than the {} allowed",
+                            self.limits.max_resource_names
+                        );
+                        return self.refuse(Limit::ResourceNames, Status::invalid_argument(message));
+                    }
                     if let Err(end) = self.emit(step).await {
                         return end;
                     }
@@ -366,6 +454,12 @@ impl<P: Protocol> StreamTask<P> {
                 }
             }
         }
+    }
+
+    /// Ends the stream because the client went over a limit: counted, and the client told why.
+    fn refuse(&self, limit: Limit, status: Status) -> End {
+        self.refused.refused(limit);
+        End::Rejected(status)
     }
 
     fn identify(&mut self, node: Node) {

@@ -45,6 +45,14 @@ impl ResourceNames {
         }
     }
 
+    /// How many names were asked for explicitly.
+    pub fn explicit_len(&self) -> usize {
+        match self {
+            ResourceNames::LegacyWildcard => 0,
+            ResourceNames::Wildcard(names) | ResourceNames::Explicit(names) => names.len(),
+        }
+    }
+
     pub fn is_wildcard(&self) -> bool {
         !matches!(self, ResourceNames::Explicit(_))
     }
