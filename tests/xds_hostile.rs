@@ -296,3 +296,72 @@ async fn an_oversized_request_ends_its_stream_with_a_status_the_client_sees() {
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert_eq!(refused(&plane, "request_size").await, 1);
 }
+
+/// A generation whose CDS response is about 40 KB; `i` changes every cluster.
+fn heavy_generation(i: i32) -> switchyard::xds::Snapshot {
+    let mut builder = switchyard::xds::Snapshot::builder();
+    for n in 0..300 {
+        let name =
+            format!("{n:03}-a-cluster-name-long-enough-to-make-each-response-weigh-something");
+        builder = builder.cluster(&support::fixtures::eds_cluster(&name, 1 + i));
+    }
+    builder.build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_that_do_not_read_cannot_make_the_server_queue_without_bound() {
+    let limit = 300 << 10;
+    let server = support::xds::TestServer::start_limited(
+        "127.0.0.1:0".parse().unwrap(),
+        switchyard::xds::Cache::uniform(heavy_generation(0)),
+        switchyard::xds::XdsLimits {
+            max_pending_bytes: limit,
+            idle_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    // Twenty proxies with a 1 KB window that never read: without a budget each would hold its queue
+    // (4 responses) and the response being written, some 200 KB each, 4 MB in all.
+    let mut stuck = Vec::new();
+    for i in 0..20 {
+        let mut c = support::xds::sotw_client_with_window(
+            server.addr,
+            support::xds::node(&format!("stuck-{i}")),
+            Some(1024),
+        )
+        .await;
+        c.subscribe(Cluster, &[]).await;
+        stuck.push(c);
+    }
+    let mut healthy = server.sotw("healthy").await;
+    healthy.subscribe(Cluster, &[]).await;
+    healthy.recv_type(Cluster).await;
+    let mut most = 0;
+    for i in 1..=20 {
+        server.cache.set_uniform(heavy_generation(i));
+        let r = healthy.recv_type(Cluster).await;
+        healthy.ack(&r, &[]).await;
+        most = most.max(server.ads.pending_bytes());
+        assert!(server.ads.pending_bytes() <= limit);
+    }
+    eprintln!("most bytes queued: {most} of {limit}");
+    // The healthy proxy was never the one evicted, and it is up to date.
+    let latest = heavy_generation(20);
+    let version = switchyard::xds::snapshot::aggregate_version(
+        latest.all(Cluster).into_iter().map(|r| r.as_ref()),
+    );
+    server.wait_for_ack("healthy", Cluster, &version).await;
+    let evicted = server
+        .registry
+        .counters()
+        .limits
+        .get(switchyard::xds::Limit::PendingBytes);
+    assert!(evicted >= 10, "only {evicted} streams evicted");
+    // Evicted streams leave their connections without a stream: the idle timeout closes them.
+    eventually("the stuck proxies' connections are closed", || {
+        server.ads.connections().count() < 20 - 9
+    })
+    .await;
+    drop(stuck);
+}

@@ -7,7 +7,7 @@
 //! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
 //! - [`tls`], [`identity`]: xDS over (mutual) TLS with reloadable certificates, and the binding of each
 //!   stream to the identity in its client certificate.
-//! - [`limits`], [`connections`]: what any client may make the port hold (connections, streams,
+//! - [`limits`], [`connections`], [`outbox`]: what any client may make the port hold (connections, streams,
 //!   request and node sizes, queued response bytes), and closing connections that carry no stream.
 
 pub mod cache;
@@ -17,6 +17,7 @@ pub mod event;
 pub mod identity;
 pub mod limits;
 pub mod names;
+pub mod outbox;
 mod refusal;
 pub mod resource_type;
 pub mod server;

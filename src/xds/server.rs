@@ -15,8 +15,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
@@ -27,15 +26,12 @@ use super::delta::DeltaStream;
 use super::event::{Event, Step};
 use super::identity::{IdentityPolicy, Peer};
 use super::limits::{Limit, LimitCounters, XdsLimits};
+use super::outbox::{Closed, Outbox, OutboxStream, PendingBudget};
 use super::resource_type::ResourceType;
 use super::snapshot::Snapshot;
 use super::sotw::SotwStream;
 use super::status::{Mode, ProxyRegistry, Registration};
 use super::tls::{TlsError, XdsTls};
-
-/// Responses waiting to be written to one stream. Small on purpose: a proxy that does not read makes its
-/// stream task wait, and when it resumes it computes from the newest snapshot, so nothing piles up.
-const OUTBOUND_BUFFER: usize = 4;
 
 /// How long a shutting-down server waits for its connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -64,6 +60,8 @@ pub struct AdsServer {
     identity: IdentityPolicy,
     limits: XdsLimits,
     connections: Connections,
+    /// Response bytes queued across all streams (`outbox.rs`).
+    budget: Arc<PendingBudget>,
 }
 
 impl AdsServer {
@@ -73,7 +71,9 @@ impl AdsServer {
     }
 
     pub fn with_limits(cache: Cache, registry: ProxyRegistry, limits: XdsLimits) -> AdsServer {
-        let connections = Connections::new(limits.clone(), registry.counters().limits.clone());
+        let counters = registry.counters().limits.clone();
+        let connections = Connections::new(limits.clone(), counters.clone());
+        let budget = PendingBudget::new(limits.max_pending_bytes, counters);
         AdsServer {
             cache,
             registry,
@@ -81,7 +81,13 @@ impl AdsServer {
             identity: IdentityPolicy::Open,
             limits,
             connections,
+            budget,
         }
+    }
+
+    /// Response bytes queued for proxies now, across all streams.
+    pub fn pending_bytes(&self) -> usize {
+        self.budget.used()
     }
 
     /// The connections open now (for tests and metrics).
@@ -172,7 +178,7 @@ impl AdsServer {
     }
 }
 
-type ResponseStream<T> = ReceiverStream<Result<T, Status>>;
+type ResponseStream<T> = OutboxStream<T>;
 
 #[tonic::async_trait]
 impl AggregatedDiscoveryService for AdsServer {
@@ -221,11 +227,11 @@ impl AdsServer {
         peer: Peer,
         connection: Option<StreamGuard>,
     ) -> ResponseStream<P::Response> {
-        let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
+        let (outbox, responses) = self.budget.outbox();
         let task = StreamTask {
             protocol,
             inbound,
-            outbound: tx,
+            outbound: outbox,
             generations: self.cache.subscribe(),
             closing: self.closing.subscribe(),
             registry: self.registry.clone(),
@@ -238,14 +244,14 @@ impl AdsServer {
             snapshot: None,
         };
         tokio::spawn(task.run());
-        ReceiverStream::new(rx)
+        responses
     }
 }
 
 /// What differs between SotW and Delta, as seen by the stream task.
 trait Protocol: Send + 'static {
     type Request: prost::Message + Default + Send + 'static;
-    type Response: Send + 'static;
+    type Response: prost::Message + Send + 'static;
     const MODE: Mode;
     fn node(req: &Self::Request) -> Option<&Node>;
     /// Resource names a request carries.
@@ -314,7 +320,9 @@ impl Protocol for DeltaStream {
 struct StreamTask<P: Protocol> {
     protocol: P,
     inbound: Streaming<P::Request>,
-    outbound: mpsc::Sender<Result<P::Response, Status>>,
+    /// Responses queue here, within the pending-bytes budget; a proxy that does not read makes the task wait,
+    /// and when it resumes it computes from the newest snapshot, so nothing piles up.
+    outbound: Outbox<P::Response>,
     generations: watch::Receiver<Arc<dyn Generation>>,
     closing: watch::Receiver<bool>,
     registry: ProxyRegistry,
@@ -334,8 +342,10 @@ enum End {
     ClientClosed,
     ClientError(Status),
     ServerClosed,
-    /// The client broke the protocol.
+    /// The client broke the protocol or went over a limit.
     Rejected(Status),
+    /// The pending-bytes budget ran out and this stream had gone longest without reading.
+    Evicted,
 }
 
 impl<P: Protocol> StreamTask<P> {
@@ -351,14 +361,18 @@ impl<P: Protocol> StreamTask<P> {
                 tracing::debug!(node = node_id, "stream closed by server");
                 // Tells the proxy why; it reconnects to whichever server comes next. Never waits: the proxy
                 // may have stopped reading.
-                let _ = self
-                    .outbound
-                    .try_send(Err(Status::unavailable("xDS server shutting down")));
+                self.outbound
+                    .finish(Status::unavailable("xDS server shutting down"));
             }
             End::Rejected(status) => {
                 tracing::warn!(node = node_id, error = ?status.message(), "stream refused");
-                let _ = self.outbound.try_send(Err(status));
+                self.outbound.finish(status);
             }
+            End::Evicted => tracing::warn!(
+                node = node_id,
+                "stream ended: responses queued for proxies are over --xds-max-pending-bytes and this proxy \
+                 had gone longest without reading"
+            ),
         }
         // The generation keeps a proxy's translation only while a stream holds its snapshot: let go of it, then
         // let the generation forget it unless another stream of the same identity still holds it.
@@ -440,6 +454,10 @@ impl<P: Protocol> StreamTask<P> {
                 }
                 // `closing` only ever changes from false to true.
                 _ = self.closing.changed() => return End::ServerClosed,
+                closed = self.outbound.ended() => return match closed {
+                    Closed::Gone => End::ClientClosed,
+                    Closed::Evicted => End::Evicted,
+                },
                 changed = self.generations.changed() => {
                     if changed.is_err() {
                         return End::ServerClosed;
@@ -513,12 +531,13 @@ impl<P: Protocol> StreamTask<P> {
             registration.apply(&step.events);
         }
         for response in step.responses {
+            let bytes = prost::Message::encoded_len(&response);
             tokio::select! {
-                sent = self.outbound.send(Ok(response)) => {
-                    if sent.is_err() {
-                        return Err(End::ClientClosed);
-                    }
-                }
+                sent = self.outbound.send(response, bytes) => match sent {
+                    Ok(()) => {}
+                    Err(Closed::Gone) => return Err(End::ClientClosed),
+                    Err(Closed::Evicted) => return Err(End::Evicted),
+                },
                 _ = self.closing.wait_for(|closing| *closing) => return Err(End::ServerClosed),
             }
         }
