@@ -365,3 +365,47 @@ async fn proxies_that_do_not_read_cannot_make_the_server_queue_without_bound() {
     .await;
     drop(stuck);
 }
+
+/// The HTTP/2 frame types the server sends on a connection on which `bytes` were written, until it closes it
+/// (which must be well before the idle timeout).
+async fn frames_until_closed(plane: &ControlPlane, bytes: &[u8]) -> Vec<u8> {
+    let mut tcp = tokio::net::TcpStream::connect(plane.xds_addr())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, bytes)
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut received)).await;
+    assert!(
+        read.is_ok(),
+        "the connection was not closed (before the idle timeout)"
+    );
+    // HTTP/2 frames: 3 bytes length, 1 byte type, 1 byte flags, 4 bytes stream id.
+    let mut frames = Vec::new();
+    let mut rest = &received[..];
+    while rest.len() >= 9 {
+        let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
+        frames.push(rest[3]);
+        rest = &rest[(9 + len).min(rest.len())..];
+    }
+    frames
+}
+
+#[tokio::test]
+async fn garbage_on_the_port_is_closed_at_once_and_the_port_keeps_serving() {
+    let plane = plane().await;
+    // Not HTTP/2 at all: closed after the server's SETTINGS.
+    frames_until_closed(&plane, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    // The HTTP/2 preface, then a SETTINGS frame on a stream (a protocol error): GOAWAY (type 7), then closed.
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bytes.extend([0, 0, 4, 4, 0, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef]);
+    let frames = frames_until_closed(&plane, &bytes).await;
+    assert!(
+        frames.contains(&7),
+        "no GOAWAY among frame types {frames:?}"
+    );
+    let mut proxy = sotw_client(plane.xds_addr(), productpage_at([10, 0, 0, 1].into())).await;
+    proxy.subscribe(Cluster, &[]).await;
+    proxy.recv_type(Cluster).await;
+}
