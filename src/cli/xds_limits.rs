@@ -15,7 +15,8 @@ pub struct XdsLimitArgs {
     pub xds_max_connections: usize,
     /// ADS streams open at once on one connection; one more is refused with RESOURCE_EXHAUSTED
     /// (reason="streams_per_connection").
-    #[arg(long, value_name = "N", default_value_t = DEFAULTS.max_streams_per_connection)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULTS.max_streams_per_connection,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub xds_max_streams_per_connection: u32,
     /// The largest request message; a larger one ends its stream with RESOURCE_EXHAUSTED
     /// (reason="request_size").
@@ -35,7 +36,8 @@ pub struct XdsLimitArgs {
     pub xds_max_pending_bytes: usize,
     /// Seconds a connection may carry no ADS stream (never sent a request, never finished its TLS
     /// handshake, or all its streams ended) before it is closed (reason="idle_connection").
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULTS.idle_timeout.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULTS.idle_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub xds_idle_timeout: u64,
 }
 

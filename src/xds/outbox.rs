@@ -121,6 +121,11 @@ impl PendingBudget {
     /// Reserves `bytes` for stream `id`, evicting the most stalled streams until they fit. `Err` when the stream
     /// itself is the one to go (or nothing else can make room).
     fn reserve(&self, id: u64, bytes: usize) -> Result<(), ()> {
+        if bytes > self.limit {
+            // Evicting everyone else would not make it fit.
+            self.counters.refused(Limit::PendingBytes);
+            return Err(());
+        }
         let mut evicted = Vec::new();
         let fits = {
             let mut state = self.lock();
