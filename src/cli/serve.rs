@@ -88,6 +88,7 @@ impl Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
+    args.xds_limits.warn_about_descriptors();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let mut stop = ShutdownSignal::install()?;

@@ -53,4 +53,36 @@ impl XdsLimitArgs {
             idle_timeout: Duration::from_secs(self.xds_idle_timeout),
         }
     }
+
+    /// Warns when the connection limit does not fit under the process's file descriptor limit: past that, the
+    /// accept loop fails before the limit is reached, and the admin endpoint and spec files starve with it.
+    pub fn warn_about_descriptors(&self) {
+        let Some(open_files) = soft_open_files_limit() else {
+            return;
+        };
+        // Spec files, certificates, the admin endpoint and the runtime need some of their own.
+        let needed = self.xds_max_connections.saturating_add(DESCRIPTOR_HEADROOM);
+        if needed > open_files {
+            tracing::warn!(
+                max_connections = self.xds_max_connections,
+                open_files,
+                "--xds-max-connections does not fit under the file descriptor limit (ulimit -n) with {DESCRIPTOR_HEADROOM} \
+                 to spare: lower it, or raise the limit"
+            );
+        }
+    }
+}
+
+/// Descriptors kept for everything but xDS connections.
+const DESCRIPTOR_HEADROOM: usize = 256;
+
+/// The soft limit on open files, from `/proc/self/limits` (Linux); `None` where it cannot be read.
+fn soft_open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
