@@ -437,3 +437,39 @@ impl<R> Drop for OutboxStream<R> {
         self.shared.space.notify_waiters();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_stream_longest_without_reading_is_evicted_and_a_reader_is_not() {
+        let counters = Arc::new(LimitCounters::default());
+        let budget = PendingBudget::new(100, counters.clone());
+        let (stalled, mut stalled_rx) = budget.outbox::<u32>();
+        stalled.send(1, 60).await.unwrap();
+        let (reader, mut reader_rx) = budget.outbox::<u32>();
+        reader.send(2, 30).await.unwrap();
+        assert_eq!(reader_rx.next().await.map(|r| r.ok()), Some(Some(2)));
+        assert_eq!(budget.used(), 90, "the response taken last still counts");
+
+        // 50 more do not fit: the stalled stream goes, not the one that reads.
+        reader.send(3, 50).await.unwrap();
+        assert_eq!(stalled.send(4, 1).await, Err(Closed::Evicted));
+        assert_eq!(stalled.ended().await, Closed::Evicted);
+        let status = stalled_rx.next().await.and_then(|r| r.err()).unwrap();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(stalled_rx.next().await.is_none());
+        assert_eq!(counters.get(Limit::PendingBytes), 1);
+        // Taking the next response gives back the previous one's bytes.
+        assert_eq!(reader_rx.next().await.map(|r| r.ok()), Some(Some(3)));
+        assert_eq!(budget.used(), 50);
+
+        // A response larger than the whole budget evicts nobody else.
+        assert_eq!(reader.send(5, 101).await, Err(Closed::Evicted));
+        drop((reader, reader_rx, stalled, stalled_rx));
+        assert_eq!(budget.used(), 0);
+    }
+}

@@ -318,6 +318,16 @@ impl Subscription {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_long_nack_message_is_cut_on_a_character_boundary_and_says_how_long_it_was() {
+        assert_eq!(nack_message("short"), "short");
+        let long = "é".repeat(3000);
+        let kept = nack_message(&long);
+        assert!(kept.len() <= NACK_MESSAGE_LIMIT + 32, "{}", kept.len());
+        assert!(kept.ends_with("… (6000 bytes)"), "{kept}");
+        assert!(kept.starts_with("éé"));
+    }
+
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
