@@ -90,6 +90,15 @@ async fn refused(plane: &ControlPlane, reason: &str) -> u64 {
         .into_iter()
         .find(|l| l.label() == reason)
         .unwrap();
+    let series = format!(
+        "switchyard_xds_refused_total{{reason=\"{}\"}} ",
+        limit.label()
+    );
+    metric(plane, &series).await
+}
+
+/// The value of the `/metrics` line that starts with `series` (its name and labels, then a space).
+async fn metric(plane: &ControlPlane, series: &str) -> u64 {
     let metrics = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -101,13 +110,9 @@ async fn refused(plane: &ControlPlane, reason: &str) -> u64 {
         .text()
         .await
         .unwrap();
-    let series = format!(
-        "switchyard_xds_refused_total{{reason=\"{}\"}} ",
-        limit.label()
-    );
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix(&series))
+        .find_map(|l| l.strip_prefix(series))
         .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
         .parse()
         .unwrap()
@@ -151,6 +156,7 @@ async fn connections_that_never_speak_are_closed_and_real_proxies_are_still_serv
     })
     .await;
     assert!(refused(&plane, "idle_connection").await >= 50);
+    assert_eq!(metric(&plane, "switchyard_xds_connections ").await, 1);
     proxy.ack(&cds, &[]).await;
     proxy.subscribe(Listener, &[]).await;
     proxy.recv_type(Listener).await;

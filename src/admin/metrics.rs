@@ -73,6 +73,27 @@ fn text(state: &AdminState) -> String {
         state.cache.current().translations_held()
     );
 
+    if let Some(ads) = &state.ads {
+        family(
+            &mut out,
+            "switchyard_xds_connections",
+            "gauge",
+            "Open xDS connections (limit: --xds-max-connections).",
+        );
+        let _ = writeln!(
+            out,
+            "switchyard_xds_connections {}",
+            ads.connections().count()
+        );
+        family(
+            &mut out,
+            "switchyard_xds_pending_bytes",
+            "gauge",
+            "Response bytes queued for proxies across all streams (limit: --xds-max-pending-bytes).",
+        );
+        let _ = writeln!(out, "switchyard_xds_pending_bytes {}", ads.pending_bytes());
+    }
+
     let counters = state.registry.counters();
     for (name, help, counter) in [
         (
@@ -213,6 +234,7 @@ mod tests {
                 None,
             )
             .unwrap(),
+            ads: None,
         };
         // The old stream of `a` lingers while its reconnect is already registered.
         let _old = registry.register(&node("a"), Mode::Sotw);

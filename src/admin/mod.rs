@@ -32,7 +32,7 @@ use tokio::sync::watch;
 pub use guard::{AccessError, AdminAccess};
 pub use status::ConfigStatus;
 
-use crate::xds::{Cache, ProxyRegistry, TlsCounters};
+use crate::xds::{AdsServer, Cache, ProxyRegistry, TlsCounters};
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -42,6 +42,8 @@ pub struct AdminState {
     /// Refused TLS handshakes and streams, certificate reloads (zero without TLS).
     pub tls: Arc<TlsCounters>,
     pub access: AdminAccess,
+    /// The xDS server, for its open connections and queued response bytes (`None` in tests without one).
+    pub ads: Option<AdsServer>,
 }
 
 pub fn router(state: AdminState) -> Router {

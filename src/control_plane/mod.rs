@@ -221,6 +221,7 @@ impl ControlPlane {
                     cache: cache.clone(),
                     tls: tls_counters.clone(),
                     access,
+                    ads: Some(ads.clone()),
                 };
                 let admin_shutdown = closed();
                 servers.push(tokio::spawn(async move {
