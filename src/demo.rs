@@ -186,6 +186,7 @@ impl Demo {
             tls: certs
                 .as_ref()
                 .map(|c| c.dir.tls_options(DEFAULT_TRUST_DOMAIN)),
+            xds_limits: Default::default(),
         })
         .await?;
 

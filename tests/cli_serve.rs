@@ -268,6 +268,73 @@ async fn serve_answers_xds_and_reports_proxy_status() {
 }
 
 #[tokio::test]
+async fn a_nack_message_cannot_forge_a_log_line_and_is_kept_short() {
+    let served = Served::start().await;
+    let node = productpage_node();
+    let id = node.id.clone();
+    let mut client = support::xds::sotw_client(served.xds, node).await;
+    client.subscribe(ResourceType::Cluster, &[]).await;
+    let cds = client.recv_type(ResourceType::Cluster).await;
+    let forged =
+        "2026-12-02T02:00:00.000000Z  INFO switchyard: configuration accepted revision=999";
+    let message = format!("bad cluster\n{forged}\n{}", "x".repeat(1 << 20));
+    client
+        .send(
+            envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest {
+                type_url: cds.type_url.clone(),
+                response_nonce: cds.nonce.clone(),
+                error_detail: Some(envoy_types::pb::google::rpc::Status {
+                    code: 3,
+                    message: message.clone(),
+                    details: vec![],
+                }),
+                ..Default::default()
+            },
+        )
+        .await;
+    served
+        .wait_proxy_status("REJECTED", |line| line.contains("rejected: bad cluster"))
+        .await;
+
+    let log = served.log();
+    let nack_lines: Vec<&str> = log.lines().filter(|l| l.contains("revision=999")).collect();
+    assert_eq!(nack_lines.len(), 1, "{log}");
+    assert!(
+        nack_lines[0].contains("proxy rejected config") && nack_lines[0].contains("\\n"),
+        "the message is a field of the NACK's own line, its newlines escaped: {}",
+        nack_lines[0]
+    );
+    assert!(log.len() < 64 << 10, "a 1 MiB message is not logged whole");
+
+    let proxies: serde_json::Value = http()
+        .get(format!("http://{}/debug/proxies", served.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored = proxies
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["node_id"] == id.as_str()))
+        .and_then(|p| p["types"]["Cluster"]["last_nack"]["message"].as_str())
+        .expect("the NACK is stored")
+        .to_owned();
+    assert!(stored.len() <= 4200, "stored {} bytes", stored.len());
+    assert!(
+        stored.ends_with(&format!("… ({} bytes)", message.len())),
+        "{}",
+        &stored[stored.len() - 40..]
+    );
+    // proxy-status prints it on one line.
+    let status = served.proxy_status();
+    assert!(
+        !status.lines().any(|l| l.starts_with("2026-12-02")),
+        "{status}"
+    );
+}
+
+#[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() {
     let mut served = Served::start().await;
     served.sigterm();

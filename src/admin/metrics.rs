@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use super::AdminState;
 use crate::xds::status::{Counters, Mode};
 use crate::xds::tls::Refusal;
-use crate::xds::ProxyStatus;
 use crate::xds::ResourceType;
+use crate::xds::{Limit, ProxyStatus};
 
 pub async fn render(State(state): State<AdminState>) -> impl IntoResponse {
     (
@@ -61,6 +61,39 @@ fn text(state: &AdminState) -> String {
         .count();
     let _ = writeln!(out, "switchyard_proxies_unidentified {n}");
 
+    family(
+        &mut out,
+        "switchyard_proxy_translations",
+        "gauge",
+        "Per-proxy translations held by the generation being served: one per connected proxy identity.",
+    );
+    let _ = writeln!(
+        out,
+        "switchyard_proxy_translations {}",
+        state.cache.current().translations_held()
+    );
+
+    if let Some(ads) = &state.ads {
+        family(
+            &mut out,
+            "switchyard_xds_connections",
+            "gauge",
+            "Open xDS connections (limit: --xds-max-connections).",
+        );
+        let _ = writeln!(
+            out,
+            "switchyard_xds_connections {}",
+            ads.connections().count()
+        );
+        family(
+            &mut out,
+            "switchyard_xds_pending_bytes",
+            "gauge",
+            "Response bytes queued for proxies across all streams (limit: --xds-max-pending-bytes).",
+        );
+        let _ = writeln!(out, "switchyard_xds_pending_bytes {}", ads.pending_bytes());
+    }
+
     let counters = state.registry.counters();
     for (name, help, counter) in [
         (
@@ -98,6 +131,21 @@ fn text(state: &AdminState) -> String {
             "switchyard_xds_tls_refused_total{{reason=\"{}\"}} {}",
             reason.label(),
             state.tls.get(reason)
+        );
+    }
+    family(
+        &mut out,
+        "switchyard_xds_refused_total",
+        "counter",
+        "xDS connections and streams refused or ended by a limit of the port, by reason (see `switchyard serve \
+         --help`).",
+    );
+    for limit in Limit::ALL {
+        let _ = writeln!(
+            out,
+            "switchyard_xds_refused_total{{reason=\"{}\"}} {}",
+            limit.label(),
+            counters.limits.get(limit)
         );
     }
     family(
@@ -186,6 +234,7 @@ mod tests {
                 None,
             )
             .unwrap(),
+            ads: None,
         };
         // The old stream of `a` lingers while its reconnect is already registered.
         let _old = registry.register(&node("a"), Mode::Sotw);

@@ -37,7 +37,7 @@ pub use guard::{AccessError, AdminAccess};
 pub use status::ConfigStatus;
 
 use crate::node_id::names_proxy;
-use crate::xds::{Cache, ProxyRegistry, ProxyStatus, TlsCounters};
+use crate::xds::{AdsServer, Cache, ProxyRegistry, ProxyStatus, TlsCounters};
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -47,6 +47,8 @@ pub struct AdminState {
     /// Refused TLS handshakes and streams, certificate reloads (zero without TLS).
     pub tls: Arc<TlsCounters>,
     pub access: AdminAccess,
+    /// The xDS server, for its open connections and queued response bytes (`None` in tests without one).
+    pub ads: Option<AdsServer>,
 }
 
 pub fn router(state: AdminState) -> Router {

@@ -20,6 +20,7 @@ pub mod served;
 pub mod server_admin;
 pub mod signal;
 pub mod validate;
+pub mod xds_limits;
 
 /// Switchyard: Istio's traffic management API for stock Envoy, without Istio.
 ///

@@ -100,11 +100,14 @@ pub fn render(proxies: &[serde_json::Value]) -> anyhow::Result<String> {
             state(ResourceType::Route),
         ));
         if let Some(e) = &p.identity_error {
-            out.push_str(&format!("    not served: {e}\n"));
+            out.push_str(&format!("    not served: {}\n", one_line(e)));
         }
         for (t, s) in &p.types {
             if let (true, Some(nack)) = (s.rejected, &s.last_nack) {
-                out.push_str(&format!("    {t} rejected: {}\n", nack.message.trim()));
+                out.push_str(&format!(
+                    "    {t} rejected: {}\n",
+                    one_line(nack.message.trim())
+                ));
             }
         }
     }
@@ -132,6 +135,21 @@ struct ProxyView {
     mode: String,
     identity_error: Option<String>,
     types: BTreeMap<ResourceType, TypeStatus>,
+}
+
+/// A proxy's text (Envoy's rejection message, a reason naming its node) on one line of the table: control
+/// characters are shown escaped, so a message cannot add lines that look like other proxies.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -61,6 +61,8 @@ pub struct Args {
     /// user of the machine).
     #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub xds_limits: super::xds_limits::XdsLimitArgs,
 }
 
 impl Args {
@@ -95,12 +97,14 @@ impl Args {
                 allow_empty: self.allow_empty,
             },
             tls,
+            xds_limits: self.xds_limits.limits(),
         })
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = args.options()?;
+    args.xds_limits.warn_about_descriptors();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
         let mut stop = ShutdownSignal::install()?;

@@ -5,9 +5,13 @@
 //! lock that other streams wait on, and carried over from the previous generation when what it is built from
 //! did not change. A proxy's snapshot is its own layers over the shared ones, so ten thousand sidecars hold
 //! one copy of the mesh's clusters, endpoints and route configurations between them.
+//!
+//! A proxy's own translation lives exactly as long as a stream holds its snapshot: the generation keeps only
+//! weak references to it ([`Kept`]), and forgets the entry when the last stream of that identity ends
+//! ([`Generation::release`]). A client claiming a new identity on every stream therefore leaves nothing behind.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 
@@ -22,15 +26,15 @@ pub struct MeshGeneration {
     shared: SharedResources,
     /// Per workload (`namespace/name`): the ports it serves, each with the host of the service exposing it.
     inbound: BTreeMap<String, Vec<(u32, String)>>,
-    /// Per proxy identity, its own resources and its snapshot.
-    own: Mutex<BTreeMap<Proxy, Arc<Own>>>,
+    /// Per proxy identity, its own resources and its snapshot, while some stream holds them.
+    own: Mutex<BTreeMap<Proxy, Kept>>,
     /// The previous generation's `own`, taken over when it was replaced: an entry whose inputs are unchanged
     /// is reused rather than translated again.
-    inherited: Mutex<BTreeMap<Proxy, Arc<Own>>>,
+    inherited: Mutex<BTreeMap<Proxy, Kept>>,
 }
 
 /// One proxy's own resources, what they were built from, and the snapshot they make with the shared ones.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Own {
     inputs: OwnInputs,
     clusters: Arc<Layer>,
@@ -40,8 +44,49 @@ struct Own {
     snapshot: Arc<Snapshot>,
 }
 
+/// What a generation remembers of an [`Own`]: weak references, so the streams holding the snapshot decide how
+/// long the translation lives. The snapshot holds the layers, so while it is alive they are too.
+#[derive(Debug)]
+struct Kept {
+    inputs: OwnInputs,
+    clusters: Weak<Layer>,
+    listeners: Weak<Layer>,
+    routes: Option<Weak<Layer>>,
+    snapshot: Weak<Snapshot>,
+}
+
+impl Kept {
+    fn of(own: &Own) -> Kept {
+        Kept {
+            inputs: own.inputs.clone(),
+            clusters: Arc::downgrade(&own.clusters),
+            listeners: Arc::downgrade(&own.listeners),
+            routes: own.routes.as_ref().map(Arc::downgrade),
+            snapshot: Arc::downgrade(&own.snapshot),
+        }
+    }
+
+    /// The translation, if a stream still holds it.
+    fn upgrade(&self) -> Option<Own> {
+        Some(Own {
+            inputs: self.inputs.clone(),
+            clusters: self.clusters.upgrade()?,
+            listeners: self.listeners.upgrade()?,
+            routes: match &self.routes {
+                Some(routes) => Some(routes.upgrade()?),
+                None => None,
+            },
+            snapshot: self.snapshot.upgrade()?,
+        })
+    }
+
+    fn is_held(&self) -> bool {
+        self.snapshot.strong_count() > 0
+    }
+}
+
 /// What a proxy's own resources are built from, besides its identity.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum OwnInputs {
     Sidecar {
         inbound: Vec<(u32, String)>,
@@ -86,9 +131,11 @@ impl MeshGeneration {
                 })
                 .collect()
         };
-        let inherited = previous
+        // Only what a connected proxy still holds is worth carrying over.
+        let mut inherited = previous
             .map(|p| std::mem::take(&mut *lock(&p.own)))
             .unwrap_or_default();
+        inherited.retain(|_, kept| kept.is_held());
         MeshGeneration {
             mesh,
             shared,
@@ -102,14 +149,22 @@ impl MeshGeneration {
         &self.mesh
     }
 
-    fn own(&self, proxy: &Proxy) -> Result<Arc<Own>, String> {
-        if let Some(own) = lock(&self.own).get(proxy) {
-            return Ok(own.clone());
+    fn own(&self, proxy: &Proxy) -> Result<Own, String> {
+        if let Some(own) = lock(&self.own).get(proxy).and_then(Kept::upgrade) {
+            return Ok(own);
         }
-        let inherited = lock(&self.inherited).remove(proxy);
+        let inherited = lock(&self.inherited)
+            .remove(proxy)
+            .and_then(|kept| kept.upgrade());
         // Built outside the locks: other streams never wait for this proxy's translation.
-        let own = Arc::new(self.build_own(proxy, inherited.as_deref())?);
-        Ok(lock(&self.own).entry(proxy.clone()).or_insert(own).clone())
+        let own = self.build_own(proxy, inherited.as_ref())?;
+        let mut kept = lock(&self.own);
+        // Another stream of the same proxy may have built it meanwhile: everyone shares the first.
+        if let Some(first) = kept.get(proxy).and_then(Kept::upgrade) {
+            return Ok(first);
+        }
+        kept.insert(proxy.clone(), Kept::of(&own));
+        Ok(own)
     }
 
     fn build_own(&self, proxy: &Proxy, inherited: Option<&Own>) -> Result<Own, String> {
@@ -243,6 +298,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Generation for MeshGeneration {
     fn snapshot_for(&self, node: &Node) -> Result<Arc<Snapshot>, String> {
         let proxy = Proxy::identify(&self.mesh, node).map_err(|e| e.to_string())?;
-        Ok(self.own(&proxy)?.snapshot.clone())
+        Ok(self.own(&proxy)?.snapshot)
+    }
+
+    fn release(&self, node: &Node) {
+        let Ok(proxy) = Proxy::identify(&self.mesh, node) else {
+            return;
+        };
+        for map in [&self.own, &self.inherited] {
+            let mut map = lock(map);
+            if map.get(&proxy).is_some_and(|kept| !kept.is_held()) {
+                map.remove(&proxy);
+            }
+        }
+    }
+
+    fn translations_held(&self) -> usize {
+        lock(&self.own).len() + lock(&self.inherited).len()
     }
 }

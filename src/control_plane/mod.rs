@@ -41,7 +41,8 @@ use crate::admin::{self, AccessError, AdminAccess, AdminState};
 use crate::source::{DirectorySource, DirectorySourceOptions, Source, WatchError};
 use crate::xds::tls::TlsError;
 use crate::xds::{
-    AdsServer, Cache, NoConfig, ProxyRegistry, ServeError, TlsCounters, TlsOptions, XdsTls,
+    AdsServer, Cache, NoConfig, ProxyRegistry, ServeError, TlsCounters, TlsOptions, XdsLimits,
+    XdsTls,
 };
 
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct ControlPlaneOptions {
     pub source: DirectorySourceOptions,
     /// `None`: plaintext xDS.
     pub tls: Option<TlsOptions>,
+    /// What any client may make the xDS port hold.
+    pub xds_limits: XdsLimits,
 }
 
 impl ControlPlaneOptions {
@@ -67,6 +70,7 @@ impl ControlPlaneOptions {
             admin_token: None,
             source: DirectorySourceOptions::default(),
             tls: None,
+            xds_limits: XdsLimits::default(),
         }
     }
 }
@@ -183,7 +187,8 @@ impl ControlPlane {
             addr: options.xds,
             source,
         })?;
-        let ads = AdsServer::new(cache.clone(), registry.clone());
+        let ads =
+            AdsServer::with_limits(cache.clone(), registry.clone(), options.xds_limits.clone());
         let server = ads.clone();
         let xds_shutdown = closed();
         if let Some(tls) = &tls {
@@ -223,6 +228,7 @@ impl ControlPlane {
                     cache: cache.clone(),
                     tls: tls_counters.clone(),
                     access,
+                    ads: Some(ads.clone()),
                 };
                 let admin_shutdown = closed();
                 servers.push(tokio::spawn(async move {
@@ -264,6 +270,11 @@ impl ControlPlane {
 
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    /// The xDS server (its open connections, for instance).
+    pub fn ads(&self) -> &AdsServer {
+        &self.ads
     }
 
     /// The xDS server's TLS (certificate in use, counters), when it has any.

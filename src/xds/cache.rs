@@ -16,6 +16,16 @@ pub trait Generation: Send + Sync + 'static {
     /// The snapshot for `node`, or why this node cannot be served (for example an identity that matches no
     /// workload). An error is retried on the next generation.
     fn snapshot_for(&self, node: &Node) -> Result<Arc<Snapshot>, String>;
+
+    /// The last stream serving `node` may have ended and dropped its snapshot: forget whatever was kept for
+    /// this node alone, unless another stream still holds it. Without this, every identity a client ever
+    /// claimed would stay translated until the next configuration change.
+    fn release(&self, _node: &Node) {}
+
+    /// How many per-proxy translations this generation holds (for `/metrics` and tests).
+    fn translations_held(&self) -> usize {
+        0
+    }
 }
 
 /// The same snapshot for every node: for tests and hand-built configurations.

@@ -14,7 +14,9 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use super::event::{Event, Step};
 use super::resource_type::{PerType, ResourceType};
 use super::snapshot::{Encoded, Snapshot};
-use super::subscription::{layer_ids, Known, Nack, ResourceNames, Sent, Subscription};
+use super::subscription::{
+    layer_ids, nack_message, Known, Nack, ResourceNames, Sent, Subscription,
+};
 
 /// One Delta stream.
 #[derive(Debug, Default)]
@@ -81,7 +83,7 @@ impl DeltaStream {
                         .as_ref()
                         .map(|a| a.version.clone())
                         .unwrap_or_default(),
-                    message: status.message.clone(),
+                    message: nack_message(&status.message),
                 };
                 // `known` keeps the rejected versions on purpose: the proxy has seen them, and sending
                 // them again would only be rejected again. The next change to those resources is sent.

@@ -7,12 +7,17 @@
 //! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
 //! - [`tls`], [`identity`]: xDS over (mutual) TLS with reloadable certificates, and the binding of each
 //!   stream to the identity in its client certificate.
+//! - [`limits`], [`connections`], [`outbox`]: what any client may make the port hold (connections, streams,
+//!   request and node sizes, queued response bytes), and closing connections that carry no stream.
 
 pub mod cache;
+pub mod connections;
 pub mod delta;
 pub mod event;
 pub mod identity;
+pub mod limits;
 pub mod names;
+pub mod outbox;
 mod refusal;
 pub mod resource_type;
 pub mod server;
@@ -23,6 +28,7 @@ pub mod subscription;
 pub mod tls;
 
 pub use cache::{Cache, Generation, NoConfig, Uniform};
+pub use limits::{Limit, LimitCounters, XdsLimits};
 pub use resource_type::{PerType, ResourceType};
 pub use server::{AdsServer, ServeError};
 pub use snapshot::{Encoded, Interner, Layer, LayerChange, Snapshot, SnapshotBuilder};

@@ -15,24 +15,23 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{Cache, Generation};
+use super::connections::{Connections, StreamGuard};
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
 use super::identity::{IdentityPolicy, Peer};
+use super::limits::{Limit, LimitCounters, XdsLimits};
+use super::outbox::{Closed, Outbox, OutboxStream, PendingBudget};
+use super::resource_type::ResourceType;
 use super::snapshot::Snapshot;
 use super::sotw::SotwStream;
 use super::status::{Mode, ProxyRegistry, Registration};
 use super::tls::{TlsError, XdsTls};
-
-/// Responses waiting to be written to one stream. Small on purpose: a proxy that does not read makes its
-/// stream task wait, and when it resumes it computes from the newest snapshot, so nothing piles up.
-const OUTBOUND_BUFFER: usize = 4;
 
 /// How long a shutting-down server waits for its connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -59,16 +58,41 @@ pub struct AdsServer {
     closing: Arc<watch::Sender<bool>>,
     /// Which nodes a stream's TLS peer may claim.
     identity: IdentityPolicy,
+    limits: XdsLimits,
+    connections: Connections,
+    /// Response bytes queued across all streams (`outbox.rs`).
+    budget: Arc<PendingBudget>,
 }
 
 impl AdsServer {
+    /// A server with the default [`XdsLimits`].
     pub fn new(cache: Cache, registry: ProxyRegistry) -> AdsServer {
+        AdsServer::with_limits(cache, registry, XdsLimits::default())
+    }
+
+    pub fn with_limits(cache: Cache, registry: ProxyRegistry, limits: XdsLimits) -> AdsServer {
+        let counters = registry.counters().limits.clone();
+        let connections = Connections::new(limits.clone(), counters.clone());
+        let budget = PendingBudget::new(limits.max_pending_bytes, counters);
         AdsServer {
             cache,
             registry,
             closing: Arc::new(watch::channel(false).0),
             identity: IdentityPolicy::Open,
+            limits,
+            connections,
+            budget,
         }
+    }
+
+    /// Response bytes queued for proxies now, across all streams.
+    pub fn pending_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// The connections open now (for tests and metrics).
+    pub fn connections(&self) -> &Connections {
+        &self.connections
     }
 
     /// Ends every open stream now, and every stream opened from now on. `serve` does this when its shutdown
@@ -79,7 +103,8 @@ impl AdsServer {
     }
 
     pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
-        AggregatedDiscoveryServiceServer::new(self)
+        let max_request = self.limits.max_request_bytes;
+        AggregatedDiscoveryServiceServer::new(self).max_decoding_message_size(max_request)
     }
 
     /// Serves on `listener` until `shutdown` resolves, then ends every open stream (proxies reconnect to
@@ -89,8 +114,8 @@ impl AdsServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
-        self.serve_incoming(TcpListenerStream::new(listener), shutdown)
-            .await
+        let incoming = self.connections.incoming(listener);
+        self.serve_incoming(incoming, shutdown).await
     }
 
     /// As [`AdsServer::serve`], over TLS; with a client CA, each stream may only claim the node its
@@ -102,7 +127,7 @@ impl AdsServer {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
         self.identity = tls.identity_policy();
-        let incoming = tls.incoming(listener)?;
+        let incoming = tls.incoming(listener, &self.connections)?;
         self.serve_incoming(incoming, shutdown).await
     }
 
@@ -126,6 +151,9 @@ impl AdsServer {
             // Detects proxies that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            // The hard wall for clients that ignore the setting. One above the ADS limit, so that a client over
+            // it hears RESOURCE_EXHAUSTED from the stream task (and is counted) rather than a bare REFUSED_STREAM.
+            .max_concurrent_streams(self.limits.max_streams_per_connection.saturating_add(1))
             .add_service(self.into_service())
             .serve_with_incoming_shutdown(incoming, shutdown);
         // A graceful shutdown waits until every connection has flushed what it was sent, which a proxy that
@@ -150,7 +178,7 @@ impl AdsServer {
     }
 }
 
-type ResponseStream<T> = ReceiverStream<Result<T, Status>>;
+type ResponseStream<T> = OutboxStream<T>;
 
 #[tonic::async_trait]
 impl AggregatedDiscoveryService for AdsServer {
@@ -161,11 +189,13 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let connection = self.connections.open_stream(request.remote_addr())?;
         let peer = self.peer(&request);
         Ok(Response::new(self.spawn_stream(
             request.into_inner(),
             SotwStream::default(),
             peer,
+            connection,
         )))
     }
 
@@ -173,11 +203,13 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let connection = self.connections.open_stream(request.remote_addr())?;
         let peer = self.peer(&request);
         Ok(Response::new(self.spawn_stream(
             request.into_inner(),
             DeltaStream::default(),
             peer,
+            connection,
         )))
     }
 }
@@ -193,31 +225,38 @@ impl AdsServer {
         inbound: Streaming<P::Request>,
         protocol: P,
         peer: Peer,
+        connection: Option<StreamGuard>,
     ) -> ResponseStream<P::Response> {
-        let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
+        let (outbox, responses) = self.budget.outbox();
         let task = StreamTask {
             protocol,
             inbound,
-            outbound: tx,
+            outbound: outbox,
             generations: self.cache.subscribe(),
             closing: self.closing.subscribe(),
             registry: self.registry.clone(),
             peer,
+            limits: self.limits.clone(),
+            refused: self.registry.counters().limits.clone(),
+            _connection: connection,
             node: None,
             registration: None,
             snapshot: None,
         };
         tokio::spawn(task.run());
-        ReceiverStream::new(rx)
+        responses
     }
 }
 
 /// What differs between SotW and Delta, as seen by the stream task.
 trait Protocol: Send + 'static {
     type Request: prost::Message + Default + Send + 'static;
-    type Response: Send + 'static;
+    type Response: prost::Message + Send + 'static;
     const MODE: Mode;
     fn node(req: &Self::Request) -> Option<&Node>;
+    /// Resource names a request carries.
+    fn names_in(req: &Self::Request) -> usize;
+    fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription>;
     fn on_request(
         &mut self,
         req: &Self::Request,
@@ -232,6 +271,12 @@ impl Protocol for SotwStream {
     const MODE: Mode = Mode::Sotw;
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
+    }
+    fn names_in(req: &DiscoveryRequest) -> usize {
+        req.resource_names.len()
+    }
+    fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription> {
+        SotwStream::subscription(self, t)
     }
     fn on_request(
         &mut self,
@@ -252,6 +297,14 @@ impl Protocol for DeltaStream {
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
     }
+    fn names_in(req: &DeltaDiscoveryRequest) -> usize {
+        req.resource_names_subscribe.len()
+            + req.resource_names_unsubscribe.len()
+            + req.initial_resource_versions.len()
+    }
+    fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription> {
+        DeltaStream::subscription(self, t)
+    }
     fn on_request(
         &mut self,
         req: &DeltaDiscoveryRequest,
@@ -267,11 +320,17 @@ impl Protocol for DeltaStream {
 struct StreamTask<P: Protocol> {
     protocol: P,
     inbound: Streaming<P::Request>,
-    outbound: mpsc::Sender<Result<P::Response, Status>>,
+    /// Responses queue here, within the pending-bytes budget; a proxy that does not read makes the task wait,
+    /// and when it resumes it computes from the newest snapshot, so nothing piles up.
+    outbound: Outbox<P::Response>,
     generations: watch::Receiver<Arc<dyn Generation>>,
     closing: watch::Receiver<bool>,
     registry: ProxyRegistry,
     peer: Peer,
+    limits: XdsLimits,
+    refused: Arc<LimitCounters>,
+    /// Counts this stream on its connection while it runs.
+    _connection: Option<StreamGuard>,
     /// Known from the first request on (Envoy sends the node only once per stream).
     node: Option<Node>,
     registration: Option<Registration>,
@@ -297,8 +356,10 @@ enum End {
     ClientClosed,
     ClientError(Status),
     ServerClosed,
-    /// The client broke the protocol.
+    /// The client broke the protocol or went over a limit.
     Rejected(Status),
+    /// The pending-bytes budget ran out and this stream had gone longest without reading.
+    Evicted,
 }
 
 impl<P: Protocol> StreamTask<P> {
@@ -311,22 +372,33 @@ impl<P: Protocol> StreamTask<P> {
                 tracing::info!(node = node_id, "proxy disconnected")
             }
             End::ClientError(status) => {
-                tracing::info!(node = node_id, error = %status.message(), "proxy stream ended")
+                tracing::info!(node = node_id, error = ?status.message(), "proxy stream ended")
             }
             End::ServerClosed => {
                 tracing::debug!(node = node_id, "stream closed by server");
                 // Tells the proxy why; it reconnects to whichever server comes next. Never waits: the proxy
                 // may have stopped reading.
-                let _ = self
-                    .outbound
-                    .try_send(Err(Status::unavailable("xDS server shutting down")));
+                self.outbound
+                    .finish(Status::unavailable("xDS server shutting down"));
             }
             End::Rejected(status) => {
-                tracing::warn!(error = %status.message(), "stream refused");
-                let _ = self.outbound.try_send(Err(status));
+                tracing::warn!(node = node_id, error = ?status.message(), "stream refused");
+                self.outbound.finish(status);
             }
+            End::Evicted => tracing::warn!(
+                node = node_id,
+                "stream ended: responses queued for proxies are over --xds-max-pending-bytes and this proxy \
+                 had gone longest without reading"
+            ),
         }
-        // Dropping self releases the registration and everything the stream held.
+        // The generation keeps a proxy's translation only while a stream holds its snapshot: let go of it, then
+        // let the generation forget it unless another stream of the same identity still holds it.
+        self.snapshot = None;
+        if let Some(node) = &self.node {
+            let generation = self.generations.borrow().clone();
+            generation.release(node);
+        }
+        // Dropping self releases the registration and everything else the stream held.
     }
 
     async fn serve(&mut self) -> End {
@@ -341,14 +413,37 @@ impl<P: Protocol> StreamTask<P> {
                     let req = match message {
                         Ok(Some(req)) => req,
                         Ok(None) => return End::ClientClosed,
+                        // tonic refuses a request over the size limit before reading it, but would only end
+                        // the stream; the client is told why.
+                        Err(status) if status.code() == tonic::Code::OutOfRange => {
+                            return self.refuse(Limit::RequestSize, Status::resource_exhausted(status.message()))
+                        }
                         Err(status) => return End::ClientError(status),
                     };
+                    if P::names_in(&req) > self.limits.max_resource_names {
+                        let message = format!(
+                            "a request names {} resources, more than the {} allowed",
+                            P::names_in(&req),
+                            self.limits.max_resource_names
+                        );
+                        return self.refuse(Limit::ResourceNames, Status::invalid_argument(message));
+                    }
                     if self.node.is_none() {
                         let Some(node) = P::node(&req).cloned() else {
                             return End::Rejected(Status::invalid_argument(
                                 "the first request of a stream must carry the node",
                             ));
                         };
+                        // Before it is stored anywhere: the registry, `/debug/proxies` and the generation's
+                        // translations all hold the node or parts of it.
+                        let size = prost::Message::encoded_len(&node);
+                        if size > self.limits.max_node_bytes {
+                            let message = format!(
+                                "the node is {size} bytes encoded, more than the {} allowed",
+                                self.limits.max_node_bytes
+                            );
+                            return self.refuse(Limit::NodeSize, Status::invalid_argument(message));
+                        }
                         // Before the stream is registered or served: a refused node leaves no trace.
                         if let Err(denied) = self.peer.authorize(&node) {
                             return End::Rejected(denied);
@@ -356,12 +451,30 @@ impl<P: Protocol> StreamTask<P> {
                         self.identify(node);
                     }
                     let step = self.protocol.on_request(&req, self.snapshot.as_deref());
+                    // Delta subscriptions add up over requests: bound what one stream holds, not only each request.
+                    let subscribed = ResourceType::ALL
+                        .into_iter()
+                        .filter_map(|t| self.protocol.subscription(t))
+                        .map(|sub| sub.names.explicit_len())
+                        .max()
+                        .unwrap_or(0);
+                    if subscribed > self.limits.max_resource_names {
+                        let message = format!(
+                            "the stream subscribes to {subscribed} names of one type, more than the {} allowed",
+                            self.limits.max_resource_names
+                        );
+                        return self.refuse(Limit::ResourceNames, Status::invalid_argument(message));
+                    }
                     if let Err(end) = self.emit(step).await {
                         return end;
                     }
                 }
                 // `closing` only ever changes from false to true.
                 _ = self.closing.changed() => return End::ServerClosed,
+                closed = self.outbound.ended() => return match closed {
+                    Closed::Gone => End::ClientClosed,
+                    Closed::Evicted => End::Evicted,
+                },
                 changed = self.generations.changed() => {
                     if changed.is_err() {
                         return End::ServerClosed;
@@ -378,8 +491,14 @@ impl<P: Protocol> StreamTask<P> {
         }
     }
 
+    /// Ends the stream because the client went over a limit: counted, and the client told why.
+    fn refuse(&self, limit: Limit, status: Status) -> End {
+        self.refused.refused(limit);
+        End::Rejected(status)
+    }
+
     fn identify(&mut self, node: Node) {
-        tracing::info!(node = %node.id, cluster = %node.cluster, mode = ?P::MODE, "proxy connected");
+        tracing::info!(node = ?node.id, cluster = ?node.cluster, mode = ?P::MODE, "proxy connected");
         self.registration = Some(self.registry.register(&node, P::MODE));
         self.node = Some(node);
         self.generations.mark_unchanged();
@@ -398,7 +517,7 @@ impl<P: Protocol> StreamTask<P> {
                 Some(snapshot)
             }
             Err(error) => {
-                tracing::warn!(node = %node.id, %error, "cannot serve proxy");
+                tracing::warn!(node = ?node.id, ?error, "cannot serve proxy");
                 self.set_identity_error(Some(error));
                 None
             }
@@ -429,12 +548,13 @@ impl<P: Protocol> StreamTask<P> {
             registration.apply(&step.events);
         }
         for response in step.responses {
+            let bytes = prost::Message::encoded_len(&response);
             tokio::select! {
-                sent = self.outbound.send(Ok(response)) => {
-                    if sent.is_err() {
-                        return Err(End::ClientClosed);
-                    }
-                }
+                sent = self.outbound.send(response, bytes) => match sent {
+                    Ok(()) => {}
+                    Err(Closed::Gone) => return Err(End::ClientClosed),
+                    Err(Closed::Evicted) => return Err(End::Evicted),
+                },
                 _ = self.closing.wait_for(|closing| *closing) => return Err(End::ServerClosed),
             }
         }
@@ -442,11 +562,13 @@ impl<P: Protocol> StreamTask<P> {
     }
 }
 
+/// Everything a client chose (node id, versions, messages, type URLs) is logged as a `Debug` field, quoted with
+/// its control characters escaped, so no input can start a line of its own and forge a log entry.
 fn log_event(node: &str, event: &Event) {
     match event {
         Event::Nacked { type_, nack } => tracing::warn!(
-            node, type_ = %type_, rejected = %nack.rejected_version, kept = %nack.kept_version,
-            message = %nack.message, "proxy rejected config"
+            node, type_ = %type_, rejected = %nack.rejected_version, kept = ?nack.kept_version,
+            message = ?nack.message, "proxy rejected config"
         ),
         Event::Sent {
             type_,
@@ -462,7 +584,7 @@ fn log_event(node: &str, event: &Event) {
         }
         Event::Subscribed { type_ } => tracing::debug!(node, type_ = %type_, "subscribed"),
         Event::Ignored { type_url, reason } => {
-            tracing::debug!(node, %type_url, reason, "ignored request")
+            tracing::debug!(node, ?type_url, reason, "ignored request")
         }
     }
 }

@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use super::event::{Event, Step};
 use super::resource_type::{PerType, ResourceType};
 use super::snapshot::Snapshot;
-use super::subscription::{layer_ids, Nack, ResourceNames, Sent, Subscription};
+use super::subscription::{layer_ids, nack_message, Nack, ResourceNames, Sent, Subscription};
 
 /// How a request is read. Pure function of the request and the subscription's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub fn classify(
                 nonce: req.response_nonce.clone(),
                 rejected_version: sent_version.to_string(),
                 kept_version: req.version_info.clone(),
-                message: status.message.clone(),
+                message: nack_message(&status.message),
             },
             names_changed,
         };

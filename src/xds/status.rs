@@ -12,6 +12,7 @@ use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
 use serde::Serialize;
 
 use super::event::Event;
+use super::limits::LimitCounters;
 use super::resource_type::{PerType, ResourceType};
 use super::subscription::Nack;
 
@@ -89,6 +90,8 @@ pub struct Counters {
     pub pushes: PerType<AtomicU64>,
     pub acks: PerType<AtomicU64>,
     pub nacks: PerType<AtomicU64>,
+    /// Connections and streams refused or ended by the port's limits.
+    pub limits: Arc<LimitCounters>,
 }
 
 impl Counters {

@@ -45,6 +45,14 @@ impl ResourceNames {
         }
     }
 
+    /// How many names were asked for explicitly.
+    pub fn explicit_len(&self) -> usize {
+        match self {
+            ResourceNames::LegacyWildcard => 0,
+            ResourceNames::Wildcard(names) | ResourceNames::Explicit(names) => names.len(),
+        }
+    }
+
     pub fn is_wildcard(&self) -> bool {
         !matches!(self, ResourceNames::Explicit(_))
     }
@@ -157,6 +165,23 @@ pub fn layer_ids(snapshot: &Snapshot, t: ResourceType) -> Vec<u64> {
 }
 
 /// A rejection reported by the proxy.
+/// How much of a rejection message is kept. Envoy's own are a line or two; anything longer is a client
+/// filling the log, the registry and `/debug/proxies` (a 1 MB message per NACK grew the log by 199 MB in 10 s).
+pub const NACK_MESSAGE_LIMIT: usize = 4096;
+
+/// A rejection message as it is kept, logged and shown: at most [`NACK_MESSAGE_LIMIT`] bytes of it, cut on a
+/// character boundary and followed by how long it was.
+pub fn nack_message(message: &str) -> String {
+    if message.len() <= NACK_MESSAGE_LIMIT {
+        return message.to_owned();
+    }
+    let mut end = NACK_MESSAGE_LIMIT;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &message[..end], message.len())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Nack {
     pub nonce: String,
@@ -164,6 +189,7 @@ pub struct Nack {
     pub rejected_version: String,
     /// The version the proxy still runs.
     pub kept_version: String,
+    /// Envoy's reason, shortened by [`nack_message`].
     pub message: String,
 }
 
@@ -291,6 +317,16 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_nack_message_is_cut_on_a_character_boundary_and_says_how_long_it_was() {
+        assert_eq!(nack_message("short"), "short");
+        let long = "é".repeat(3000);
+        let kept = nack_message(&long);
+        assert!(kept.len() <= NACK_MESSAGE_LIMIT + 32, "{}", kept.len());
+        assert!(kept.ends_with("… (6000 bytes)"), "{kept}");
+        assert!(kept.starts_with("éé"));
+    }
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

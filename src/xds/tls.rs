@@ -26,13 +26,13 @@ use rustls::{
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::connections::{Connections, Tracked};
 use super::identity::IdentityPolicy;
 pub use super::refusal::{Refusal, TlsCounters};
 use crate::watcher::{DirectoryWatcher, WatchError};
@@ -241,47 +241,31 @@ impl XdsTls {
         Ok(Arc::new(config))
     }
 
-    /// TLS connections accepted on `listener`, for tonic's `serve_with_incoming`. Each handshake runs in a
-    /// task of its own, so a slow client delays nobody; refused handshakes are logged, counted and never
-    /// reach tonic. The accept loop ends when the returned stream is dropped.
+    /// TLS connections accepted on `listener` (within the limits `connections` keeps), for tonic's
+    /// `serve_with_incoming`. Each handshake runs in a task of its own, so a slow client delays nobody;
+    /// refused handshakes are logged, counted and never reach tonic. The accept loop ends when the returned
+    /// stream is dropped.
     pub fn incoming(
         &self,
         listener: TcpListener,
-    ) -> Result<ReceiverStream<io::Result<TlsStream<TcpStream>>>, TlsError> {
+        connections: &Connections,
+    ) -> Result<ReceiverStream<io::Result<TlsStream<Tracked>>>, TlsError> {
         let acceptor = TlsAcceptor::from(self.server_config()?);
         let counters = self.shared.counters.clone();
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(error) => {
-                            // Out of file descriptors, typically: pause rather than spin.
-                            tracing::warn!(%error, "cannot accept an xDS connection");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                    () = tx.closed() => return,
-                };
-                let (acceptor, tx, counters) = (acceptor.clone(), tx.clone(), counters.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send(Ok(tls)).await;
-                        }
-                        Ok(Err(error)) => {
-                            refuse(&counters, peer, Refusal::of_handshake(&error), &error)
-                        }
-                        Err(_) => {
-                            refuse(&counters, peer, Refusal::HandshakeTimeout, &"no handshake")
-                        }
+        Ok(connections.accept(listener, move |tcp, peer, tx| {
+            let (acceptor, counters) = (acceptor.clone(), counters.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
                     }
-                });
-            }
-        });
-        Ok(ReceiverStream::new(rx))
+                    Ok(Err(error)) => {
+                        refuse(&counters, peer, Refusal::of_handshake(&error), &error)
+                    }
+                    Err(_) => refuse(&counters, peer, Refusal::HandshakeTimeout, &"no handshake"),
+                }
+            });
+        }))
     }
 }
 

@@ -11,7 +11,9 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use envoy_types::pb::google::rpc::Status as RpcStatus;
-use switchyard::xds::{AdsServer, Cache, ProxyRegistry, ProxyStatus, ResourceType, Snapshot};
+use switchyard::xds::{
+    AdsServer, Cache, ProxyRegistry, ProxyStatus, ResourceType, Snapshot, XdsLimits,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -22,6 +24,8 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 /// A running server; shuts down when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// A handle on the running server (its connections, its queued bytes).
+    pub ads: AdsServer,
     pub cache: Cache,
     pub registry: ProxyRegistry,
     shutdown: oneshot::Sender<()>,
@@ -39,16 +43,22 @@ impl TestServer {
 
     /// Binds `addr` (a restarted server takes its predecessor's port).
     pub async fn start_on(addr: SocketAddr, cache: Cache) -> TestServer {
+        TestServer::start_limited(addr, cache, XdsLimits::default()).await
+    }
+
+    pub async fn start_limited(addr: SocketAddr, cache: Cache, limits: XdsLimits) -> TestServer {
         let listener = AdsServer::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let registry = ProxyRegistry::default();
         let (tx, rx) = oneshot::channel::<()>();
-        let server = AdsServer::new(cache.clone(), registry.clone());
+        let server = AdsServer::with_limits(cache.clone(), registry.clone(), limits);
+        let ads = server.clone();
         let task = tokio::spawn(server.serve(listener, async {
             let _ = rx.await;
         }));
         TestServer {
             addr,
+            ads,
             cache,
             registry,
             shutdown: tx,
