@@ -5,10 +5,12 @@
 //! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
 //! - [`server`]: the tonic service that drives them.
 //! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
+//! - [`csds`]: the Client Status Discovery Service, answering from that record beside ADS.
 //! - [`tls`], [`identity`]: xDS over (mutual) TLS with reloadable certificates, and the binding of each
 //!   stream to the identity in its client certificate.
 
 pub mod cache;
+pub mod csds;
 pub mod delta;
 pub mod event;
 pub mod identity;

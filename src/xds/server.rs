@@ -22,6 +22,7 @@ use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{Cache, Generation};
+use super::csds::CsdsServer;
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
 use super::identity::{IdentityPolicy, Peer};
@@ -126,6 +127,7 @@ impl AdsServer {
             // Detects proxies that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(CsdsServer::new(self.cache.clone(), self.registry.clone()).into_service())
             .add_service(self.into_service())
             .serve_with_incoming_shutdown(incoming, shutdown);
         // A graceful shutdown waits until every connection has flushed what it was sent, which a proxy that
