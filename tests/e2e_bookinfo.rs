@@ -847,3 +847,122 @@ async fn a_demo_that_fails_midway_leaves_no_envoy() {
         kill_all(&survivors)
     );
 }
+
+/// Requests the product page over and over until dropped, as a person refreshing would.
+struct Traffic(tokio::task::JoinHandle<()>);
+
+impl Traffic {
+    fn start(client: reqwest::Client, gateway: &str) -> Traffic {
+        let url = format!("{gateway}/productpage");
+        Traffic(tokio::spawn(async move {
+            loop {
+                // Errors count as traffic too; the view under test is what measures them.
+                let _ = client.get(&url).send().await.map(|r| r.bytes());
+            }
+        }))
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Bookinfo {
+    /// `switchyard top -o json --once`, finding the Envoys through Switchyard's admin endpoint.
+    async fn top(&self, args: &[&str]) -> serde_json::Value {
+        let admin = self.demo.control_plane().admin_addr().unwrap().to_string();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command.arg("top").args(args).args([
+            "-o",
+            "json",
+            "--once",
+            "--interval",
+            "3",
+            "--admin",
+            &admin,
+        ]);
+        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "switchyard top failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+fn top_row<'a>(
+    top: &'a serde_json::Value,
+    list: &str,
+    key: &str,
+    value: &str,
+) -> &'a serde_json::Value {
+    top[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[key] == value)
+        .unwrap_or_else(|| panic!("no {list} row with {key} = {value} in {top:#}"))
+}
+
+/// `switchyard top` while traffic flows: the 50/50 reviews split shows as two shares near one half, every
+/// proxy is reachable and in sync, and the aborts injected for jason show on reviews-v2's sidecar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_shows_the_split_and_the_injected_faults() {
+    let _turn = TOPOLOGY.lock().await;
+    let bookinfo = Bookinfo::start(XdsMode::Sotw, Transport::Plaintext).await;
+    bookinfo.apply("virtual-service-all-v1.yaml").await;
+    bookinfo.apply("virtual-service-reviews-50-v3.yaml").await;
+
+    let traffic = Traffic::start(bookinfo.client(), &bookinfo.gateway);
+    let top = bookinfo.top(&["reviews"]).await;
+    drop(traffic);
+    eprintln!("top reviews under reviews-50-v3: {}", top["services"]);
+    let services = top["services"].as_array().unwrap();
+    assert!(
+        services
+            .iter()
+            .all(|r| r["service"] == "reviews.default.svc.cluster.local"),
+        "`top reviews` shows reviews only: {top:#}"
+    );
+    for subset in ["v1", "v3"] {
+        let row = top_row(&top, "services", "subset", subset);
+        let share = row["share"].as_f64().unwrap();
+        assert!(
+            (0.3..=0.7).contains(&share),
+            "{subset}'s share is {share}: {top:#}"
+        );
+        assert!(row["requests"].as_u64().unwrap() >= 5, "{top:#}");
+        assert_eq!(row["success_rate"].as_f64(), Some(1.0), "{top:#}");
+    }
+    let proxies = top["proxies"].as_array().unwrap();
+    assert_eq!(proxies.len(), 7, "{top:#}");
+    for p in proxies {
+        assert_eq!(p["reachable"], true, "{p}");
+        assert_eq!(p["sync"], "SYNCED", "{p}");
+    }
+
+    // jason goes to reviews-v2, whose calls to ratings are aborted with HTTP 500.
+    bookinfo.apply("virtual-service-reviews-test-v2.yaml").await;
+    bookinfo
+        .apply("virtual-service-ratings-test-abort.yaml")
+        .await;
+    let traffic = Traffic::start(bookinfo.login("jason").await, &bookinfo.gateway);
+    let top = bookinfo.top(&[]).await;
+    drop(traffic);
+    eprintln!("top under ratings-test-abort: {}", top["proxies"]);
+    let reviews_v2 = top_row(&top, "proxies", "proxy", "reviews-v2.default");
+    assert!(
+        reviews_v2["aborts_injected"].as_u64().unwrap() >= 1,
+        "no aborts on reviews-v2: {top:#}"
+    );
+    let productpage = top_row(&top, "proxies", "proxy", "productpage-v1.default");
+    assert_eq!(productpage["aborts_injected"], 0, "{top:#}");
+
+    bookinfo.delete("virtual-service-all-v1.yaml").await;
+    bookinfo.demo.shutdown().await;
+}

@@ -243,3 +243,48 @@ async fn sotw_against_real_envoy() {
 async fn delta_against_real_envoy() {
     scenario(XdsMode::Delta).await;
 }
+
+/// With Istio's stats tag rules in the bootstrap, Envoy's Prometheus output names a service's cluster in a
+/// `cluster_name` label (dots and all) and the response code in `response_code`, instead of folding them into
+/// the metric name.
+#[tokio::test]
+async fn prometheus_output_carries_istio_style_labels() {
+    const CLUSTER: &str = "outbound|9080|v1|reviews.default.svc.cluster.local";
+    let backend = Backend::start("reviews").await;
+    let port = free_port().await;
+    let snapshot = Snapshot::builder()
+        .cluster(&eds_cluster(CLUSTER, 1000))
+        .endpoint(&support::fixtures::assignment(
+            CLUSTER,
+            &[("127.0.0.1", backend.addr.port())],
+        ))
+        .listener(&support::fixtures::http_listener(
+            "main",
+            "127.0.0.1",
+            port,
+            "main",
+        ))
+        .route(&support::fixtures::route_to("main", CLUSTER))
+        .build();
+    let server = TestServer::start(snapshot).await;
+    let envoy = start_envoy(server.addr, XdsMode::Sotw).await;
+    converged(&envoy, 1, 1).await;
+    wait_for_answer(port, "reviews").await;
+
+    let prometheus = envoy.get("/stats/prometheus").await.unwrap();
+    let value_of = |series: &str| {
+        prometheus
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {series} in Envoy's Prometheus output:\n{prometheus}"))
+    };
+    let labelled = format!("envoy_cluster_upstream_rq_total{{cluster_name=\"{CLUSTER}\"}}");
+    assert!(value_of(&labelled) >= 1);
+    let by_code =
+        format!("envoy_cluster_upstream_rq{{response_code=\"200\",cluster_name=\"{CLUSTER}\"}}");
+    assert!(value_of(&by_code) >= 1);
+    assert!(
+        !prometheus.contains("svc_cluster_local_upstream_rq"),
+        "a cluster name is still folded into a metric name"
+    );
+}

@@ -19,6 +19,7 @@ pub mod serve;
 pub mod served;
 pub mod server_admin;
 pub mod signal;
+pub mod top;
 pub mod validate;
 pub mod xds_limits;
 
@@ -54,6 +55,9 @@ pub enum Command {
     ProxyStatus(proxy_status::Args),
     /// Show what one Envoy runs: its clusters, listeners, routes or endpoints (asks the Envoy).
     ProxyConfig(proxy_config::Args),
+    /// Watch the mesh live: request rate, traffic share, success rate and faults per service and subset, from
+    /// the Envoys' own stats, and each proxy's sync state.
+    Top(top::Args),
     /// Run Bookinfo behind real Envoy sidecars and a gateway, configured by Switchyard.
     Demo(demo::Args),
 }
@@ -82,6 +86,7 @@ impl Cli {
             Command::ProxyStatus(args) => proxy_status::run(args),
             Command::ProxyConfig(args) => proxy_config::run(args),
             Command::Demo(args) => demo::run(args),
+            Command::Top(args) => top::run(args),
         }
     }
 }

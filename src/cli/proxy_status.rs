@@ -114,7 +114,7 @@ pub fn render(proxies: &[serde_json::Value]) -> anyhow::Result<String> {
     Ok(out)
 }
 
-fn sync_state(s: &TypeStatus) -> &'static str {
+pub(crate) fn sync_state(s: &TypeStatus) -> &'static str {
     if s.rejected {
         "REJECTED"
     } else if s.sent_version.is_none() {

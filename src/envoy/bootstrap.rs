@@ -141,6 +141,7 @@ impl BootstrapOptions {
             },
             "static_resources": { "clusters": [ xds_cluster(*xds, tls.as_ref()) ] },
             "layered_runtime": layered_runtime(),
+            "stats_config": stats_config(),
         })
     }
 
@@ -148,6 +149,33 @@ impl BootstrapOptions {
     pub fn to_yaml(&self) -> Result<String, EnvoyError> {
         Ok(serde_yaml::to_string(&self.to_value())?)
     }
+}
+
+/// The tag rules Istio's bootstraps carry, so that Envoy's Prometheus output names a cluster in a label
+/// (`envoy_cluster_upstream_rq_total{cluster_name="outbound|9080|v1|reviews.default.svc.cluster.local"}`) as an
+/// Istio user's dashboards expect. Envoy's own default rules cut a cluster name at its first dot and fold the rest
+/// into the metric name, so they are off, as in Istio. `/stats` keeps the full names either way.
+fn stats_config() -> Value {
+    // Each regex's first capture group is removed from the name, its second is the tag's value.
+    // Addresses in listener and HTTP connection manager prefixes: IPv4 (`127.0.4.1_9080`) or IPv6 (`[__1]_9080`).
+    const ADDRESS: &str = r"(?:[_.[:digit:]]*|[_\[\]aAbBcCdDeEfF[:digit:]]*)";
+    let tag = |name: &str, regex: String| json!({ "tag_name": name, "regex": regex });
+    json!({
+        "use_all_default_tags": false,
+        "stats_tags": [
+            // A service's cluster name holds dots: take it up to `.svc.cluster.local`, else to the first dot.
+            tag("cluster_name", r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)".to_string()),
+            tag("tcp_prefix", r"^tcp\.((.*?)\.)\w+?$".to_string()),
+            tag("response_code", r"_rq(_(\d{3}))$".to_string()),
+            tag("response_code_class", r"_rq(_(\dxx))$".to_string()),
+            tag(
+                "http_conn_manager_listener_prefix",
+                format!(r"^listener(?=\.).*?\.http\.(({ADDRESS})\.)"),
+            ),
+            tag("http_conn_manager_prefix", format!(r"^http\.(({ADDRESS})\.)")),
+            tag("listener_address", format!(r"^listener\.(({ADDRESS})\.)")),
+        ],
+    })
 }
 
 fn socket_address(addr: SocketAddr) -> Value {
@@ -329,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn nothing_but_the_five_sections() {
+    fn nothing_but_the_six_sections() {
         let b = rendered(XdsMode::Sotw);
         let keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(
@@ -339,7 +367,8 @@ mod tests {
                 "dynamic_resources",
                 "layered_runtime",
                 "node",
-                "static_resources"
+                "static_resources",
+                "stats_config"
             ]
         );
     }

@@ -5,6 +5,7 @@
 //! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
 //! - [`server`]: the tonic service that drives them.
 //! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
+//! - [`csds`]: the Client Status Discovery Service, answering from that record beside ADS.
 //! - [`tls`], [`identity`]: xDS over (mutual) TLS with reloadable certificates, and the binding of each
 //!   stream to the identity in its client certificate.
 //! - [`limits`], [`connections`], [`outbox`]: what any client may make the port hold (connections, streams,
@@ -12,6 +13,7 @@
 
 pub mod cache;
 pub mod connections;
+pub mod csds;
 pub mod delta;
 pub mod event;
 pub mod identity;

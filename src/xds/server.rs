@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{Cache, Generation};
 use super::connections::{Connections, StreamGuard};
+use super::csds::CsdsServer;
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
 use super::identity::{IdentityPolicy, Peer};
@@ -154,6 +155,7 @@ impl AdsServer {
             // The hard wall for clients that ignore the setting. One above the ADS limit, so that a client over
             // it hears RESOURCE_EXHAUSTED from the stream task (and is counted) rather than a bare REFUSED_STREAM.
             .max_concurrent_streams(self.limits.max_streams_per_connection.saturating_add(1))
+            .add_service(CsdsServer::new(self.cache.clone(), self.registry.clone()).into_service())
             .add_service(self.into_service())
             .serve_with_incoming_shutdown(incoming, shutdown);
         // A graceful shutdown waits until every connection has flushed what it was sent, which a proxy that
