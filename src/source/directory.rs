@@ -1,7 +1,7 @@
 //! A directory of YAML files, re-read as a whole whenever anything under it changes.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -44,11 +44,12 @@ impl DirectorySource {
         options: DirectorySourceOptions,
     ) -> Result<DirectorySource, WatchError> {
         let watcher = DirectoryWatcher::new(dir, options.debounce)?;
+        let loader = SharedLoader::default();
         let (tx, rx) = watch::channel(Arc::new(SpecState {
             revision: 1,
-            outcome: read_dir(dir),
+            outcome: read_dir(dir, &loader),
         }));
-        let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx));
+        let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx, loader));
         Ok(DirectorySource {
             dir: dir.to_path_buf(),
             rx,
@@ -78,10 +79,11 @@ async fn watch_loop(
     mut watcher: DirectoryWatcher,
     options: DirectorySourceOptions,
     tx: watch::Sender<Arc<SpecState>>,
+    loader: SharedLoader,
 ) {
     let mut revision = 1;
     while watcher.settled().await {
-        let Some(mut outcome) = read_off_thread(&dir).await else {
+        let Some(mut outcome) = read_off_thread(&dir, &loader).await else {
             return;
         };
         // An invalid reading is reported only once the directory has stopped changing. Validity, not just
@@ -90,7 +92,7 @@ async fn watch_loop(
         while outcome.is_err() {
             match tokio::time::timeout(options.settle, watcher.settled()).await {
                 Err(_quiet) => break,
-                Ok(true) => match read_off_thread(&dir).await {
+                Ok(true) => match read_off_thread(&dir, &loader).await {
                     Some(o) => outcome = o,
                     None => return,
                 },
@@ -105,19 +107,28 @@ async fn watch_loop(
 
 type Outcome = Result<Arc<Resolved>, Vec<Diagnostic>>;
 
+/// The watch loop's loader, which parses again only the files that changed since the last reading.
+type SharedLoader = Arc<Mutex<spec::Loader>>;
+
 /// Reading and resolving a large directory is file I/O and CPU work: it must not hold up the runtime's
 /// workers, which also run every xDS stream. `None` when the runtime is shutting down.
-async fn read_off_thread(dir: &Path) -> Option<Outcome> {
+async fn read_off_thread(dir: &Path, loader: &SharedLoader) -> Option<Outcome> {
     let dir = dir.to_path_buf();
-    match tokio::task::spawn_blocking(move || read_dir(&dir)).await {
+    let loader = loader.clone();
+    match tokio::task::spawn_blocking(move || read_dir(&dir, &loader)).await {
         Ok(outcome) => Some(outcome),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_cancelled) => None,
     }
 }
 
-fn read_dir(dir: &Path) -> Outcome {
-    read_mesh(&[dir.to_path_buf()]).map(Arc::new)
+fn read_dir(dir: &Path, loader: &SharedLoader) -> Outcome {
+    // One reading at a time; a panic while parsing leaves nothing worse than files to parse again.
+    let mut loader = loader.lock().unwrap_or_else(|e| e.into_inner());
+    let config = loader
+        .load_paths(&[dir.to_path_buf()])
+        .map_err(mesh::load_diagnostics)?;
+    mesh::resolve(&config).map(Arc::new)
 }
 
 /// Reads and resolves spec files or directories once: the whole configuration, or every diagnostic.

@@ -1,5 +1,6 @@
 //! Reading spec files: multi-document YAML with provenance. The only module that names the YAML crate.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -118,26 +119,70 @@ impl fmt::Display for LoadErrors {
 
 /// Loads files and directories (read recursively for `*.yaml`/`*.yml`, sorted by path).
 pub fn load_paths(paths: &[PathBuf]) -> Result<Config, LoadErrors> {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for path in paths {
-        if let Err(e) = files::collect(path, &mut files) {
-            errors.push(io_error(path, &e));
+    Loader::default().load_paths(paths)
+}
+
+/// Loads the same paths again and again, parsing only the files whose text changed since the last load.
+///
+/// Parsing YAML is most of the cost of a reading (the typed pass parses each document a second time); a
+/// change usually touches one file of hundreds, so a watcher re-reads every file (cheap) but re-parses one.
+/// Keyed by path and the whole text: a file that reads the same loads the same, whatever its timestamps.
+#[derive(Debug, Default)]
+pub struct Loader {
+    parsed: BTreeMap<PathBuf, ParsedFile>,
+}
+
+#[derive(Debug)]
+struct ParsedFile {
+    text: String,
+    config: Config,
+    errors: Vec<LoadError>,
+}
+
+impl Loader {
+    /// As [`load_paths`]; files seen before with the same text are not parsed again. Only the files of this
+    /// load are remembered.
+    pub fn load_paths(&mut self, paths: &[PathBuf]) -> Result<Config, LoadErrors> {
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        for path in paths {
+            if let Err(e) = files::collect(path, &mut files) {
+                errors.push(io_error(path, &e));
+            }
         }
-    }
-    files.sort();
-    files.dedup();
-    let mut config = Config::default();
-    for file in files {
-        match fs::read_to_string(&file) {
-            Ok(text) => load_into(&file, &text, &mut config, &mut errors),
-            Err(e) => errors.push(io_error(&file, &e)),
+        files.sort();
+        files.dedup();
+        let mut previous = std::mem::take(&mut self.parsed);
+        let mut config = Config::default();
+        for file in files {
+            let text = match fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(e) => {
+                    errors.push(io_error(&file, &e));
+                    continue;
+                }
+            };
+            let parsed = match previous.remove(&file) {
+                Some(seen) if seen.text == text => seen,
+                _ => {
+                    let mut parsed = ParsedFile {
+                        text,
+                        config: Config::default(),
+                        errors: Vec::new(),
+                    };
+                    load_into(&file, &parsed.text, &mut parsed.config, &mut parsed.errors);
+                    parsed
+                }
+            };
+            config.extend(parsed.config.clone());
+            errors.extend(parsed.errors.iter().cloned());
+            self.parsed.insert(file, parsed);
         }
-    }
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(LoadErrors(errors))
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(LoadErrors(errors))
+        }
     }
 }
 

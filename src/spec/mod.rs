@@ -22,7 +22,7 @@ pub use config::{Config, Kind, ObjectMeta, Origin, ResourceKey, Sourced};
 pub use destination_rule::*;
 pub use edit::{write_atomic, Applied, EditError, InputDocument, SpecDir};
 pub use gateway::*;
-pub use load::{load_paths, load_str, LoadCode, LoadError, LoadErrors};
+pub use load::{load_paths, load_str, LoadCode, LoadError, LoadErrors, Loader};
 pub use locate::{field_line, Source};
 pub use service_entry::*;
 pub use sidecar::{EgressListener, Sidecar, WorkloadSelector};

@@ -3,7 +3,7 @@
 //! - [`snapshot`]: encoded, content-versioned resources, shared between proxies.
 //! - [`cache`]: the current generation, published through a `watch` (latest wins).
 //! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
-//! - [`server`]: the tonic service that drives them.
+//! - [`server`]: the stream tasks that drive them; [`grpc`]: the gRPC service that frames their responses.
 //! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
 //! - [`tls`], [`identity`]: xDS over (mutual) TLS with reloadable certificates, and the binding of each
 //!   stream to the identity in its client certificate.
@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod delta;
 pub mod event;
+mod grpc;
 pub mod identity;
 pub mod names;
 mod refusal;

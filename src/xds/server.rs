@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
@@ -24,6 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::cache::{Cache, Generation};
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
+use super::grpc::AdsService;
 use super::identity::{IdentityPolicy, Peer};
 use super::snapshot::Snapshot;
 use super::sotw::SotwStream;
@@ -78,10 +77,6 @@ impl AdsServer {
         self.closing.send_replace(true);
     }
 
-    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
-        AggregatedDiscoveryServiceServer::new(self)
-    }
-
     /// Serves on `listener` until `shutdown` resolves, then ends every open stream (proxies reconnect to
     /// whichever server comes next) and returns.
     pub async fn serve(
@@ -126,7 +121,7 @@ impl AdsServer {
             // Detects proxies that vanished without closing their connection.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(self.into_service())
+            .add_service(AdsService::new(self))
             .serve_with_incoming_shutdown(incoming, shutdown);
         // A graceful shutdown waits until every connection has flushed what it was sent, which a proxy that
         // stopped reading never lets happen: give up on those after a grace period.
@@ -327,7 +322,7 @@ impl<P: Protocol> StreamTask<P> {
                         Err(status) => return End::ClientError(status),
                     };
                     if self.node.is_none() {
-                        let Some(node) = P::node(&req).cloned() else {
+                        let Some(node) = P::node(&req).map(identity_of) else {
                             return End::Rejected(Status::invalid_argument(
                                 "the first request of a stream must carry the node",
                             ));
@@ -422,6 +417,18 @@ impl<P: Protocol> StreamTask<P> {
             }
         }
         Ok(())
+    }
+}
+
+/// What of a node a stream keeps for its life: what identifies the proxy. Envoy's node also lists every
+/// extension its binary was built with (hundreds of descriptors, tens of KB per proxy), which nothing reads.
+fn identity_of(node: &Node) -> Node {
+    Node {
+        id: node.id.clone(),
+        cluster: node.cluster.clone(),
+        metadata: node.metadata.clone(),
+        locality: node.locality.clone(),
+        ..Node::default()
     }
 }
 
