@@ -25,8 +25,6 @@ use tonic::metadata::GRPC_CONTENT_TYPE;
 use tonic::server::NamedService;
 use tonic::Status;
 
-use super::server::AdsServer;
-
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
 const DELTA_PATH: &str =
@@ -45,22 +43,25 @@ const YIELD: usize = 32 * 1024;
 /// gRPC's length-prefixed message header: a compression flag and a big-endian length.
 const FRAME_HEADER: usize = 5;
 
-/// The ADS service as tonic's server sees it.
+/// The ADS service as tonic's server sees it, around the handlers of `T`.
 #[derive(Clone, Debug)]
-pub struct AdsService(AdsServer);
+pub struct AdsService<T>(T);
 
-impl AdsService {
-    pub fn new(server: AdsServer) -> AdsService {
-        AdsService(server)
+impl<T> AdsService<T> {
+    pub fn new(handlers: T) -> AdsService<T> {
+        AdsService(handlers)
     }
 }
 
-impl NamedService for AdsService {
+impl<T> NamedService for AdsService<T> {
     const NAME: &'static str = SERVICE_NAME;
 }
 
-impl<B> Service<http::Request<B>> for AdsService
+impl<T, B> Service<http::Request<B>> for AdsService<T>
 where
+    T: AggregatedDiscoveryService + Clone,
+    T::StreamAggregatedResourcesStream: Unpin,
+    T::DeltaAggregatedResourcesStream: Unpin,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
