@@ -472,3 +472,42 @@ fn long_values_are_shortened_in_messages() {
     );
     assert!(shown.contains("xxxxxxxxxx… (5000000 bytes)"), "{shown}");
 }
+
+#[test]
+fn a_loader_that_reparses_only_changed_files_loads_what_a_fresh_load_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = [dir.path().to_path_buf()];
+    let we = |name: &str, address: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: {name}\nspec:\n  address: {address}\n")
+    };
+    fs::write(dir.path().join("a.yaml"), we("a", "127.0.0.1")).expect("write");
+    fs::write(dir.path().join("b.yaml"), we("b", "127.0.0.2")).expect("write");
+    fs::write(dir.path().join("c.yaml"), we("c", "127.0.0.3")).expect("write");
+    let mut loader = spec::Loader::default();
+    assert_eq!(
+        loader.load_paths(&paths).expect("load"),
+        spec::load_paths(&paths).expect("load")
+    );
+
+    // One file changes, one disappears, one appears, one breaks and is fixed again.
+    fs::write(dir.path().join("b.yaml"), we("b", "127.0.0.22")).expect("write");
+    fs::remove_file(dir.path().join("c.yaml")).expect("remove");
+    fs::write(dir.path().join("d.yaml"), we("d", "127.0.0.4")).expect("write");
+    let config = loader.load_paths(&paths).expect("load");
+    assert_eq!(config, spec::load_paths(&paths).expect("load"));
+    let names: Vec<&str> = config.workload_entries.iter().map(|w| w.name()).collect();
+    assert_eq!(names, vec!["a", "b", "d"]);
+    assert_eq!(
+        config.workload_entries[1].value.address.as_deref(),
+        Some("127.0.0.22")
+    );
+
+    fs::write(dir.path().join("a.yaml"), "kind: [").expect("write");
+    let errors = loader.load_paths(&paths).expect_err("invalid");
+    assert_eq!(errors, spec::load_paths(&paths).expect_err("invalid"));
+    fs::write(dir.path().join("a.yaml"), we("a", "127.0.0.1")).expect("write");
+    assert_eq!(
+        loader.load_paths(&paths).expect("load"),
+        spec::load_paths(&paths).expect("load")
+    );
+}

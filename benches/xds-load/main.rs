@@ -17,6 +17,7 @@
 //! the recording of what Switchyard sent. Both are measured in the same run, on the same machine state.
 
 mod client;
+mod envoys;
 mod floor;
 mod oracle;
 mod process;
@@ -73,6 +74,10 @@ struct Args {
     /// Skip the floor.
     #[arg(long)]
     no_floor: bool,
+    /// Real Envoys (one per workload, `--concurrency 1`) in place of the simulated proxies: the weight shift
+    /// only, convergence read from Switchyard's `/debug/proxies`; no floor.
+    #[arg(long, conflicts_with = "xds")]
+    envoys: bool,
     /// Per-phase deadline, in seconds.
     #[arg(long, default_value_t = 120)]
     deadline_s: u64,
@@ -206,11 +211,9 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
     let shadow = temp.path().join("shadow");
     mesh.write_to(&dir)?;
     mesh.write_to(&shadow)?;
-    let nodes: Vec<(usize, Node)> = mesh
-        .nodes()?
-        .into_iter()
-        .map(|(j, n)| (j, n.to_proto()))
-        .collect();
+    // Before the changes below, which add and remove workloads.
+    let identities = mesh.nodes()?;
+    let nodes: Vec<(usize, Node)> = identities.iter().map(|(j, n)| (*j, n.to_proto())).collect();
 
     // Every change and what every proxy should run after it, before any server runs.
     let started = Instant::now();
@@ -235,8 +238,8 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
     let deadline = Duration::from_secs(args.deadline_s);
 
     // Switchyard.
-    let (xds, mut server) = match args.xds {
-        Some(xds) => (xds, None),
+    let (xds, admin, mut server) = match args.xds {
+        Some(xds) => (xds, None, None),
         None => {
             let xds = SocketAddr::from((Ipv4Addr::LOCALHOST, process::free_port()?));
             let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, process::free_port()?));
@@ -263,10 +266,31 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
                 name: "switchyard",
             };
             server.wait_listening(xds, Duration::from_secs(300))?;
-            (xds, Some(server))
+            (xds, Some(admin), Some(server))
         }
     };
     let pid = server.as_ref().map(Server::pid).or(args.server_pid);
+    if args.envoys {
+        let (admin, change) = admin
+            .zip(changes.first())
+            .context("--envoys starts its own Switchyard and needs a weight shift")?;
+        let run = envoys::run(
+            &identities,
+            xds,
+            admin,
+            pid,
+            args.mode,
+            &dir,
+            change,
+            deadline,
+        )
+        .await?;
+        envoys::print(&run);
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&run)?)?;
+        }
+        return Ok(());
+    }
     let mut driver = Driver::Files {
         dir: &dir,
         changes: &changes,

@@ -1,7 +1,7 @@
 //! A directory of spec files, re-read as a whole whenever a spec under it changes.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -57,11 +57,14 @@ impl DirectorySource {
             max_wait: Some(options.debounce_max),
         };
         let watcher = DirectoryWatcher::new(dir, debounce, spec::is_spec_file)?;
+        let loader: SharedLoader = Arc::new(Mutex::new(spec::Loader::new(LoadOptions {
+            max_file_size: options.max_file_size,
+        })));
         let (tx, rx) = watch::channel(Arc::new(SpecState {
             revision: 1,
-            outcome: read_dir(dir, &options),
+            outcome: read_dir(dir, &options, &loader),
         }));
-        let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx));
+        let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx, loader));
         Ok(DirectorySource {
             dir: dir.to_path_buf(),
             rx,
@@ -91,10 +94,11 @@ async fn watch_loop(
     mut watcher: DirectoryWatcher,
     options: DirectorySourceOptions,
     tx: watch::Sender<Arc<SpecState>>,
+    loader: SharedLoader,
 ) {
     let mut revision = 1;
     while watcher.settled().await {
-        let Some(mut outcome) = read_off_thread(&dir, &options).await else {
+        let Some(mut outcome) = read_off_thread(&dir, &options, &loader).await else {
             return;
         };
         // An invalid reading is reported only once the directory has stopped changing. Validity, not just
@@ -103,7 +107,7 @@ async fn watch_loop(
         while outcome.is_err() {
             match tokio::time::timeout(options.settle, watcher.settled()).await {
                 Err(_quiet) => break,
-                Ok(true) => match read_off_thread(&dir, &options).await {
+                Ok(true) => match read_off_thread(&dir, &options, &loader).await {
                     Some(o) => outcome = o,
                     None => return,
                 },
@@ -118,11 +122,18 @@ async fn watch_loop(
 
 type Outcome = Result<Arc<Resolved>, Vec<Diagnostic>>;
 
+/// The watch loop's loader, which parses again only the files that changed since the last reading.
+type SharedLoader = Arc<Mutex<spec::Loader>>;
+
 /// Reading and resolving a large directory is file I/O and CPU work: it must not hold up the runtime's
 /// workers, which also run every xDS stream. `None` when the runtime is shutting down.
-async fn read_off_thread(dir: &Path, options: &DirectorySourceOptions) -> Option<Outcome> {
-    let (dir, options) = (dir.to_path_buf(), options.clone());
-    match tokio::task::spawn_blocking(move || read_dir(&dir, &options)).await {
+async fn read_off_thread(
+    dir: &Path,
+    options: &DirectorySourceOptions,
+    loader: &SharedLoader,
+) -> Option<Outcome> {
+    let (dir, options, loader) = (dir.to_path_buf(), options.clone(), loader.clone());
+    match tokio::task::spawn_blocking(move || read_dir(&dir, &options, &loader)).await {
         Ok(outcome) => Some(outcome),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_cancelled) => None,
@@ -135,12 +146,13 @@ async fn read_off_thread(dir: &Path, options: &DirectorySourceOptions) -> Option
 /// and the last good configuration stays. The first reading at start is no exception: a server started on
 /// an empty directory serves nothing until resources appear (proxies are told there is no configuration),
 /// rather than an empty mesh nobody asked for.
-fn read_dir(dir: &Path, options: &DirectorySourceOptions) -> Outcome {
-    let load = LoadOptions {
-        max_file_size: options.max_file_size,
-    };
-    let config =
-        spec::load_paths_with(&[dir.to_path_buf()], &load).map_err(mesh::load_diagnostics)?;
+/// Files whose text did not change since the last reading are not parsed again (`spec::Loader`).
+fn read_dir(dir: &Path, options: &DirectorySourceOptions, loader: &SharedLoader) -> Outcome {
+    // One reading at a time; a panic while parsing leaves nothing worse than files to parse again.
+    let mut loader = loader.lock().unwrap_or_else(|e| e.into_inner());
+    let config = loader
+        .load_paths(&[dir.to_path_buf()])
+        .map_err(mesh::load_diagnostics)?;
     if config.is_empty() && !options.allow_empty {
         let mut diagnostics = vec![empty_directory(dir)];
         diagnostics.extend(config.skipped.into_iter().map(Diagnostic::from));

@@ -179,6 +179,26 @@ pub struct Config {
 }
 
 impl Config {
+    /// Appends `other`'s resources after this one's, as loading its files after this one's would.
+    pub fn extend(&mut self, other: Config) {
+        let Config {
+            virtual_services,
+            destination_rules,
+            gateways,
+            service_entries,
+            workload_entries,
+            sidecars,
+            skipped,
+        } = other;
+        self.virtual_services.extend(virtual_services);
+        self.destination_rules.extend(destination_rules);
+        self.gateways.extend(gateways);
+        self.service_entries.extend(service_entries);
+        self.workload_entries.extend(workload_entries);
+        self.sidecars.extend(sidecars);
+        self.skipped.extend(skipped);
+    }
+
     /// Adds `other` on top of `self` the way `kubectl apply` would: a resource with the same kind/namespace/name
     /// replaces the existing one (keeping its position), new ones are appended.
     pub fn overlay(mut self, other: Config) -> Config {

@@ -1,5 +1,6 @@
 //! Reading spec files: multi-document YAML with provenance. The only module that names the YAML crate.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,38 +160,93 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Config, LoadErrors> {
 /// Loads files and directories. Entries that are not read (FIFOs, devices, sockets, a directory reached
 /// twice through a symlink) are named in [`Config::skipped`] (and among the errors, when there are errors).
 pub fn load_paths_with(paths: &[PathBuf], options: &LoadOptions) -> Result<Config, LoadErrors> {
-    let mut listing = Listing::default();
-    for path in paths {
-        listing.collect(path);
-    }
-    let mut errors: Vec<LoadError> = listing
-        .errors
-        .iter()
-        .map(|(path, e)| whole_file_error(path, format!("cannot read: {e}")))
-        .collect();
-    let mut skipped: Vec<LoadError> = listing
-        .skipped
-        .iter()
-        .map(|(path, reason)| skipped_error(path, reason))
-        .collect();
-    let mut files = listing.files;
-    files.sort();
-    files.dedup();
-    let mut config = Config::default();
-    for file in files {
-        match files::read(&file, options.max_file_size) {
-            Ok(text) => load_into(&file, &text, &mut config, &mut errors),
-            Err(ReadError::Skipped(reason)) => skipped.push(skipped_error(&file, &reason)),
-            Err(e) => errors.push(read_error(&file, e)),
+    Loader::new(*options).load_paths(paths)
+}
+
+/// Loads the same paths again and again, parsing only the files whose text changed since the last load.
+///
+/// Parsing YAML is most of the cost of a reading (the typed pass parses each document a second time); a
+/// change usually touches one file of hundreds, so a watcher re-reads every file (cheap) but re-parses one.
+/// Keyed by path and the whole text: a file that reads the same loads the same, whatever its timestamps.
+#[derive(Debug, Default)]
+pub struct Loader {
+    options: LoadOptions,
+    parsed: BTreeMap<PathBuf, ParsedFile>,
+}
+
+#[derive(Debug)]
+struct ParsedFile {
+    text: String,
+    config: Config,
+    errors: Vec<LoadError>,
+}
+
+impl Loader {
+    pub fn new(options: LoadOptions) -> Loader {
+        Loader {
+            options,
+            parsed: BTreeMap::new(),
         }
     }
-    skipped.sort_by(|a, b| a.file.cmp(&b.file));
-    if errors.is_empty() {
-        config.skipped = skipped;
-        Ok(config)
-    } else {
-        errors.extend(skipped);
-        Err(LoadErrors(errors))
+
+    /// As [`load_paths_with`]; files seen before with the same text are not parsed again. Only the files of
+    /// this load are remembered.
+    pub fn load_paths(&mut self, paths: &[PathBuf]) -> Result<Config, LoadErrors> {
+        let mut listing = Listing::default();
+        for path in paths {
+            listing.collect(path);
+        }
+        let mut errors: Vec<LoadError> = listing
+            .errors
+            .iter()
+            .map(|(path, e)| whole_file_error(path, format!("cannot read: {e}")))
+            .collect();
+        let mut skipped: Vec<LoadError> = listing
+            .skipped
+            .iter()
+            .map(|(path, reason)| skipped_error(path, reason))
+            .collect();
+        let mut files = listing.files;
+        files.sort();
+        files.dedup();
+        let mut previous = std::mem::take(&mut self.parsed);
+        let mut config = Config::default();
+        for file in files {
+            let text = match files::read(&file, self.options.max_file_size) {
+                Ok(text) => text,
+                Err(ReadError::Skipped(reason)) => {
+                    skipped.push(skipped_error(&file, &reason));
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(read_error(&file, e));
+                    continue;
+                }
+            };
+            let parsed = match previous.remove(&file) {
+                Some(seen) if seen.text == text => seen,
+                _ => {
+                    let mut parsed = ParsedFile {
+                        text,
+                        config: Config::default(),
+                        errors: Vec::new(),
+                    };
+                    load_into(&file, &parsed.text, &mut parsed.config, &mut parsed.errors);
+                    parsed
+                }
+            };
+            config.extend(parsed.config.clone());
+            errors.extend(parsed.errors.iter().cloned());
+            self.parsed.insert(file, parsed);
+        }
+        skipped.sort_by(|a, b| a.file.cmp(&b.file));
+        if errors.is_empty() {
+            config.skipped = skipped;
+            Ok(config)
+        } else {
+            errors.extend(skipped);
+            Err(LoadErrors(errors))
+        }
     }
 }
 

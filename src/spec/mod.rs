@@ -26,7 +26,7 @@ pub use edit::{write_atomic, Applied, EditError, InputDocument, SpecDir};
 pub use files::is_spec_file;
 pub use gateway::*;
 pub use load::{
-    load_paths, load_paths_with, load_str, LoadCode, LoadError, LoadErrors, LoadOptions,
+    load_paths, load_paths_with, load_str, LoadCode, LoadError, LoadErrors, LoadOptions, Loader,
     DEFAULT_MAX_FILE_SIZE,
 };
 pub use locate::{field_line, Source};

@@ -3,7 +3,7 @@
 //! - [`snapshot`]: encoded, content-versioned resources, shared between proxies.
 //! - [`cache`]: the current generation, published through a `watch` (latest wins).
 //! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
-//! - [`server`]: the tonic service that drives them.
+//! - [`server`]: the stream tasks that drive them; [`grpc`]: the gRPC service that frames their responses.
 //! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
 //! - [`csds`]: the Client Status Discovery Service, answering from that record beside ADS.
 //! - [`tls`], [`identity`]: xDS over (mutual) TLS with reloadable certificates, and the binding of each
@@ -16,6 +16,7 @@ pub mod connections;
 pub mod csds;
 pub mod delta;
 pub mod event;
+mod grpc;
 pub mod identity;
 pub mod limits;
 pub mod names;

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
@@ -25,6 +23,7 @@ use super::connections::{Connections, StreamGuard};
 use super::csds::CsdsServer;
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
+use super::grpc::AdsService;
 use super::identity::{IdentityPolicy, Peer};
 use super::limits::{Limit, LimitCounters, XdsLimits};
 use super::outbox::{Closed, Outbox, OutboxStream, PendingBudget};
@@ -103,9 +102,10 @@ impl AdsServer {
         self.closing.send_replace(true);
     }
 
-    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
+    /// The ADS service, with requests over `--xds-max-request-bytes` refused.
+    pub fn into_service(self) -> AdsService<AdsServer> {
         let max_request = self.limits.max_request_bytes;
-        AggregatedDiscoveryServiceServer::new(self).max_decoding_message_size(max_request)
+        AdsService::new(self, max_request)
     }
 
     /// Serves on `listener` until `shutdown` resolves, then ends every open stream (proxies reconnect to
@@ -431,7 +431,7 @@ impl<P: Protocol> StreamTask<P> {
                         return self.refuse(Limit::ResourceNames, Status::invalid_argument(message));
                     }
                     if self.node.is_none() {
-                        let Some(node) = P::node(&req).cloned() else {
+                        let Some(node) = P::node(&req).map(identity_of) else {
                             return End::Rejected(Status::invalid_argument(
                                 "the first request of a stream must carry the node",
                             ));
@@ -561,6 +561,18 @@ impl<P: Protocol> StreamTask<P> {
             }
         }
         Ok(())
+    }
+}
+
+/// What of a node a stream keeps for its life: what identifies the proxy. Envoy's node also lists every
+/// extension its binary was built with (hundreds of descriptors, tens of KB per proxy), which nothing reads.
+fn identity_of(node: &Node) -> Node {
+    Node {
+        id: node.id.clone(),
+        cluster: node.cluster.clone(),
+        metadata: node.metadata.clone(),
+        locality: node.locality.clone(),
+        ..Node::default()
     }
 }
 

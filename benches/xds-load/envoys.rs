@@ -1,0 +1,225 @@
+//! Real Envoys in place of the simulated proxies (`--envoys`): one per workload, each bootstrapped as
+//! `switchyard bootstrap` would (the same `BootstrapOptions`), connected to the Switchyard of the run. After
+//! every Envoy has acknowledged its configuration, the weight shift is applied and the time until each has
+//! acknowledged a new route version is read from Switchyard's `/debug/proxies`, the way an operator would.
+//!
+//! Every Envoy is an `EnvoyProcess`: killed and reaped when dropped, also when the run fails.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use switchyard::envoy::{BootstrapOptions, EnvoyProcess, NodeIdentity, ProcessOptions, XdsMode};
+use switchyard::meshgen::Change;
+
+use crate::client::Mode;
+use crate::process;
+
+/// Envoys started at once: each start reads its bootstrap and waits for its admin listener.
+const START_CONCURRENCY: usize = 8;
+/// How often `/debug/proxies` is read while waiting: the resolution of the latencies.
+const POLL: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Serialize)]
+pub struct EnvoyRun {
+    pub envoys: usize,
+    pub started_s: f64,
+    /// From the first Envoy's start until every one has acknowledged every type.
+    pub synced_s: f64,
+    pub change: String,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub converged: usize,
+    pub cpu_s: Option<f64>,
+    pub empty_rss_kb: Option<u64>,
+    pub idle_rss_kb: Option<u64>,
+    pub rss_per_envoy_kb: Option<f64>,
+}
+
+/// What `/debug/proxies` says about one stream, as far as convergence needs.
+#[derive(Debug, Deserialize)]
+struct ProxyView {
+    node_id: String,
+    stream: u64,
+    types: BTreeMap<String, TypeView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TypeView {
+    sent_version: Option<String>,
+    acked_version: Option<String>,
+}
+
+impl ProxyView {
+    /// The route version it runs, when it has acknowledged the latest response of every type.
+    fn settled_routes(&self) -> Option<&str> {
+        let settled = self.types.len() == 4
+            && self
+                .types
+                .values()
+                .all(|t| t.acked_version.is_some() && t.acked_version == t.sent_version);
+        settled
+            .then(|| self.types.get("Route")?.acked_version.as_deref())
+            .flatten()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    nodes: &[(usize, NodeIdentity)],
+    xds: SocketAddr,
+    admin: SocketAddr,
+    pid: Option<u32>,
+    mode: Mode,
+    dir: &std::path::Path,
+    change: &Change,
+    deadline: Duration,
+) -> anyhow::Result<EnvoyRun> {
+    let binary = switchyard::envoy::find_or_install(None).context("no Envoy binary")?;
+    let debug = reqwest::Client::new();
+    let url = format!("http://{admin}/debug/proxies");
+    let empty_rss_kb = pid.and_then(|p| process::memory_kb(p).ok()).map(|m| m.0);
+    let xds_mode = match mode {
+        Mode::Sotw => XdsMode::Sotw,
+        Mode::Delta => XdsMode::Delta,
+    };
+    let options = ProcessOptions {
+        log_level: "warn".into(),
+        ..ProcessOptions::default()
+    };
+    let started = Instant::now();
+    let envoys: Vec<EnvoyProcess> = stream::iter(nodes.iter().map(|(_, node)| {
+        let bootstrap = BootstrapOptions {
+            node: node.clone(),
+            admin: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            xds,
+            mode: xds_mode,
+            tls: None,
+        };
+        let binary = binary.clone();
+        let options = options.clone();
+        async move {
+            let yaml = bootstrap.to_yaml()?;
+            anyhow::Ok(EnvoyProcess::start(&binary, &yaml, &options).await?)
+        }
+    }))
+    .buffer_unordered(START_CONCURRENCY)
+    .try_collect()
+    .await?;
+    let started_s = started.elapsed().as_secs_f64();
+    eprintln!("{} Envoys started in {started_s:.1} s", envoys.len());
+
+    // Every Envoy connected and acknowledged everything.
+    let ids: Vec<&str> = nodes.iter().map(|(_, n)| n.id.as_str()).collect();
+    let before = loop {
+        let routes = settled(&debug, &url).await?;
+        if ids.iter().all(|id| routes.contains_key(*id)) {
+            break routes;
+        }
+        if started.elapsed() > deadline {
+            let exited = envoys.iter().filter(|e| e.exit_status().is_some()).count();
+            bail!(
+                "only {} of {} Envoys synced within {deadline:?} ({exited} exited)",
+                routes.len(),
+                ids.len()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let synced_s = started.elapsed().as_secs_f64();
+    // Idle, for memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_rss_kb = pid.and_then(|p| process::memory_kb(p).ok()).map(|m| m.0);
+
+    let cpu_before = pid.and_then(|p| process::cpu_seconds(p).ok());
+    change.apply(dir)?;
+    let t0 = Instant::now();
+    let mut converged_at: BTreeMap<&str, Duration> = BTreeMap::new();
+    while converged_at.len() < ids.len() && t0.elapsed() < deadline {
+        let routes = settled(&debug, &url).await?;
+        let at = t0.elapsed();
+        for id in &ids {
+            let moved = routes
+                .get(*id)
+                .is_some_and(|v| before.get(*id).is_some_and(|b| b != v));
+            if moved {
+                converged_at.entry(id).or_insert(at);
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let cpu_s = match (cpu_before, pid.and_then(|p| process::cpu_seconds(p).ok())) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let mut latencies: Vec<f64> = converged_at
+        .values()
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    drop(envoys);
+    let count = ids.len().max(1) as f64;
+    Ok(EnvoyRun {
+        envoys: ids.len(),
+        started_s,
+        synced_s,
+        change: change.description.clone(),
+        p50_ms: crate::percentile(&latencies, 50.0),
+        p99_ms: crate::percentile(&latencies, 99.0),
+        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        converged: latencies.len(),
+        cpu_s,
+        empty_rss_kb,
+        idle_rss_kb,
+        rss_per_envoy_kb: match (empty_rss_kb, idle_rss_kb) {
+            (Some(e), Some(i)) => Some((i as f64 - e as f64) / count),
+            _ => None,
+        },
+    })
+}
+
+/// Node id -> route version, for every proxy that has acknowledged the latest response of every type (the
+/// newest stream of a node, should one have reconnected).
+async fn settled(client: &reqwest::Client, url: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let proxies: Vec<ProxyView> = client.get(url).send().await?.json().await?;
+    let mut newest: BTreeMap<String, ProxyView> = BTreeMap::new();
+    for p in proxies {
+        if newest
+            .get(&p.node_id)
+            .is_none_or(|seen| seen.stream < p.stream)
+        {
+            newest.insert(p.node_id.clone(), p);
+        }
+    }
+    Ok(newest
+        .into_iter()
+        .filter_map(|(id, p)| p.settled_routes().map(|v| (id, v.to_string())))
+        .collect())
+}
+
+pub fn print(run: &EnvoyRun) {
+    println!(
+        "\n{} real Envoys: started in {:.1} s, all synced after {:.1} s; server RSS {} KB per connected Envoy",
+        run.envoys,
+        run.started_s,
+        run.synced_s,
+        run.rss_per_envoy_kb
+            .map_or("-".into(), |k| format!("{k:.1}"))
+    );
+    println!("| change | converged | p50 ms | p99 ms | max ms | server CPU s |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} of {} | {:.0} | {:.0} | {:.0} | {} |",
+        run.change,
+        run.converged,
+        run.envoys,
+        run.p50_ms,
+        run.p99_ms,
+        run.max_ms,
+        run.cpu_s.map_or("-".into(), |c| format!("{c:.2}")),
+    );
+}
