@@ -1,7 +1,7 @@
 //! Loading: multi-document YAML with provenance, strict fields, "not supported yet", namespaces and directories.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use switchyard::spec::{self, Kind, LoadError, StringMatch};
@@ -510,4 +510,29 @@ fn a_loader_that_reparses_only_changed_files_loads_what_a_fresh_load_does() {
         loader.load_paths(&paths).expect("load"),
         spec::load_paths(&paths).expect("load")
     );
+}
+
+/// Inputs the `spec_load` fuzz target found (docs/fuzzing.md), kept as regressions: every error names a line
+/// inside the file.
+#[test]
+fn fuzz_found_inputs_name_lines_inside_the_file() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/spec_load");
+    let mut seen = 0;
+    for entry in fs::read_dir(&dir).expect("tests/fuzz/spec_load") {
+        let path = entry.expect("entry").path();
+        let text = String::from_utf8_lossy(&fs::read(&path).expect("read")).into_owned();
+        let lines = text.lines().count().max(1);
+        if let Err(errors) = spec::load_str(&path, &text) {
+            for e in &errors.0 {
+                assert!(
+                    (1..=lines).contains(&e.line),
+                    "{}: line {} of {lines}: {e}",
+                    path.display(),
+                    e.line
+                );
+            }
+        }
+        seen += 1;
+    }
+    assert!(seen > 0);
 }

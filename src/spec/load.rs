@@ -346,7 +346,9 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
         let value: serde_yaml::Value = match serde_yaml::from_str(doc.body) {
             Ok(v) => v,
             Err(e) => {
-                let at = e.location().map_or(line, |l| doc.first_line + l.line() - 1);
+                let at = e
+                    .location()
+                    .map_or(line, |l| doc.first_line + lf_line(doc.body, l.line()) - 1);
                 errors.push(error(
                     LoadCode::Unreadable,
                     at,
@@ -447,7 +449,7 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
         };
         if let Err(e) = result {
             let at = e.line.map_or(line, |l| {
-                doc.first_line + refine_line(doc.body, l, &e.path) - 1
+                doc.first_line + refine_line(doc.body, lf_line(doc.body, l), &e.path) - 1
             });
             let code = if e.message.contains("not supported yet") {
                 LoadCode::FieldNotSupported
@@ -550,6 +552,32 @@ fn typed<S: DeserializeOwned>(
     }
 }
 
+/// libyaml counts a line at every YAML line break (LF, CR, CRLF, NEL, LS, PS); editors, `grep -n` and `sed`
+/// count LFs. Maps libyaml's 1-based line within `body` to the LF-counted line, so an error always names a line
+/// of the file as people see it (a lone CR once put an error 50 lines past the end of a file; found by fuzzing).
+fn lf_line(body: &str, yaml_line: usize) -> usize {
+    let (mut yaml, mut lf) = (1, 1);
+    let mut chars = body.chars().peekable();
+    while yaml < yaml_line {
+        let Some(c) = chars.next() else { break };
+        match c {
+            '\r' => {
+                if chars.next_if_eq(&'\n').is_some() {
+                    lf += 1;
+                }
+                yaml += 1;
+            }
+            '\n' => {
+                lf += 1;
+                yaml += 1;
+            }
+            '\u{85}' | '\u{2028}' | '\u{2029}' => yaml += 1,
+            _ => {}
+        }
+    }
+    lf
+}
+
 /// serde_yaml sometimes places an error on the last event it consumed (the end of the previous value) rather
 /// than on the offending key. Moves forward from `reported` (1-based, within the document) to the line that
 /// holds the path's last key, when there is one within reach.
@@ -603,6 +631,20 @@ fn strip_location(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_lines_map_to_the_lines_people_see() {
+        let body = "a: 1\r\nb: 2\rc: 3\u{2028}d: 4\ne: [";
+        assert_eq!(lf_line(body, 1), 1);
+        assert_eq!(lf_line(body, 2), 2); // after CRLF
+        assert_eq!(lf_line(body, 3), 2); // a lone CR is no line of the file
+        assert_eq!(lf_line(body, 4), 2); // nor is LS
+        assert_eq!(lf_line(body, 5), 3);
+        assert_eq!(lf_line(body, 99), 3); // past the end: the last line
+        let errors = load_str("x.yaml", "kind: VirtualService\rmetadata:\r  name: [\n")
+            .expect_err("invalid");
+        assert!(errors.0.iter().all(|e| e.line == 1), "{errors}");
+    }
 
     #[test]
     fn strips_serde_location() {
