@@ -641,8 +641,8 @@ mod tests {
         assert_eq!(lf_line(body, 4), 2); // nor is LS
         assert_eq!(lf_line(body, 5), 3);
         assert_eq!(lf_line(body, 99), 3); // past the end: the last line
-        let errors = load_str("x.yaml", "kind: VirtualService\rmetadata:\r  name: [\n")
-            .expect_err("invalid");
+        let errors =
+            load_str("x.yaml", "kind: VirtualService\rmetadata:\r  name: [").expect_err("invalid");
         assert!(errors.0.iter().all(|e| e.line == 1), "{errors}");
     }
 
