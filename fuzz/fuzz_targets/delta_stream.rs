@@ -1,6 +1,7 @@
 //! `DeltaStream` fed any sequence of requests and snapshot changes: no panic, a nonce is never reused, a name
 //! is never both sent and removed in one response, what is sent is what the current snapshot has (same
-//! version), and what is removed the snapshot does not have.
+//! version) and covered by the subscription, and what is removed the snapshot does not have or the
+//! subscription does not cover (a reconnecting proxy may claim resources it no longer asks for).
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -96,7 +97,7 @@ fuzz_target!(|ops: Vec<Op>| {
             }
         };
         for response in &step.responses {
-            check(response, current);
+            check(response, current, &stream);
             sent.record(
                 &response.type_url,
                 &response.nonce,
@@ -106,15 +107,20 @@ fuzz_target!(|ops: Vec<Op>| {
     }
 });
 
-fn check(response: &DeltaDiscoveryResponse, snapshot: Option<&Snapshot>) {
+fn check(response: &DeltaDiscoveryResponse, snapshot: Option<&Snapshot>, stream: &DeltaStream) {
     let t = ResourceType::from_type_url(&response.type_url).expect("a served type");
     let snapshot = snapshot.expect("no response without a snapshot");
+    let names = &stream
+        .subscription(t)
+        .expect("a response only to a subscription")
+        .names;
     let mut sent: BTreeMap<&str, &str> = BTreeMap::new();
     for r in &response.resources {
         let held = snapshot
             .get(t, &r.name)
             .unwrap_or_else(|| panic!("{} is not in the snapshot", r.name));
         assert_eq!(r.version, held.version, "{} sent at another version", r.name);
+        assert!(names.covers(&r.name), "{} sent but not subscribed", r.name);
         assert!(
             sent.insert(&r.name, &r.version).is_none(),
             "{} sent twice in one response",
@@ -123,6 +129,9 @@ fn check(response: &DeltaDiscoveryResponse, snapshot: Option<&Snapshot>) {
     }
     for name in &response.removed_resources {
         assert!(!sent.contains_key(name.as_str()), "{name} both sent and removed");
-        assert!(!snapshot.contains(t, name), "{name} removed but present");
+        assert!(
+            !snapshot.contains(t, name) || !names.covers(name),
+            "{name} removed but present and subscribed"
+        );
     }
 }

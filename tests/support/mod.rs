@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests, one module per concern:
 //!
 //! - [`browser`]: a real headless Chromium over WebDriver, for pages as people see them.
+//! - [`envoy`]: the real Envoy binary, found or installed once, and `envoy --mode validate`.
 //! - [`checkout`]: a scratch copy of the spec directory and the Istio samples, for the CLI tests.
 //! - [`fixtures`]: tiny hand-built Envoy resources and snapshots.
 //! - [`golden`]: rendering resources as a config dump shows them, and golden files.
@@ -13,6 +14,7 @@
 
 pub mod browser;
 pub mod checkout;
+pub mod envoy;
 pub mod fixtures;
 pub mod golden;
 pub mod simulate;
