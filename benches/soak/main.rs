@@ -133,6 +133,12 @@ fn main() -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(soak(&args, &server, &gateway, &admin, &route_file, &routes))?;
+    if let Some(status) = server.child.try_wait()? {
+        bail!(
+            "the demo exited during the soak ({status}); its log: {}",
+            work.join("demo.log").display()
+        );
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&work);
 
@@ -174,12 +180,14 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The gateway URL and the admin address, from what `demo` prints once everything is up.
+/// The gateway URL and the admin address, from what `demo` prints once everything is up. The rest of its output
+/// is drained on a thread of its own: a demo whose stdout is closed dies at its next line.
 fn read_addresses(server: &mut Server) -> anyhow::Result<(String, String)> {
     let stdout = server.child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
     let mut gateway = None;
     let mut admin = None;
-    for line in BufReader::new(stdout).lines() {
+    while let Some(line) = lines.next() {
         let line = line?;
         if let Some(url) = line.strip_prefix("Bookinfo is up: ") {
             gateway = Some(url.trim().to_owned());
@@ -188,6 +196,7 @@ fn read_addresses(server: &mut Server) -> anyhow::Result<(String, String)> {
             admin = rest.split('/').next().map(str::to_owned);
         }
         if let (Some(g), Some(a)) = (&gateway, &admin) {
+            std::thread::spawn(move || lines.for_each(drop));
             return Ok((g.clone(), a.clone()));
         }
     }
