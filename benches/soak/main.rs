@@ -139,7 +139,7 @@ fn main() -> anyhow::Result<()> {
             work.join("demo.log").display()
         );
     }
-    drop(server);
+    stop(server)?;
     let _ = std::fs::remove_dir_all(&work);
 
     println!("| minutes | mode | requests | failed | changes | revision | RSS first | RSS last | RSS max | growth |");
@@ -178,6 +178,22 @@ fn main() -> anyhow::Result<()> {
         bail!("RSS grew {:.1}%", report.rss_growth_percent);
     }
     Ok(())
+}
+
+/// Stops the demo as Ctrl-C would (SIGTERM), so it stops its Envoys; a SIGKILL (what dropping `Server` does,
+/// the fallback here) would leave them running.
+fn stop(mut server: Server) -> anyhow::Result<()> {
+    Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if server.child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("the demo did not stop within 20 s of SIGTERM")
 }
 
 /// The gateway URL and the admin address, from what `demo` prints once everything is up. The rest of its output
