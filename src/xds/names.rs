@@ -46,8 +46,28 @@ impl NameSet {
     }
 
     /// Whether two holders share one allocation (for tests and memory accounting).
+    /// A reference that does not keep the set alive, for memos keyed by set.
+    pub fn downgrade(&self) -> WeakNameSet {
+        WeakNameSet(Arc::downgrade(&self.0))
+    }
+
     pub fn shares_with(&self, other: &NameSet) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A [`NameSet`] that may have been freed.
+#[derive(Clone, Debug)]
+pub struct WeakNameSet(Weak<BTreeSet<String>>);
+
+impl WeakNameSet {
+    /// Whether this is `set` (the same allocation, still alive: a freed set's address may be reused).
+    pub fn refers_to(&self, set: &NameSet) -> bool {
+        self.is_alive() && std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&set.0))
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use envoy_types::pb::envoy::config::cluster::v3::{
     cluster::{ClusterDiscoveryType, DiscoveryType},
@@ -24,6 +24,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 use sha2::{Digest, Sha256};
 
+use super::names::{NameSet, WeakNameSet};
 use super::resource_type::{PerType, ResourceType};
 
 /// One resource, encoded once.
@@ -93,6 +94,11 @@ fn short_hash(feed: impl FnOnce(&mut Sha256)) -> String {
 
 /// The version of a set of resources: a hash over their names and versions, so it changes exactly when
 /// one of them changes, appears or disappears.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A memo: whatever a panicking holder left is still a valid memo.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn aggregate_version<'a>(resources: impl IntoIterator<Item = &'a Encoded>) -> String {
     short_hash(|h| {
         for r in resources {
@@ -117,7 +123,15 @@ pub struct Layer {
     version: String,
     /// What changed from the layer this one replaced, when it was built as its successor.
     change: Option<LayerChange>,
+    /// The versions of explicit subscriptions' selections from this layer, per interned name set. Every
+    /// sidecar of a scope subscribes to the same names, so the first stream to answer from a new layer hashes
+    /// the selection and the others look it up: without it, a change costs every stream a walk over every
+    /// name it subscribes to.
+    selections: Mutex<Vec<(WeakNameSet, String)>>,
 }
+
+/// Memoised selections kept per layer: a few name sets per scope are usual; beyond that the oldest goes.
+const SELECTIONS_KEPT: usize = 32;
 
 /// The difference between a layer and the one it replaced in the previous generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +153,7 @@ impl Layer {
             version: aggregate_version(resources.values().map(|r| r.as_ref())),
             resources,
             change: None,
+            selections: Mutex::default(),
         }
     }
 
@@ -200,6 +215,26 @@ impl Layer {
     }
 
     /// What changed since the layer with id `from`, if this layer directly replaced it.
+    /// `aggregate_version` of the resources of this layer that `names` names, in name order.
+    pub fn selection_version(&self, names: &NameSet) -> String {
+        if let Some((_, version)) = lock(&self.selections)
+            .iter()
+            .find(|(set, _)| set.refers_to(names))
+        {
+            return version.clone();
+        }
+        // Hashed outside the lock; two streams racing compute the same value.
+        let version =
+            aggregate_version(names.iter().filter_map(|n| self.get(n)).map(|r| r.as_ref()));
+        let mut selections = lock(&self.selections);
+        selections.retain(|(set, _)| set.is_alive());
+        if selections.len() >= SELECTIONS_KEPT {
+            selections.remove(0);
+        }
+        selections.push((names.downgrade(), version.clone()));
+        version
+    }
+
     pub fn change_since(&self, from: u64) -> Option<&LayerChange> {
         self.change.as_ref().filter(|c| c.from == from)
     }

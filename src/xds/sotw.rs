@@ -197,7 +197,7 @@ impl SotwStream {
             return step;
         }
         let selected = sub.names.select(snapshot, t);
-        let version = sub.names.version_of(snapshot, t, &selected);
+        let version = sub.names.version(snapshot, t);
         sub.answered_from = layers;
         let unchanged = sub.last_sent.as_ref().is_some_and(|s| s.version == version);
         if unchanged && !force {

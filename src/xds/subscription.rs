@@ -67,6 +67,7 @@ impl ResourceNames {
     /// Applies a Delta subscribe list; returns the explicit names that were newly added.
     pub fn subscribe(&mut self, names: &[String]) -> Vec<String> {
         let mut added = Vec::new();
+        let mut seen = BTreeSet::new();
         for name in names {
             if name == WILDCARD {
                 if let ResourceNames::Explicit(set) = self {
@@ -82,7 +83,8 @@ impl ResourceNames {
                 ResourceNames::LegacyWildcard => continue,
                 ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) => set,
             };
-            if !set.contains(name) && !added.contains(name) {
+            // A request may name thousands; `seen` keeps the duplicate check logarithmic.
+            if !set.contains(name) && seen.insert(name.as_str()) {
                 added.push(name.clone());
             }
         }
@@ -125,18 +127,15 @@ impl ResourceNames {
         }
     }
 
-    /// The version of `selected`, what [`ResourceNames::select`] returned for `snapshot`: a wildcard
-    /// subscription sees whole layers, whose versions are already known.
-    pub fn version_of(
-        &self,
-        snapshot: &Snapshot,
-        t: ResourceType,
-        selected: &[&Arc<Encoded>],
-    ) -> String {
-        if self.is_wildcard() {
-            snapshot.version(t)
-        } else {
-            aggregate_version(selected.iter().map(|r| r.as_ref()))
+    /// The version of what this subscription covers of type `t` in `snapshot`: a wildcard subscription sees
+    /// whole layers, whose versions are already known; an explicit one's is memoised in the layer.
+    pub fn version(&self, snapshot: &Snapshot, t: ResourceType) -> String {
+        match (self, snapshot.layers(t)) {
+            (ResourceNames::LegacyWildcard | ResourceNames::Wildcard(_), _) => snapshot.version(t),
+            (ResourceNames::Explicit(names), [layer]) => layer.selection_version(names),
+            (ResourceNames::Explicit(_), _) => {
+                aggregate_version(self.select(snapshot, t).into_iter().map(|r| r.as_ref()))
+            }
         }
     }
 
@@ -201,8 +200,19 @@ pub struct Known {
     base: Vec<Arc<Layer>>,
     /// What the subscription covered when `base` was sent (sharing its name set).
     base_names: Option<ResourceNames>,
-    /// Where the proxy's holdings differ from `base`: `Some(version)` held at that version, `None` not held.
-    exceptions: BTreeMap<String, Option<String>>,
+    /// Where the proxy's holdings differ from `base`.
+    exceptions: BTreeMap<String, Held>,
+}
+
+/// What a proxy holds of one resource, where that differs from the base layers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Held {
+    /// This version.
+    Version(String),
+    /// Some version that must be sent again whatever it is (Envoy re-created the cluster that used it).
+    Stale,
+    /// Nothing (it unsubscribed).
+    Nothing,
 }
 
 impl Known {
@@ -215,22 +225,36 @@ impl Known {
             base_names: None,
             exceptions: versions
                 .into_iter()
-                .map(|(name, version)| (name.clone(), Some(version.clone())))
+                .map(|(name, version)| (name.clone(), Held::Version(version.clone())))
                 .collect(),
         }
     }
 
-    /// The version of `name` the proxy holds.
+    /// The version of `name` the proxy holds, if one that need not be sent again.
     pub fn version(&self, name: &str) -> Option<&str> {
         match self.exceptions.get(name) {
-            Some(held) => held.as_deref(),
-            None if self.base_covers(name) => self
-                .base
-                .iter()
-                .find_map(|l| l.get(name))
-                .map(|r| r.version.as_str()),
-            None => None,
+            Some(Held::Version(version)) => Some(version),
+            Some(Held::Stale | Held::Nothing) => None,
+            None => self.base_version(name),
         }
+    }
+
+    /// Whether the proxy holds `name` at all (so its disappearance must be told).
+    pub fn holds(&self, name: &str) -> bool {
+        match self.exceptions.get(name) {
+            Some(held) => *held != Held::Nothing,
+            None => self.base_version(name).is_some(),
+        }
+    }
+
+    fn base_version(&self, name: &str) -> Option<&str> {
+        if !self.base_covers(name) {
+            return None;
+        }
+        self.base
+            .iter()
+            .find_map(|l| l.get(name))
+            .map(|r| r.version.as_str())
     }
 
     fn base_covers(&self, name: &str) -> bool {
@@ -247,14 +271,22 @@ impl Known {
         let exceptions = self
             .exceptions
             .iter()
-            .filter(|(_, held)| held.is_some())
+            .filter(|(_, held)| **held != Held::Nothing)
             .map(|(n, _)| n);
         from_base.chain(exceptions)
     }
 
-    /// The proxy no longer holds `name` (it unsubscribed, or will be sent it again).
+    /// The proxy no longer holds `name` (it unsubscribed).
     pub fn forget(&mut self, name: &str) {
-        self.exceptions.insert(name.to_owned(), None);
+        self.exceptions.insert(name.to_owned(), Held::Nothing);
+    }
+
+    /// `name`, if the proxy holds it, is to be sent again even though its version did not change; if the
+    /// resource is gone meanwhile, the proxy is still told it is removed.
+    pub fn resend(&mut self, name: &str) {
+        if self.holds(name) {
+            self.exceptions.insert(name.to_owned(), Held::Stale);
+        }
     }
 
     /// The proxy was just sent everything `names` covers in `layers`.
@@ -264,11 +296,22 @@ impl Known {
         self.exceptions.clear();
     }
 
-    /// When the proxy holds exactly what `names` (the subscription now) covers in the layers of the last
-    /// answer, those layers.
-    pub fn exact_base(&self, names: &ResourceNames) -> Option<&[Arc<Layer>]> {
-        let same_names = self.base_names.as_ref() == Some(names);
-        (same_names && self.exceptions.is_empty()).then_some(self.base.as_slice())
+    /// The layers of the last answer, when what the proxy holds is "what they held under the subscription
+    /// of then, except the exceptions" and that subscription differs from `names` (the subscription now) only
+    /// in names the stream tracks: the same names, or explicit names added (answered as newly subscribed) and
+    /// removed (forgotten, so exceptions). A change between wildcard and explicit is not covered.
+    pub fn base(&self, names: &ResourceNames) -> Option<&[Arc<Layer>]> {
+        let comparable = match (self.base_names.as_ref()?, names) {
+            (then, now) if then == now => true,
+            (ResourceNames::Explicit(_), ResourceNames::Explicit(_)) => true,
+            _ => false,
+        };
+        comparable.then_some(self.base.as_slice())
+    }
+
+    /// Names whose version differs from the base layers' (forgotten, or seeded by a reconnecting proxy).
+    pub fn exceptions(&self) -> impl Iterator<Item = &String> + '_ {
+        self.exceptions.keys()
     }
 }
 
