@@ -56,6 +56,9 @@ pub struct MeshOptions {
     pub namespaces: usize,
     /// One service in this many gets a VirtualService (1: every service; 0: none).
     pub virtual_service_every: usize,
+    /// With `Some(k)`, a `Sidecar` resource per service lets its workloads reach only the `k` services after
+    /// it (wrapping around), as Istio users scope large meshes; `None`: every sidecar reaches every service.
+    pub sidecar_egress: Option<usize>,
     pub seed: u64,
 }
 
@@ -68,7 +71,15 @@ impl MeshOptions {
             services: (workloads / 2).max(1),
             namespaces: 1,
             virtual_service_every: 5,
+            sidecar_egress: None,
             seed: 1,
+        }
+    }
+
+    pub fn sidecar_egress(self, sidecar_egress: Option<usize>) -> MeshOptions {
+        MeshOptions {
+            sidecar_egress,
+            ..self
         }
     }
 
@@ -254,6 +265,9 @@ impl GeneratedMesh {
             files.insert(self.service_file(index), self.render_service(index));
             if let Some(text) = self.render_virtual_service(index) {
                 files.insert(self.virtual_service_file(index), text);
+            }
+            if let Some(text) = self.render_sidecar(index) {
+                files.insert(format!("sidecar-{}.yaml", self.services[index].name), text);
             }
         }
         files
@@ -486,6 +500,39 @@ spec:
         out
     }
 
+    /// The `Sidecar` of service `index`'s workloads, with `sidecar_egress` set: the services after it.
+    fn render_sidecar(&self, index: usize) -> Option<String> {
+        let reach = self.options.sidecar_egress?;
+        // The services of the mesh as generated: one added later (it has no proxies) is reached by nobody.
+        let count = self.options.services;
+        let s = self.services.get(index).filter(|_| index < count)?;
+        let mut out = format!(
+            "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  workloadSelector:
+    labels:
+      app: {name}
+  egress:
+  - hosts:
+",
+            name = s.name,
+            ns = s.namespace
+        );
+        for step in 1..=reach.min(count.saturating_sub(1)) {
+            let other = &self.services[(index + step) % count];
+            let _ = writeln!(out, "    - {}/{}", other.namespace, other.host());
+        }
+        if reach == 0 || count == 1 {
+            // Nothing to reach: Istio's way of saying so.
+            out.push_str("    - \"~/*\"\n");
+        }
+        Some(out)
+    }
+
     fn render_virtual_service(&self, index: usize) -> Option<String> {
         let s = self.services.get(index)?;
         let routes = s.routes.as_ref()?;
@@ -660,6 +707,22 @@ mod tests {
             let snapshot = generation.snapshot_for(&node.to_proto()).unwrap();
             assert!(snapshot.len(crate::xds::ResourceType::Cluster) > 150);
         }
+    }
+
+    #[test]
+    fn a_scoped_mesh_validates_and_each_sidecar_sees_only_what_its_sidecar_resource_admits() {
+        let (mut mesh, dir) =
+            check_valid(MeshOptions::new(100).namespaces(3).sidecar_egress(Some(3)));
+        let resolved = read_mesh(&[dir.path().to_path_buf()]).unwrap();
+        let generation = MeshGeneration::new(resolved.mesh.clone());
+        for (_, node) in mesh.nodes().unwrap() {
+            let snapshot = generation.snapshot_for(&node.to_proto()).unwrap();
+            // Three services of three clusters (default, v1, v2), and its own inbound cluster.
+            assert_eq!(snapshot.len(crate::xds::ResourceType::Cluster), 10);
+        }
+        // A service added later has no Sidecar of its own; the mesh stays valid.
+        mesh.add_service().apply(dir.path()).unwrap();
+        read_mesh(&[dir.path().to_path_buf()]).unwrap();
     }
 
     #[test]

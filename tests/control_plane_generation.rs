@@ -150,6 +150,44 @@ fn a_sidecar_resource_limits_what_its_workloads_see() {
     ));
 }
 
+/// A VirtualService for ratings (which reviews-v1's Sidecar admits) that sends some traffic to details.
+const RATINGS_TO_DETAILS: &str = "\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http:
+  - route:
+    - destination: {host: ratings, subset: v1}
+      weight: 90
+    - destination: {host: details}
+      weight: 10
+";
+
+#[test]
+fn a_sidecar_scope_includes_the_destinations_of_the_virtual_services_it_admits() {
+    // Istio infers these: a route the sidecar is given must find its clusters.
+    let (_dir, mesh) = bookinfo_with(&format!("{RATINGS_ONLY}---\n{RATINGS_TO_DETAILS}"));
+    let proxy =
+        switchyard::mesh::Proxy::identify(&mesh, &sidecar_node(&mesh, "reviews-v1")).unwrap();
+    let translated = switchyard::translate::translate(&mesh, &proxy);
+    translated.check_consistent().unwrap();
+    let generation = MeshGeneration::new(mesh.clone());
+    let scoped = generation
+        .snapshot_for(&sidecar_node(&mesh, "reviews-v1"))
+        .unwrap();
+    assert!(scoped.contains(
+        ResourceType::Cluster,
+        "outbound|9080||details.default.svc.cluster.local"
+    ));
+    // Still not what no admitted route leads to.
+    assert!(!scoped.contains(
+        ResourceType::Cluster,
+        "outbound|9080||productpage.default.svc.cluster.local"
+    ));
+}
+
 #[test]
 fn a_change_to_one_host_pushes_nothing_to_a_proxy_that_cannot_see_it() {
     use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;

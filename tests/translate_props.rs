@@ -63,6 +63,8 @@ struct Svc {
     /// Settings of the first subset.
     subset_policy: Option<Policy>,
     vs: Option<Vec<Http>>,
+    /// A `Sidecar` for the service's workloads reaching only these services (by index, modulo their count).
+    egress: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Clone)]
@@ -251,9 +253,13 @@ fn services() -> impl Strategy<Value = Vec<Svc>> {
                 proptest::option::of((0..2usize, policy())),
                 proptest::option::of(policy()),
                 proptest::option::of(proptest::collection::vec(http(n), 1..4)),
+                prop_oneof![
+                    2 => Just(None),
+                    1 => proptest::collection::vec(0..n, 1..3).prop_map(Some),
+                ],
             )
                 .prop_map(
-                    |(ports, versions, subsets, policy, port_policy, subset_policy, vs)| Svc {
+                    |(ports, versions, subsets, policy, port_policy, subset_policy, vs, egress)| Svc {
                         port_policy: port_policy.map(|(i, p)| (i % ports.len(), p)),
                         ports,
                         versions,
@@ -261,6 +267,7 @@ fn services() -> impl Strategy<Value = Vec<Svc>> {
                         policy,
                         subset_policy,
                         vs,
+                        egress,
                     },
                 ),
             n,
@@ -323,6 +330,13 @@ fn yaml(services: &[Svc]) -> String {
                 );
             }
             let _ = write!(y, "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: s{i}}}\nspec:\n  host: s{i}\n  trafficPolicy: {{{policy}}}\n  subsets:{}\n{list}", if list.is_empty() { " []" } else { "" });
+        }
+        if let Some(reach) = &s.egress {
+            let hosts: Vec<String> = reach
+                .iter()
+                .map(|j| format!("./s{}.default.svc.cluster.local", j % services.len()))
+                .collect();
+            let _ = write!(y, "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: s{i}}}\nspec:\n  workloadSelector: {{labels: {{app: s{i}}}}}\n  egress:\n  - hosts: [{}]\n", hosts.join(", "));
         }
         if let Some(routes) = &s.vs {
             let _ = write!(y, "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: s{i}}}\nspec:\n  hosts: [s{i}]\n  http:\n");

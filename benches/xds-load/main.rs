@@ -56,6 +56,9 @@ struct Args {
     namespaces: usize,
     #[arg(long, value_enum, default_value = "sotw")]
     mode: Mode,
+    /// Scope each service's workloads with a `Sidecar` that reaches only the K services after it.
+    #[arg(long, value_name = "K")]
+    sidecar_egress: Option<usize>,
     /// Switchyard's `--debounce-ms`.
     #[arg(long, default_value_t = 10)]
     debounce_ms: u64,
@@ -198,7 +201,9 @@ impl Driver<'_> {
 }
 
 async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
-    let mut options = MeshOptions::new(args.proxies).namespaces(args.namespaces);
+    let mut options = MeshOptions::new(args.proxies)
+        .namespaces(args.namespaces)
+        .sidecar_egress(args.sidecar_egress);
     if let Some(services) = args.services {
         options = options.services(services);
     }
@@ -253,6 +258,11 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
                 .arg(&dir)
                 .args(["--xds", &xds.to_string(), "--admin", &admin.to_string()])
                 .args(["--debounce-ms", &args.debounce_ms.to_string()])
+                // Room for every simulated proxy's connection beside the default limit's headroom.
+                .args([
+                    "--xds-max-connections",
+                    &(args.proxies + 10_000).to_string(),
+                ])
                 // Per-push info logs would be part of what is measured; a real deployment at scale
                 // would not log every push either.
                 .env("RUST_LOG", "warn")

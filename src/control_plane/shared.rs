@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::mesh::{GatewayRef, Mesh, ResourceKey, RouteAction, RouteScope, VirtualService};
+use crate::mesh::{GatewayRef, Mesh, ResourceKey, RouteScope, VirtualService};
 use crate::translate;
 use crate::xds::{Encoded, Layer};
 
@@ -20,6 +20,8 @@ use crate::xds::{Encoded, Layer};
 pub struct SharedResources {
     /// Per service host, its encoded outbound clusters and endpoints: what the next generation reuses.
     by_host: BTreeMap<String, HostResources>,
+    /// Per workload (`namespace/name`), the Sidecar resource that applies to it ([`Mesh::egress_scope_for`]).
+    egress_of: BTreeMap<String, Option<String>>,
     /// Per Sidecar resource that applies to some workload (`None`: no Sidecar, every service), what its
     /// sidecars reach.
     views: BTreeMap<Option<String>, View>,
@@ -62,6 +64,8 @@ impl SharedResources {
         let label_keys = mesh.source_label_keys();
 
         let mut by_host = BTreeMap::new();
+        // Services translated again (not reused): only views reaching one of them can differ.
+        let mut rebuilt = Vec::new();
         for (host, service) in &mesh.services {
             let reusable = previous.as_ref().and_then(|p| {
                 let unchanged = p.mesh.services.get(host) == Some(service)
@@ -70,41 +74,95 @@ impl SharedResources {
             });
             let resources = match reusable {
                 Some(kept) => kept.clone(),
-                None => HostResources {
-                    clusters: translate::service_clusters(mesh, service)
-                        .iter()
-                        .map(|c| Arc::new(Encoded::cluster(c)))
-                        .collect(),
-                    endpoints: translate::service_endpoints(mesh, service)
-                        .iter()
-                        .map(|e| Arc::new(Encoded::endpoint(e)))
-                        .collect(),
-                },
+                None => {
+                    rebuilt.push(service);
+                    HostResources {
+                        clusters: translate::service_clusters(mesh, service)
+                            .iter()
+                            .map(|c| Arc::new(Encoded::cluster(c)))
+                            .collect(),
+                        endpoints: translate::service_endpoints(mesh, service)
+                            .iter()
+                            .map(|e| Arc::new(Encoded::endpoint(e)))
+                            .collect(),
+                    }
+                }
             };
             by_host.insert(host.clone(), resources);
         }
         // Every workload's egress view and route scope: a sidecar is a workload, so these are all there are.
+        // Which Sidecar resource applies to a workload depends on its namespace, its labels and the Sidecar
+        // resources: with those unchanged, the previous generation's answer stands.
+        let sidecars_unchanged = previous
+            .as_ref()
+            .is_some_and(|p| p.mesh.sidecars == mesh.sidecars);
+        let egress_of: BTreeMap<String, Option<String>> = mesh
+            .workloads
+            .iter()
+            .map(|(key, w)| {
+                let known = previous
+                    .as_ref()
+                    .filter(|_| sidecars_unchanged)
+                    .filter(|p| {
+                        p.mesh.workloads.get(key).is_some_and(|old| {
+                            old.namespace == w.namespace && old.labels == w.labels
+                        })
+                    })
+                    .and_then(|p| p.shared.egress_of.get(key));
+                let egress = match known {
+                    Some(egress) => egress.clone(),
+                    None => mesh
+                        .egress_scope_for(&w.namespace, &w.labels)
+                        .map(str::to_owned),
+                };
+                (key.clone(), egress)
+            })
+            .collect();
         let scopes: BTreeSet<RouteScope> = mesh
             .workloads
-            .values()
-            .map(|w| {
-                let egress = mesh.egress_scope_for(&w.namespace, &w.labels);
-                RouteScope::new(&w.namespace, &w.labels, &label_keys, egress)
+            .iter()
+            .map(|(key, w)| {
+                let egress = egress_of.get(key).cloned().flatten();
+                RouteScope::new(&w.namespace, &w.labels, &label_keys, egress.as_deref())
             })
             .collect();
         let egresses: BTreeSet<Option<String>> = std::iter::once(None)
             .chain(scopes.iter().map(|s| s.egress.clone()))
             .collect();
+        // A view depends on which services exist (and in which namespace), its Sidecar resource and the
+        // resources of the services it reaches. With the first two unchanged and none of those services
+        // rebuilt, the previous view stands, without a walk over every service.
+        let same_service_names = previous.as_ref().is_some_and(|p| {
+            p.mesh.services.len() == mesh.services.len()
+                && p.mesh
+                    .services
+                    .iter()
+                    .zip(&mesh.services)
+                    .all(|((h1, s1), (h2, s2))| h1 == h2 && s1.namespace == s2.namespace)
+        });
         let mut views = BTreeMap::new();
+        let mut reused_views = BTreeSet::new();
         for egress in egresses {
             let key = egress.as_deref();
+            let before = previous.as_ref().and_then(|p| p.shared.views.get(&egress));
+            let still = before.filter(|_| {
+                same_service_names
+                    && previous.as_ref().is_some_and(|p| {
+                        key.map(|k| p.mesh.sidecars.get(k)) == key.map(|k| mesh.sidecars.get(k))
+                    })
+                    && !rebuilt.iter().any(|s| mesh.reaches(key, s))
+            });
+            if let Some(view) = still {
+                views.insert(egress.clone(), view.clone());
+                reused_views.insert(egress);
+                continue;
+            }
             let reached: Vec<&HostResources> = mesh
                 .services
                 .iter()
                 .filter(|(_, service)| mesh.reaches(key, service))
                 .filter_map(|(host, _)| by_host.get(host))
                 .collect();
-            let before = previous.as_ref().and_then(|p| p.shared.views.get(&egress));
             let view = View {
                 clusters: Layer::succeed(
                     before.map(|v| &v.clusters),
@@ -136,13 +194,21 @@ impl SharedResources {
         // scope: decided once for each, however many scopes share them.
         let mut clean: BTreeMap<(Option<String>, u32), bool> = BTreeMap::new();
         let mut is_clean = |old_mesh: &Mesh, egress: Option<&str>, port: u32| -> bool {
-            *clean
-                .entry((egress.map(str::to_owned), port))
-                .or_insert_with(|| {
-                    let hosts = hosts_on_port(mesh, port, egress);
-                    !hosts.iter().any(|h| dirty.contains(h))
-                        && hosts == hosts_on_port(old_mesh, port, egress)
-                })
+            let key = egress.map(str::to_owned);
+            let view_reused = reused_views.contains(&key);
+            *clean.entry((key, port)).or_insert_with(|| {
+                if view_reused {
+                    // The same services on the port as before: only a dirty one among them matters.
+                    return !dirty.iter().any(|h| {
+                        mesh.services
+                            .get(h)
+                            .is_some_and(|s| s.port(port).is_some() && mesh.reaches(egress, s))
+                    });
+                }
+                let hosts = hosts_on_port(mesh, port, egress);
+                !hosts.iter().any(|h| dirty.contains(h))
+                    && hosts == hosts_on_port(old_mesh, port, egress)
+            })
         };
         let mut routes = BTreeMap::new();
         for scope in scopes {
@@ -180,6 +246,7 @@ impl SharedResources {
 
         SharedResources {
             by_host,
+            egress_of,
             views,
             routes,
             label_keys,
@@ -244,25 +311,9 @@ fn dirty_hosts(old: &Mesh, new: &Mesh) -> BTreeSet<String> {
         }
     }
     for vs in old_vs.values().chain(new_vs.values()) {
-        if referenced_hosts(vs).any(|h| changed.contains(h)) {
+        if vs.referenced_hosts().any(|h| changed.contains(h)) {
             dirty.extend(vs.hosts.iter().cloned());
         }
     }
     dirty
-}
-
-/// Every host a VirtualService's routes send or mirror traffic to.
-fn referenced_hosts(vs: &VirtualService) -> impl Iterator<Item = &str> + '_ {
-    vs.http.iter().flat_map(|http| {
-        let routed = match &http.action {
-            RouteAction::Route(destinations) => destinations
-                .iter()
-                .map(|d| d.destination.host.as_str())
-                .collect(),
-            RouteAction::Redirect(_) | RouteAction::DirectResponse { .. } => Vec::new(),
-        };
-        routed
-            .into_iter()
-            .chain(http.mirrors.iter().map(|m| m.destination.host.as_str()))
-    })
 }

@@ -1,6 +1,6 @@
 //! The resolved mesh: plain, immutable data with every name resolved and every value parsed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -66,6 +66,10 @@ pub struct EgressScope {
     pub selector: Option<Labels>,
     /// From `egress[].hosts`; `None` (no `egress`) admits every service, an empty list none.
     pub hosts: Option<Vec<EgressHost>>,
+    /// Services admitted because a VirtualService the egress hosts admit routes or mirrors to them, as Istio
+    /// infers them: the sidecar can then reach every destination of the routes it is given.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub inferred: BTreeSet<String>,
 }
 
 /// One `namespace/dnsName` of a Sidecar's egress.
@@ -82,12 +86,16 @@ impl EgressScope {
     /// Istio's egress host matching: the service's namespace against the namespace part, its host name
     /// against the host part.
     pub fn sees(&self, service: &Service) -> bool {
+        self.admits(&service.namespace, &service.hostname)
+            || self.inferred.contains(&service.hostname)
+    }
+
+    /// Whether the egress hosts admit `host` of a resource in `namespace`.
+    pub fn admits(&self, namespace: &str, host: &str) -> bool {
         self.hosts.as_ref().is_none_or(|hosts| {
             hosts.iter().any(|h| {
-                h.namespace
-                    .as_deref()
-                    .is_none_or(|ns| ns == service.namespace)
-                    && host_matches(&h.host, &service.hostname)
+                h.namespace.as_deref().is_none_or(|ns| ns == namespace)
+                    && host_matches(&h.host, host)
             })
         })
     }
@@ -310,6 +318,24 @@ pub struct VirtualService {
     pub hosts: Vec<String>,
     pub gateways: Vec<GatewayRef>,
     pub http: Vec<HttpRoute>,
+}
+
+impl VirtualService {
+    /// Every host its routes send or mirror traffic to.
+    pub fn referenced_hosts(&self) -> impl Iterator<Item = &str> + '_ {
+        self.http.iter().flat_map(|http| {
+            let routed = match &http.action {
+                RouteAction::Route(destinations) => destinations
+                    .iter()
+                    .map(|d| d.destination.host.as_str())
+                    .collect(),
+                RouteAction::Redirect(_) | RouteAction::DirectResponse { .. } => Vec::new(),
+            };
+            routed
+                .into_iter()
+                .chain(http.mirrors.iter().map(|m| m.destination.host.as_str()))
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -43,6 +43,7 @@ pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
     };
     mesh.sidecars = sidecar::resolve(&config.sidecars, &mesh, &mut diags);
     mesh.virtual_services = virtual_service::resolve(&config.virtual_services, &mesh, &mut diags);
+    sidecar::infer_destinations(&mut mesh);
     let mut list = diags.list;
     list.extend(config.skipped.iter().cloned().map(Diagnostic::from));
     list.sort_by(|a, b| {

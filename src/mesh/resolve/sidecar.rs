@@ -1,9 +1,9 @@
 //! Sidecar → `EgressScope`: which services the sidecars a Sidecar resource applies to may reach.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{meta_of, Diags};
-use crate::mesh::{labels_match, Code, EgressHost, EgressScope, Mesh};
+use crate::mesh::{labels_match, Code, EgressHost, EgressScope, GatewayRef, Mesh};
 use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
@@ -59,11 +59,42 @@ pub(super) fn resolve(
                 selector: workload_selector.as_ref().map(|s| s.labels.clone()),
                 // No `egress` admits everything; egress listeners that admit nothing (`~/*`) admit nothing.
                 hosts: (!egress.is_empty()).then_some(hosts),
+                inferred: BTreeSet::new(),
             },
         );
     }
     check_conflicts(&out, mesh, diags);
     out
+}
+
+/// Adds to each Sidecar's scope the services that the sidecar-bound VirtualServices it admits route or
+/// mirror to, as Istio does: a route the sidecar is given should find its clusters there. Only services:
+/// a destination the mesh does not know stays unknown.
+pub(super) fn infer_destinations(mesh: &mut Mesh) {
+    let Mesh {
+        sidecars,
+        virtual_services,
+        services,
+        ..
+    } = mesh;
+    for scope in sidecars.values_mut() {
+        if scope.hosts.is_none() {
+            continue;
+        }
+        let inferred: BTreeSet<String> = virtual_services
+            .iter()
+            .filter(|vs| vs.gateways.contains(&GatewayRef::Mesh))
+            .filter(|vs| {
+                vs.hosts
+                    .iter()
+                    .any(|h| scope.admits(&vs.meta.resource.namespace, h))
+            })
+            .flat_map(|vs| vs.referenced_hosts())
+            .filter(|host| services.contains_key(*host))
+            .map(str::to_owned)
+            .collect();
+        scope.inferred = inferred;
+    }
 }
 
 /// Parses `namespace/dnsName`. `Ok(None)`: the host admits nothing (`~/...`).
