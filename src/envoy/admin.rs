@@ -137,7 +137,8 @@ impl AdminClient {
             .await
     }
 
-    async fn stats_matching(&self, filter: Option<&str>) -> Result<Stats, EnvoyError> {
+    /// The counters and gauges whose names match `filter` (a regular expression, as Envoy's `/stats` takes it).
+    pub async fn stats_matching(&self, filter: Option<&str>) -> Result<Stats, EnvoyError> {
         let mut url =
             reqwest::Url::parse(&self.url("/stats")).map_err(|e| EnvoyError::AdminResponse {
                 url: self.url("/stats"),
