@@ -13,8 +13,8 @@
 //! to port 15000 of an address it names, and show the counters it finds there as its own; under mutual TLS
 //! only a proxy holding a certificate can. That is the same reach `switchyard top` has, and the server does it
 //! only while someone allowed to read the admin endpoint watches the dashboard; what it keeps of an answer
-//! is bounded (the counters the figures use, [`read::MAX_COUNTERS`] of them, from at most
-//! [`read::MAX_ENVOYS`] Envoys, over one window).
+//! is bounded (answers of at most [`read::MAX_ANSWER_BYTES`], the counters the figures use, at most
+//! [`read::MAX_COUNTERS`] of them, from at most [`read::MAX_ENVOYS`] Envoys, over one window).
 
 pub mod figures;
 pub mod live;

@@ -15,6 +15,8 @@ use crate::topology::ADMIN_PORT;
 pub const MAX_ENVOYS: usize = 256;
 /// At most this many counters are kept of one Envoy (a few per outbound cluster it has).
 pub const MAX_COUNTERS: usize = 20_000;
+/// A longer answer to the filtered `/stats` is not read (20,000 counters as JSON take about 2 MB).
+pub const MAX_ANSWER_BYTES: usize = 16 << 20;
 
 /// The given addresses, or each connected proxy's pod IP on Envoy's admin port (each address once, at most
 /// [`MAX_ENVOYS`]).
@@ -34,7 +36,11 @@ pub fn envoy_addresses(given: &[SocketAddr], proxies: &[ProxyView]) -> Vec<Socke
 pub async fn read(addresses: &[SocketAddr]) -> Reading {
     let reads = addresses.iter().map(|addr| async move {
         let stats = match AdminClient::new(*addr) {
-            Ok(client) => client.stats_matching(Some(STATS_FILTER)).await.ok(),
+            Ok(client) => client
+                .with_body_limit(MAX_ANSWER_BYTES)
+                .stats_matching(Some(STATS_FILTER))
+                .await
+                .ok(),
             Err(_) => None,
         };
         (*addr, stats.map(kept))
