@@ -402,7 +402,7 @@ impl Demo {
         }
         if let Some(admin) = self.control_plane().admin_addr() {
             out.push_str(&format!(
-                "\nSwitchyard: xDS {}, admin http://{admin}/ (/metrics, /debug/proxies, /debug/config)\n",
+                "\nSwitchyard: xDS {}, admin http://{admin}/ (live dashboard; /metrics, /debug/proxies, /debug/config)\n",
                 self.control_plane().xds_addr()
             ));
         }

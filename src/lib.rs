@@ -17,6 +17,7 @@ pub mod node_id;
 pub mod source;
 pub mod spec;
 pub mod topology;
+pub mod traffic;
 pub mod translate;
 pub mod watcher;
 pub mod xds;

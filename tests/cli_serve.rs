@@ -1000,9 +1000,11 @@ async fn proxy_status_takes_short_names_and_output_formats() {
     reviews.abort();
 }
 
-/// The admin endpoint: `/` is a page linking the rest, JSON is indented, and `/debug/snapshot` takes short names.
+/// The admin endpoint: `/` is the dashboard (a page, its script and stylesheet from the endpoint itself, linking
+/// the rest), `/debug/traffic` lists the connected proxies with their sync state, JSON is indented,
+/// `/debug/snapshot` takes short names, and a page from elsewhere (DNS rebinding) gets none of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_index_indented_json_and_short_names() {
+async fn admin_dashboard_indented_json_and_short_names() {
     let served = Served::start().await;
     let reviews = simulated_sidecar(served.xds, sidecar_node("reviews", "v2", 4), |_, _| {
         Answer::Ack
@@ -1015,28 +1017,75 @@ async fn admin_index_indented_json_and_short_names() {
         let url = format!("http://{}{path}", served.admin);
         async move {
             let response = http().get(url).send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            (status, headers, response.text().await.unwrap())
         }
     };
-    let (code, index) = get("/").await;
+    let (code, headers, index) = get("/").await;
     assert_eq!(code, 200);
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
     for link in [
         "href=\"/debug/config\"",
         "href=\"/debug/proxies\"",
+        "href=\"/debug/traffic\"",
         "href=\"/metrics\"",
-        "/debug/snapshot?proxy=reviews-v2.default",
+        "src=\"/dashboard.js\"",
+        "href=\"/dashboard.css\"",
     ] {
         assert!(index.contains(link), "{link}: {index}");
     }
-    let (_, config) = get("/debug/config").await;
+    let (code, headers, script) = get("/dashboard.js").await;
+    assert_eq!(code, 200);
+    assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
+    // Each proxy links to what it is served, and names only ever become text.
+    assert!(script.contains("/debug/snapshot?proxy="), "{script}");
+    assert!(!script.contains("innerHTML"), "the script sets markup");
+    let (code, headers, _) = get("/dashboard.css").await;
+    assert_eq!(code, 200);
+    assert_eq!(headers["content-type"], "text/css; charset=utf-8");
+
+    // The proxy, as it acknowledges what it is sent.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, _, traffic) = get("/debug/traffic").await;
+        assert_eq!(code, 200, "{traffic}");
+        assert!(traffic.starts_with("{\n  \""), "{traffic}");
+        let traffic: serde_json::Value = serde_json::from_str(&traffic).unwrap();
+        let proxies = traffic["proxies"].as_array().unwrap();
+        assert_eq!(proxies.len(), 1, "{traffic:#}");
+        assert_eq!(proxies[0]["proxy"], "reviews-v2.default", "{traffic:#}");
+        assert!(traffic["services"].is_array(), "{traffic:#}");
+        if proxies[0]["sync"] == "SYNCED" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never SYNCED: {traffic:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (_, _, config) = get("/debug/config").await;
     assert!(config.starts_with("{\n  \""), "{config}");
     for name in ["reviews-v2", "reviews-v2.default"] {
-        let (code, snapshot) = get(&format!("/debug/snapshot?proxy={name}")).await;
+        let (code, _, snapshot) = get(&format!("/debug/snapshot?proxy={name}")).await;
         assert_eq!(code, 200, "{snapshot}");
         assert!(
             snapshot.contains("\n    \"outbound|9080|v2|reviews.default.svc.cluster.local\""),
             "{snapshot}"
         );
+    }
+    for path in ["/", "/dashboard.js", "/dashboard.css", "/debug/traffic"] {
+        let refused = http()
+            .get(format!("http://{}{path}", served.admin))
+            .header("Host", "rebound.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403, "{path}");
     }
     reviews.abort();
 }

@@ -848,24 +848,48 @@ async fn a_demo_that_fails_midway_leaves_no_envoy() {
     );
 }
 
-/// Requests the product page over and over until dropped, as a person refreshing would.
-struct Traffic(tokio::task::JoinHandle<()>);
+/// Requests the product page over and over until stopped or dropped, as a few people refreshing would.
+struct Traffic {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Traffic {
+    /// Requests at a time: enough for a few hundred requests in a few seconds on a busy machine.
+    const CONCURRENCY: usize = 4;
+
     fn start(client: reqwest::Client, gateway: &str) -> Traffic {
         let url = format!("{gateway}/productpage");
-        Traffic(tokio::spawn(async move {
-            loop {
-                // Errors count as traffic too; the view under test is what measures them.
-                let _ = client.get(&url).send().await.map(|r| r.bytes());
-            }
-        }))
+        let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..Self::CONCURRENCY)
+            .map(|_| {
+                let (client, url, stop) = (client.clone(), url.clone(), stopping.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        // Errors count as traffic too; the view under test is what measures them.
+                        let _ = client.get(&url).send().await.map(|r| r.bytes());
+                    }
+                })
+            })
+            .collect();
+        Traffic { tasks, stopping }
+    }
+
+    /// Stops after the requests in flight have been answered: every Envoy on their way has counted them then.
+    async fn stop(mut self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in self.tasks.drain(..) {
+            task.await.unwrap();
+        }
     }
 }
 
 impl Drop for Traffic {
     fn drop(&mut self) {
-        self.0.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -965,4 +989,293 @@ async fn top_shows_the_split_and_the_injected_faults() {
 
     bookinfo.delete("virtual-service-all-v1.yaml").await;
     bookinfo.demo.shutdown().await;
+}
+
+/// The dashboard's edges from one service (`arguments[0]`) to its subsets, as rendered: per subset the share
+/// shown, the requests counted and how much of its bar is filled.
+const EDGES: &str = r#"
+    const out = {};
+    for (const edge of document.querySelectorAll('#services li.edge')) {
+        if (edge.dataset.service !== arguments[0]) continue;
+        const width = (selector) => edge.querySelector(selector).getBoundingClientRect().width;
+        out[edge.dataset.subset] = {
+            share: edge.querySelector('.share').textContent,
+            requests: Number(edge.querySelector('.requests').textContent),
+            filled: width('.fill') / width('.bar'),
+        };
+    }
+    return out;
+"#;
+
+/// The dashboard's proxies table: how many are SYNCED, whether the figures run, and one proxy's (`arguments[0]`)
+/// row.
+const PROXIES: &str = r#"
+    const rows = [...document.querySelectorAll('#proxies tbody tr[data-proxy]')];
+    const row = rows.find((r) => r.dataset.proxy === arguments[0]);
+    const cells = row ? row.querySelectorAll('td') : [];
+    return {
+        rows: rows.length,
+        synced: rows.filter((r) => r.dataset.sync === 'SYNCED').length,
+        window: document.getElementById('window').textContent,
+        live: document.getElementById('live').dataset.state,
+        aborts: row ? Number(cells[3].textContent) : null,
+        aborts_marked: row ? cells[3].classList.contains('fault') : null,
+        faults: document.getElementById('faults').hidden ? null : document.getElementById('faults').textContent,
+    };
+"#;
+
+/// What the page says about the spec: the rejection banner and the diagnostics listed.
+const CONFIG: &str = r#"
+    const banner = document.getElementById('rejected');
+    return {
+        banner: banner.hidden ? null : banner.querySelector('p').textContent,
+        banner_errors: banner.hidden ? [] : [...banner.querySelectorAll('li')].map((d) => d.textContent),
+        summary: document.getElementById('config-summary').textContent,
+        diagnostics: [...document.querySelectorAll('#diagnostics li')].map((d) => d.textContent),
+    };
+"#;
+
+impl Bookinfo {
+    /// Requests to reviews v1 and v3 counted by their caller, productpage's sidecar.
+    async fn reviews_requests(&self) -> (u64, u64) {
+        let counter = |subset| {
+            format!("cluster.outbound|9080|{subset}|reviews.default.svc.cluster.local.upstream_rq_total")
+        };
+        (
+            self.productpage_stat(&counter("v1")).await,
+            self.productpage_stat(&counter("v3")).await,
+        )
+    }
+
+    /// The aborts a workload's sidecar injected, over its HTTP connection managers.
+    async fn aborts_injected(&self, workload: &str) -> u64 {
+        let proxy = self.demo.proxy(workload).unwrap();
+        let stats = proxy.process.stats().await.unwrap();
+        stats
+            .iter()
+            .filter(|(name, _)| name.ends_with(".fault.aborts_injected"))
+            .map(|(_, value)| value)
+            .sum()
+    }
+}
+
+/// A screenshot as PNG, of the browser's whole 1280 px wide window, and not blank.
+fn check_png(png: &[u8], path: &Path) {
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is not a PNG",
+        path.display()
+    );
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    assert_eq!(width, 1280, "{}", path.display());
+    assert!(
+        png.len() > 20_000,
+        "{} is nearly empty: {} bytes",
+        path.display(),
+        png.len()
+    );
+    eprintln!("screenshot: {} ({} bytes)", path.display(), png.len());
+}
+
+/// The README's traffic-shifting and fault-injection steps under steady traffic, watched on the dashboard at
+/// the admin address in a real headless Chromium, loaded once and never reloaded: every change arrives by
+/// itself. Under reviews-50-v3 both subsets show about half, and once the traffic stops the page shows exactly
+/// what productpage's sidecar counted (its window reaches back to before the traffic began); under reviews-v3,
+/// v3 reaches 100%; under ratings-test-abort, reviews-v2's row shows exactly the aborts its sidecar counted;
+/// a broken spec file shows as a REJECTED revision, with the revision still served and the diagnostic.
+/// Screenshots of each step are left in the target directory (`dashboard/*.png`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_in_a_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let _turn = TOPOLOGY.lock().await;
+    let started = Instant::now();
+    let bookinfo = Bookinfo::start(XdsMode::Sotw, Transport::Plaintext).await;
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let screenshot = |name: &str| {
+        let path = shots.join(name);
+        let browser = &browser;
+        async move {
+            let png = browser.screenshot(&path).await;
+            check_png(&png, &path);
+        }
+    };
+    let reviews = serde_json::json!(["reviews.default.svc.cluster.local"]);
+    bookinfo.apply("virtual-service-all-v1.yaml").await;
+    bookinfo.apply("virtual-service-reviews-50-v3.yaml").await;
+
+    let admin = bookinfo.demo.control_plane().admin_addr().unwrap();
+    browser.goto(&format!("http://{admin}/")).await;
+    browser
+        .wait_until(
+            "seven proxies in sync and the figures running",
+            PROXIES,
+            serde_json::json!(["reviews-v2.default"]),
+            |page| {
+                (page["synced"] == 7 && page["window"] != "" && page["live"] == "live")
+                    .then_some(())
+            },
+        )
+        .await;
+
+    // 50/50: both subsets near one half while the traffic runs.
+    let before = bookinfo.reviews_requests().await;
+    let traffic = Traffic::start(bookinfo.client(), &bookinfo.gateway);
+    let running = browser
+        .wait_until(
+            "both reviews subsets to carry traffic",
+            EDGES,
+            reviews.clone(),
+            |edges| {
+                let requests = |subset: &str| edges[subset]["requests"].as_u64().unwrap_or(0);
+                // 60 calls or more: a share outside 30-70% is then a wrong split, not chance.
+                (requests("v1") >= 30 && requests("v3") >= 30).then(|| edges.clone())
+            },
+        )
+        .await;
+    screenshot("reviews-50-v3.png").await;
+    eprintln!("the dashboard under reviews-50-v3, traffic running: {running}");
+    for subset in ["v1", "v3"] {
+        let edge = &running[subset];
+        let share: f64 = edge["share"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap();
+        assert!((30.0..=70.0).contains(&share), "{subset}: {running}");
+        let filled = edge["filled"].as_f64().unwrap();
+        assert!(
+            (filled * 100.0 - share).abs() <= 2.0,
+            "{subset}'s bar: {running}"
+        );
+    }
+    traffic.stop().await;
+    let after = bookinfo.reviews_requests().await;
+    let (v1, v3) = (after.0 - before.0, after.1 - before.1);
+    let shown = browser
+        .wait_until(
+            &format!("the page to show the counters' {v1} and {v3} requests"),
+            EDGES,
+            reviews.clone(),
+            |edges| {
+                (edges["v1"]["requests"] == v1 && edges["v3"]["requests"] == v3)
+                    .then(|| edges.clone())
+            },
+        )
+        .await;
+    let share = |n: u64| format!("{}%", (n as f64 / (v1 + v3) as f64 * 100.0).round());
+    assert_eq!(shown["v1"]["share"], share(v1), "{shown}");
+    assert_eq!(shown["v3"]["share"], share(v3), "{shown}");
+    eprintln!(
+        "after the traffic: productpage's sidecar counted v1 {v1}, v3 {v3}; the page shows {shown}"
+    );
+
+    // 100% v3, under traffic.
+    let traffic = Traffic::start(bookinfo.client(), &bookinfo.gateway);
+    bookinfo.apply("virtual-service-reviews-v3.yaml").await;
+    let all_v3 = browser
+        .wait_until("v3 to reach 100%", EDGES, reviews.clone(), |edges| {
+            (edges["v3"]["share"] == "100%").then(|| edges.clone())
+        })
+        .await;
+    screenshot("reviews-v3.png").await;
+    traffic.stop().await;
+    eprintln!("the dashboard under reviews-v3: {all_v3}");
+
+    // jason's calls to ratings aborted by reviews-v2's sidecar.
+    bookinfo.apply("virtual-service-reviews-test-v2.yaml").await;
+    bookinfo
+        .apply("virtual-service-ratings-test-abort.yaml")
+        .await;
+    let reviews_v2 = serde_json::json!(["reviews-v2.default"]);
+    let before = bookinfo.aborts_injected("reviews-v2").await;
+    let traffic = Traffic::start(bookinfo.login("jason").await, &bookinfo.gateway);
+    browser
+        .wait_until("reviews-v2's aborts", PROXIES, reviews_v2.clone(), |page| {
+            (page["aborts"].as_u64() >= Some(5) && page["aborts_marked"] == true).then_some(())
+        })
+        .await;
+    browser
+        .execute(
+            "document.getElementById('proxies').scrollIntoView()",
+            serde_json::json!([]),
+        )
+        .await;
+    screenshot("ratings-test-abort.png").await;
+    browser
+        .execute("window.scrollTo(0, 0)", serde_json::json!([]))
+        .await;
+    traffic.stop().await;
+    let aborts = bookinfo.aborts_injected("reviews-v2").await - before;
+    let shown = browser
+        .wait_until(
+            &format!("the page to show the {aborts} aborts reviews-v2's sidecar counted"),
+            PROXIES,
+            reviews_v2,
+            |page| (page["aborts"] == aborts).then(|| page.clone()),
+        )
+        .await;
+    // Aborted calls reach no cluster: the page says above the picture who injected them.
+    assert_eq!(
+        shown["faults"],
+        format!("Faults injected in the window: {aborts} aborts by reviews-v2.default."),
+        "{shown}"
+    );
+    eprintln!("reviews-v2's sidecar injected {aborts} aborts; the page shows as many");
+
+    // A broken file: the revision is rejected, the last good one still served, the file and line named.
+    let served = bookinfo
+        .demo
+        .control_plane()
+        .status()
+        .borrow()
+        .accepted_revision
+        .unwrap();
+    std::fs::write(
+        bookinfo.config.path().join("broken.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: broken\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n    - destination:\n        host: ratings\n        subset: v9\n",
+    )
+    .unwrap();
+    let config = browser
+        .wait_until(
+            "the rejected revision",
+            CONFIG,
+            serde_json::json!([]),
+            |page| page["banner"].as_str().is_some().then(|| page.clone()),
+        )
+        .await;
+    screenshot("rejected.png").await;
+    eprintln!("the dashboard with a broken file: {config}");
+    let status = bookinfo.demo.control_plane().status().borrow().clone();
+    assert_eq!(status.accepted_revision, Some(served));
+    let errors = status.errors.len();
+    assert_eq!(
+        config["banner"],
+        format!(
+            "Revision {} REJECTED ({errors} error{}): proxies keep revision {served}.",
+            status.revision,
+            if errors == 1 { "" } else { "s" }
+        )
+    );
+    let diagnostics = config["diagnostics"].as_array().unwrap();
+    assert!(
+        diagnostics.iter().any(|d| {
+            let d = d.as_str().unwrap();
+            d.contains("broken.yaml:11") && d.contains("spec.http[0].route[0].destination.subset")
+        }),
+        "{config}"
+    );
+    // The banner lists the errors that rejected it.
+    assert_eq!(
+        config["banner_errors"].as_array().unwrap().len(),
+        errors,
+        "{config}"
+    );
+
+    browser.quit().await;
+    bookinfo.demo.shutdown().await;
+    eprintln!("the dashboard test took {:?}", started.elapsed());
 }

@@ -23,15 +23,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("source", &["spec", "mesh", "watcher"]),
     ("envoy", &["mesh"]),
     ("topology", &["envoy", "mesh"]),
+    // What the mesh does now, from the Envoys' admin stats: `switchyard top` and the dashboard.
+    ("traffic", &["envoy", "node_id", "topology", "xds"]),
     // Certificates for xDS over mutual TLS.
     ("certs", &["xds"]),
     // The generated meshes of the benchmarks: files a user would write, and the nodes of their sidecars.
     ("meshgen", &["control_plane", "envoy", "topology", "xds"]),
     // Running it all.
-    ("admin", &["mesh", "node_id", "xds"]),
+    ("admin", &["mesh", "node_id", "traffic", "xds"]),
     (
         "control_plane",
-        &["admin", "mesh", "source", "translate", "xds"],
+        &["admin", "mesh", "source", "traffic", "translate", "xds"],
     ),
     (
         "demo",
@@ -57,6 +59,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "source",
             "spec",
             "topology",
+            "traffic",
             "xds",
         ],
     ),

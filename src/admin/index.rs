@@ -1,49 +1,43 @@
-//! `/`: a small page linking what the admin endpoint serves, so the address the demo prints leads somewhere.
-//! Plain HTML, no assets; the proxies' links use their short names (`/debug/snapshot?proxy=reviews-v2.default`).
+//! `/`: the dashboard. A static page, its stylesheet and a small script, all written here and served by the
+//! admin endpoint itself (no CDN, no build step); the script draws what `/debug/traffic` and `/debug/config`
+//! answer and asks again every second, so the page updates without a reload. The same guard as every other
+//! route decides who may load them.
+//!
+//! The page shows names from proxies and spec files; the script only ever sets text, and the content security
+//! policy allows nothing but this origin's script and style, so a name like `<script>` stays a name.
 
-use axum::extract::State;
-use axum::response::Html;
+use axum::http::header;
+use axum::response::IntoResponse;
 
-use super::AdminState;
-use crate::node_id::short_name;
+const PAGE: &str = include_str!("dashboard/index.html");
+const SCRIPT: &str = include_str!("dashboard/dashboard.js");
+const STYLE: &str = include_str!("dashboard/dashboard.css");
 
-pub async fn page(State(state): State<AdminState>) -> Html<String> {
-    let status = state.status.borrow().clone();
-    let served = match (status.accepted_revision, status.is_current()) {
-        (Some(revision), true) => format!("revision {revision} served"),
-        (Some(revision), false) => format!(
-            "revision {} REJECTED ({} errors); revision {revision} served",
-            status.revision,
-            status.errors.len()
-        ),
-        (None, _) => "no valid configuration yet".to_string(),
-    };
-    let mut proxies = String::new();
-    for id in state.registry.latest_per_node().keys() {
-        let name = escape(&short_name(id));
-        proxies.push_str(&format!(
-            "<li><a href=\"/debug/snapshot?proxy={name}\">{name}</a></li>\n"
-        ));
-    }
-    if proxies.is_empty() {
-        proxies.push_str("<li>none connected</li>\n");
-    }
-    Html(format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Switchyard admin</title></head>\n\
-         <body>\n<h1>Switchyard</h1>\n<p>Configuration: {}</p>\n<ul>\n\
-         <li><a href=\"/debug/config\">/debug/config</a>: the latest reading of the specs, its errors and warnings</li>\n\
-         <li><a href=\"/debug/proxies\">/debug/proxies</a>: connected proxies; per type sent, acknowledged, rejected</li>\n\
-         <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n\
-         <li><a href=\"/ready\">/ready</a>: 200 once a configuration is served</li>\n\
-         </ul>\n<h2>Proxies</h2>\n<p>What each is served: <code>/debug/snapshot?proxy=NAME</code></p>\n<ul>\n{proxies}</ul>\n\
-         </body>\n</html>\n",
-        escape(&served)
-    ))
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+pub async fn page() -> impl IntoResponse {
+    asset("text/html; charset=utf-8", PAGE)
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+pub async fn script() -> impl IntoResponse {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+pub async fn style() -> impl IntoResponse {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            // A new build serves a new script: never run an old one against a new endpoint.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
 }

@@ -235,6 +235,7 @@ mod tests {
             )
             .unwrap(),
             ads: None,
+            traffic: crate::traffic::LiveTraffic::new(registry.clone(), Default::default()),
         };
         // The old stream of `a` lingers while its reconnect is already registered.
         let _old = registry.register(&node("a"), Mode::Sotw);

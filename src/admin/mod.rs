@@ -3,12 +3,13 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `/` | a page linking the rest ([`index`]) |
+//! | `/` | the dashboard ([`index`]): services and subsets with their live traffic split and error rates, each proxy's sync state, the spec's diagnostics, links to the rest; `/dashboard.js` and `/dashboard.css` are its script and style |
 //! | `/healthz` | 200 while the process runs |
 //! | `/ready` | 200 once a configuration has been accepted, 503 before |
 //! | `/metrics` | Prometheus text |
 //! | `/debug/config` | the config status: revision, errors and warnings of the latest reading |
 //! | `/debug/proxies` | connected proxies and, per type, what was sent, acknowledged and rejected |
+//! | `/debug/traffic` | what `switchyard top -o json` shows, from a window the server keeps only while this is asked for ([`crate::traffic::LiveTraffic`]) |
 //! | `/debug/snapshot?proxy=<name>` | the resources (names and versions) that proxy is being served; the proxy by node id, `name.namespace` or `name` |
 //!
 //! JSON answers are indented: people read them with curl.
@@ -37,6 +38,7 @@ pub use guard::{AccessError, AdminAccess};
 pub use status::ConfigStatus;
 
 use crate::node_id::names_proxy;
+use crate::traffic::LiveTraffic;
 use crate::xds::{AdsServer, Cache, ProxyRegistry, ProxyStatus, TlsCounters};
 
 #[derive(Clone)]
@@ -49,17 +51,22 @@ pub struct AdminState {
     pub access: AdminAccess,
     /// The xDS server, for its open connections and queued response bytes (`None` in tests without one).
     pub ads: Option<AdsServer>,
+    /// The dashboard's traffic figures, read from the Envoys only while someone asks for them.
+    pub traffic: LiveTraffic,
 }
 
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/", get(index::page))
+        .route("/dashboard.js", get(index::script))
+        .route("/dashboard.css", get(index::style))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::render))
         .route("/debug/config", get(config))
         .route("/debug/proxies", get(proxies))
         .route("/debug/snapshot", get(snapshot))
+        .route("/debug/traffic", get(traffic))
         .layer(axum::middleware::from_fn_with_state(
             state.access.clone(),
             guard::check,
@@ -107,6 +114,10 @@ async fn config(State(state): State<AdminState>) -> Response {
 
 async fn proxies(State(state): State<AdminState>) -> Response {
     pretty(&state.registry.list())
+}
+
+async fn traffic(State(state): State<AdminState>) -> Response {
+    pretty(&state.traffic.snapshot())
 }
 
 #[derive(Deserialize)]

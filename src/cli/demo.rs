@@ -26,7 +26,7 @@ pub struct Args {
     /// Switchyard's xDS address, which every Envoy's bootstrap points at (port 0: any free port).
     #[arg(long, default_value_t = DEFAULT_XDS)]
     pub xds: SocketAddr,
-    /// Switchyard's admin endpoint (/metrics, /debug/proxies, /debug/config).
+    /// Switchyard's admin endpoint (the live dashboard at `/`; /metrics, /debug/proxies, /debug/config).
     #[arg(long, default_value_t = DEFAULT_ADMIN)]
     pub admin: SocketAddr,
     /// Envoy's log level (Envoy logs go to files under the system temp directory).

@@ -89,7 +89,7 @@ pub fn render(proxies: &[serde_json::Value]) -> anyhow::Result<String> {
         "NAME", "MODE", "CDS", "EDS", "LDS", "RDS"
     );
     for p in latest.values() {
-        let state = |t: ResourceType| p.types.get(&t).map(sync_state).unwrap_or("NOT SENT");
+        let state = |t: ResourceType| p.types.get(&t).map(TypeStatus::state).unwrap_or("NOT SENT");
         out.push_str(&format!(
             "{:<width$} {:<6} {:<9} {:<9} {:<9} {:<9}\n",
             names[p.node_id.as_str()],
@@ -112,18 +112,6 @@ pub fn render(proxies: &[serde_json::Value]) -> anyhow::Result<String> {
         }
     }
     Ok(out)
-}
-
-pub(crate) fn sync_state(s: &TypeStatus) -> &'static str {
-    if s.rejected {
-        "REJECTED"
-    } else if s.sent_version.is_none() {
-        "NOT SENT"
-    } else if s.sent_version == s.acked_version {
-        "SYNCED"
-    } else {
-        "STALE"
-    }
 }
 
 /// The admin endpoint's JSON for one proxy, as far as this view needs it.

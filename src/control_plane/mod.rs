@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AccessError, AdminAccess, AdminState};
 use crate::source::{DirectorySource, DirectorySourceOptions, Source, WatchError};
+use crate::traffic::{LiveTraffic, Settings as TrafficSettings};
 use crate::xds::tls::TlsError;
 use crate::xds::{
     AdsServer, Cache, NoConfig, ProxyRegistry, ServeError, TlsCounters, TlsOptions, XdsLimits,
@@ -229,6 +230,7 @@ impl ControlPlane {
                     tls: tls_counters.clone(),
                     access,
                     ads: Some(ads.clone()),
+                    traffic: LiveTraffic::new(registry.clone(), TrafficSettings::default()),
                 };
                 let admin_shutdown = closed();
                 servers.push(tokio::spawn(async move {

@@ -20,6 +20,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct AdminClient {
     address: SocketAddr,
     http: reqwest::Client,
+    /// Answers longer than this many bytes are errors (none: any length).
+    max_body: Option<usize>,
 }
 
 /// The outcome of one admin request whose status the caller interprets (e.g. `/ready` answers 503).
@@ -40,7 +42,20 @@ impl AdminClient {
                 url: format!("http://{address}/"),
                 source,
             })?;
-        Ok(AdminClient { address, http })
+        Ok(AdminClient {
+            address,
+            http,
+            max_body: None,
+        })
+    }
+
+    /// Refuses answers longer than `bytes`, read no further: for an address that may not be an Envoy at all
+    /// (the dashboard reads the admin port of whatever pod IP a proxy declared).
+    pub fn with_body_limit(self, bytes: usize) -> Self {
+        AdminClient {
+            max_body: Some(bytes),
+            ..self
+        }
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -54,9 +69,23 @@ impl AdminClient {
             url: url.clone(),
             source,
         };
-        let response = self.http.get(&url).send().await.map_err(failed)?;
+        let mut response = self.http.get(&url).send().await.map_err(failed)?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(failed)?;
+        let Some(limit) = self.max_body else {
+            let body = response.text().await.map_err(failed)?;
+            return Ok(AdminResponse { status, body });
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(EnvoyError::AdminResponse {
+                    url,
+                    problem: format!("the answer is longer than {limit} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8_lossy(&bytes).into_owned();
         Ok(AdminResponse { status, body })
     }
 
@@ -137,7 +166,8 @@ impl AdminClient {
             .await
     }
 
-    async fn stats_matching(&self, filter: Option<&str>) -> Result<Stats, EnvoyError> {
+    /// The counters and gauges whose names match `filter` (a regular expression, as Envoy's `/stats` takes it).
+    pub async fn stats_matching(&self, filter: Option<&str>) -> Result<Stats, EnvoyError> {
         let mut url =
             reqwest::Url::parse(&self.url("/stats")).map_err(|e| EnvoyError::AdminResponse {
                 url: self.url("/stats"),
@@ -209,6 +239,24 @@ mod tests {
         assert_eq!(stats.len(), 2);
         assert_eq!(stats["server.live"], 1);
         assert_eq!(stats["cluster_manager.cds.update_success"], 42);
+    }
+
+    /// Whatever answers at an address, a limited client reads no more than its limit.
+    #[tokio::test]
+    async fn a_body_limit_stops_a_long_answer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let long = "x".repeat(3 << 20);
+        let app = axum::Router::new().route("/stats", axum::routing::get(move || async { long }));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = AdminClient::new(address).unwrap();
+        assert_eq!(client.get("/stats").await.unwrap().len(), 3 << 20);
+        let limited = client.with_body_limit(1 << 20);
+        let error = limited.get("/stats").await.unwrap_err().to_string();
+        assert!(error.contains("longer than 1048576 bytes"), "{error}");
+        let short = AdminClient::new(address).unwrap().with_body_limit(4 << 20);
+        assert_eq!(short.get("/stats").await.unwrap().len(), 3 << 20);
+        server.abort();
     }
 
     #[test]

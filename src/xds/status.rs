@@ -32,6 +32,22 @@ pub struct TypeStatus {
     pub rejected: bool,
 }
 
+impl TypeStatus {
+    /// SYNCED (acknowledged what was sent), NOT SENT, STALE (sent, not yet acknowledged) or REJECTED (NACK), as
+    /// `switchyard proxy-status`, `top` and the dashboard name it.
+    pub fn state(&self) -> &'static str {
+        if self.rejected {
+            "REJECTED"
+        } else if self.sent_version.is_none() {
+            "NOT SENT"
+        } else if self.sent_version == self.acked_version {
+            "SYNCED"
+        } else {
+            "STALE"
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ProxyStatus {
     pub stream: u64,

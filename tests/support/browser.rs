@@ -168,6 +168,29 @@ impl Browser {
         }
     }
 
+    /// Runs `script` (with `args`) until `check` makes something of what it returns, and returns that; at the
+    /// deadline, fails naming `what` and what the page showed last.
+    pub async fn wait_until<T>(
+        &self,
+        what: &str,
+        script: &str,
+        args: Value,
+        check: impl Fn(&Value) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let value = self.execute(script, args.clone()).await;
+            if let Some(done) = check(&value) {
+                return done;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the page shows {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The first element matching a CSS selector.
     pub async fn find(&self, selector: &str) -> Element {
         let found = self
@@ -193,6 +216,31 @@ impl Browser {
             json!({ "text": text }),
         )
         .await;
+    }
+
+    /// A PNG of the window as it is now, written to `path` (and returned).
+    pub async fn screenshot(&self, path: &std::path::Path) -> Vec<u8> {
+        use base64::Engine;
+        let url = format!("{}/screenshot", self.session);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {url}: {e}"));
+        let answer: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {url}: unreadable answer: {e}"));
+        let encoded = answer["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("WebDriver {url} gave no screenshot: {answer}"));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap_or_else(|e| panic!("WebDriver {url}: the screenshot is not base64: {e}"));
+        std::fs::write(path, &png)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        png
     }
 
     /// A WebDriver command of this session; panics with the driver's message when it fails.
