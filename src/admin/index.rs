@@ -35,7 +35,7 @@ pub async fn page(State(state): State<AdminState>) -> Html<String> {
          <li><a href=\"/debug/proxies\">/debug/proxies</a>: connected proxies; per type sent, acknowledged, rejected</li>\n\
          <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n\
          <li><a href=\"/ready\">/ready</a>: 200 once a configuration is served</li>\n\
-         </ul>\n<h2>Proxies</h2>\n<p>What each is served: <code>/debug/snapshot?proxy=NAME</code></p>\n<ul>\n{proxies}</ul>\n\
+         </ul>\n<h2>Proxies</h2>\n<p>What each is served, resource by resource: <code>/debug/snapshot?proxy=NAME</code></p>\n<ul>\n{proxies}</ul>\n\
          </body>\n</html>\n",
         escape(&served)
     ))
