@@ -106,6 +106,13 @@ impl Served {
         }
     }
 
+    /// `GET <path>` on the admin endpoint: status and body.
+    async fn admin_get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.admin);
+        let response = http().get(url).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
     fn proxy_status(&self) -> String {
         let out = switchyard()
             .args(["proxy-status", "--admin", &self.admin.to_string()])
@@ -1011,14 +1018,7 @@ async fn admin_index_indented_json_and_short_names() {
     served
         .wait_proxy_status("the proxy", |line| line.starts_with("reviews-v2.default"))
         .await;
-    let get = |path: &str| {
-        let url = format!("http://{}{path}", served.admin);
-        async move {
-            let response = http().get(url).send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
-        }
-    };
-    let (code, index) = get("/").await;
+    let (code, index) = served.admin_get("/").await;
     assert_eq!(code, 200);
     for link in [
         "href=\"/debug/config\"",
@@ -1028,10 +1028,12 @@ async fn admin_index_indented_json_and_short_names() {
     ] {
         assert!(index.contains(link), "{link}: {index}");
     }
-    let (_, config) = get("/debug/config").await;
+    let (_, config) = served.admin_get("/debug/config").await;
     assert!(config.starts_with("{\n  \""), "{config}");
     for name in ["reviews-v2", "reviews-v2.default"] {
-        let (code, snapshot) = get(&format!("/debug/snapshot?proxy={name}")).await;
+        let (code, snapshot) = served
+            .admin_get(&format!("/debug/snapshot?proxy={name}"))
+            .await;
         assert_eq!(code, 200, "{snapshot}");
         assert!(
             snapshot.contains("\n    \"outbound|9080|v2|reviews.default.svc.cluster.local\""),
@@ -1060,14 +1062,9 @@ async fn debug_snapshot_prints_the_resources_as_a_config_dump_does() {
             line.starts_with("productpage-v1.default")
         })
         .await;
-    let get = |query: &str| {
-        let url = format!("http://{}/debug/snapshot?{query}", served.admin);
-        async move {
-            let response = http().get(url).send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
-        }
-    };
-    let (code, text) = get("proxy=productpage-v1").await;
+    let (code, text) = served
+        .admin_get("/debug/snapshot?proxy=productpage-v1")
+        .await;
     assert_eq!(code, 200, "{text}");
     assert!(
         text.lines()
@@ -1131,7 +1128,9 @@ async fn debug_snapshot_prints_the_resources_as_a_config_dump_does() {
         }
     }
 
-    let (code, text) = get("proxy=productpage-v1&resources=false").await;
+    let (code, text) = served
+        .admin_get("/debug/snapshot?proxy=productpage-v1&resources=false")
+        .await;
     assert_eq!(code, 200, "{text}");
     let listing: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(listing["Route"]["9080"], route["version"], "{listing:#}");
@@ -1140,7 +1139,7 @@ async fn debug_snapshot_prints_the_resources_as_a_config_dump_does() {
         snapshot["Cluster"].as_object().map(|c| c.len())
     );
 
-    let (code, text) = get("proxy=nobody").await;
+    let (code, text) = served.admin_get("/debug/snapshot?proxy=nobody").await;
     assert_eq!(code, 404);
     assert!(
         text.contains("no connected proxy is named \"nobody\""),
