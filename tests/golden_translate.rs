@@ -3,6 +3,10 @@
 //! the endpoints (the same for every proxy: they depend on the mesh only) with the case's `endpoints.yaml`, and
 //! the resolve warnings with `warnings.yaml`. `SWITCHYARD_BLESS=1` rewrites them and deletes files no longer
 //! produced.
+//!
+//! The admin endpoint's descriptor set (`src/admin/envoy_descriptors.bin`, how `/debug/snapshot` prints
+//! resources) is checked here too: it must be what the envoy-types in use yields (blessing rewrites it), and every
+//! resource of every case must print through it.
 
 mod support;
 
@@ -12,6 +16,7 @@ use std::path::Path;
 use support::golden;
 
 use serde::Deserialize;
+use switchyard::admin::render::{self, Rendered};
 use switchyard::mesh::{self, Proxy};
 use switchyard::translate;
 
@@ -71,6 +76,15 @@ fn run_case(dir: &Path) -> Vec<String> {
                 dir.display()
             ));
         }
+        for any in golden::pack_all(&resources) {
+            if let Err(e) = Rendered::new(&any) {
+                problems.push(format!(
+                    "{}: proxy {name}: /debug/snapshot cannot print a resource: {e}; add the type to \
+                     support::golden::embedded_descriptor_roots and bless",
+                    dir.display()
+                ));
+            }
+        }
         for (file, contents) in golden::render_resources(&resources) {
             if file != "endpoints.yaml" {
                 files.push((format!("{name}/{file}"), contents));
@@ -110,5 +124,25 @@ fn translate_goldens() {
         "{} golden problem(s):\n{}",
         problems.len(),
         problems.join("\n")
+    );
+}
+
+/// The descriptor set the admin endpoint embeds is the one the envoy-types in `Cargo.lock` yields: an upgrade that
+/// changes a message the endpoint prints fails here until the set is blessed.
+#[test]
+fn embedded_descriptors_are_cut_from_envoy_types() {
+    let wanted = golden::embedded_descriptor_set(&golden::embedded_descriptor_roots());
+    let path = golden::manifest_dir().join(render::ENVOY_DESCRIPTORS_PATH);
+    if golden::blessing() {
+        fs::write(&path, &wanted).expect("write the descriptor set");
+        return;
+    }
+    assert!(
+        render::ENVOY_DESCRIPTORS == wanted.as_slice(),
+        "{} ({} bytes) is not what envoy-types yields now ({} bytes): run \
+         SWITCHYARD_BLESS=1 cargo test --test golden_translate",
+        path.display(),
+        render::ENVOY_DESCRIPTORS.len(),
+        wanted.len()
     );
 }

@@ -10,7 +10,7 @@
 //! | `/debug/config` | the config status: revision, errors and warnings of the latest reading |
 //! | `/debug/proxies` | connected proxies and, per type, what was sent, acknowledged and rejected |
 //! | `/debug/traffic` | what `switchyard top -o json` shows, from a window the server keeps only while this is asked for ([`crate::traffic::LiveTraffic`]) |
-//! | `/debug/snapshot?proxy=<name>` | the resources (names and versions) that proxy is being served; the proxy by node id, `name.namespace` or `name` |
+//! | `/debug/snapshot?proxy=<name>` | the resources that proxy is being served, as JSON with their versions ([`snapshot`]); `&resources=false`: only names and versions |
 //!
 //! JSON answers are indented: people read them with curl.
 //!
@@ -19,27 +19,27 @@
 pub mod guard;
 mod index;
 mod metrics;
+pub mod render;
+mod snapshot;
 mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use guard::{AccessError, AdminAccess};
 pub use status::ConfigStatus;
 
-use crate::node_id::names_proxy;
 use crate::traffic::LiveTraffic;
-use crate::xds::{AdsServer, Cache, ProxyRegistry, ProxyStatus, TlsCounters};
+use crate::xds::{AdsServer, Cache, ProxyRegistry, TlsCounters};
 
 #[derive(Clone)]
 pub struct AdminState {
@@ -65,7 +65,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/debug/config", get(config))
         .route("/debug/proxies", get(proxies))
-        .route("/debug/snapshot", get(snapshot))
+        .route("/debug/snapshot", get(snapshot::snapshot))
         .route("/debug/traffic", get(traffic))
         .layer(axum::middleware::from_fn_with_state(
             state.access.clone(),
@@ -118,49 +118,6 @@ async fn proxies(State(state): State<AdminState>) -> Response {
 
 async fn traffic(State(state): State<AdminState>) -> Response {
     pretty(&state.traffic.snapshot())
-}
-
-#[derive(Deserialize)]
-struct SnapshotQuery {
-    proxy: String,
-}
-
-async fn snapshot(State(state): State<AdminState>, Query(q): Query<SnapshotQuery>) -> Response {
-    // While a reconnect overlaps the old stream, the newest one is the proxy as it is now.
-    let named: Vec<ProxyStatus> = state
-        .registry
-        .latest_per_node()
-        .into_values()
-        .filter(|p| names_proxy(&p.node_id, &q.proxy))
-        .collect();
-    let proxy = match <[ProxyStatus; 1]>::try_from(named) {
-        Ok([proxy]) => proxy,
-        Err(named) if named.is_empty() => {
-            return (
-                StatusCode::NOT_FOUND,
-                format!("no connected proxy is named {:?}\n", q.proxy),
-            )
-                .into_response()
-        }
-        Err(named) => {
-            let ids: Vec<&str> = named.iter().map(|p| p.node_id.as_str()).collect();
-            return (
-                StatusCode::CONFLICT,
-                format!(
-                    "{:?} names {} proxies: {}\n",
-                    q.proxy,
-                    ids.len(),
-                    ids.join(", ")
-                ),
-            )
-                .into_response();
-        }
-    };
-    let node = proxy.node();
-    match state.cache.current().snapshot_for(&node) {
-        Ok(snapshot) => pretty(&snapshot.listing()),
-        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
-    }
 }
 
 /// Where an admin endpoint ended up listening.

@@ -260,9 +260,13 @@ async fn proxies(admin: &ServerAdmin) -> anyhow::Result<Vec<ProxyView>> {
         .collect())
 }
 
-/// What a proxy is served, per type (a proxy that cannot be served has nothing).
+/// What a proxy is served, per type, by name and version (a proxy that cannot be served has nothing).
 async fn served(admin: &ServerAdmin, node_id: &str) -> anyhow::Result<BTreeMap<String, Value>> {
-    let path = format!("/debug/snapshot?proxy={}", query_escape(node_id));
+    // The versions tell every change; the resources themselves would only weigh on the comparison.
+    let path = format!(
+        "/debug/snapshot?proxy={}&resources=false",
+        query_escape(node_id)
+    );
     match admin.get(&path).await {
         Ok(served) => Ok(served),
         Err(AskError::Failed(_)) => Ok(BTreeMap::new()),

@@ -8,8 +8,11 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value};
-use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use envoy_types::pb::google::protobuf::{value::Kind, Any, Struct, Value};
+use envoy_types::util::pack_any;
+use prost::Name;
+use prost_reflect::prost_types::FileDescriptorSet;
+use prost_reflect::{DescriptorPool, DynamicMessage, FileDescriptor, SerializeOptions};
 use serde::Serialize;
 use switchyard::spec::{self, Config};
 use switchyard::translate::Resources;
@@ -68,6 +71,70 @@ pub fn pool() -> &'static DescriptorPool {
     })
 }
 
+/// What Switchyard serves, and every type translation packs into an `Any`: the roots of the descriptor set the
+/// admin endpoint embeds (`switchyard::admin::render`). A type translation starts to pack belongs here; the
+/// translation goldens fail, naming it, until it is here and the set is blessed.
+pub fn embedded_descriptor_roots() -> Vec<String> {
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
+    use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+    use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+    use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
+    use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
+    use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+    vec![
+        Cluster::full_name(),
+        ClusterLoadAssignment::full_name(),
+        Listener::full_name(),
+        RouteConfiguration::full_name(),
+        HttpConnectionManager::full_name(),
+        HttpFault::full_name(),
+        Cors::full_name(),
+        CorsPolicy::full_name(),
+        Router::full_name(),
+        PreviousHostsPredicate::full_name(),
+        PreviousPrioritiesConfig::full_name(),
+        HttpProtocolOptions::full_name(),
+    ]
+}
+
+/// The descriptor set the admin endpoint embeds, cut from envoy-types' own: the files that define `roots` and
+/// every file they import, in envoy-types' order (so the same envoy-types always yields the same bytes), without
+/// source info or custom options (comments and validation rules do not change how a message prints).
+pub fn embedded_descriptor_set(roots: &[String]) -> Vec<u8> {
+    let pool = pool();
+    let mut needed = BTreeSet::new();
+    let mut todo: Vec<FileDescriptor> = roots
+        .iter()
+        .map(|name| {
+            pool.get_message_by_name(name)
+                .unwrap_or_else(|| panic!("{name} is not in envoy-types' descriptor set"))
+                .parent_file()
+        })
+        .collect();
+    while let Some(file) = todo.pop() {
+        if needed.insert(file.name().to_owned()) {
+            todo.extend(file.dependencies());
+        }
+    }
+    let set = FileDescriptorSet {
+        file: pool
+            .files()
+            .filter(|f| needed.contains(f.name()))
+            .map(|f| {
+                let mut file = f.file_descriptor_proto().clone();
+                file.source_code_info = None;
+                file
+            })
+            .collect(),
+    };
+    prost::Message::encode_to_vec(&set)
+}
+
 struct Rendered(DynamicMessage);
 
 impl Serialize for Rendered {
@@ -113,6 +180,16 @@ pub fn encode_all(r: &Resources) -> Vec<Vec<u8>> {
     out.extend(r.routes.iter().map(Message::encode_to_vec));
     out.extend(r.clusters.iter().map(Message::encode_to_vec));
     out.extend(r.endpoints.iter().map(Message::encode_to_vec));
+    out
+}
+
+/// Every resource packed as it is served, in an `Any`.
+pub fn pack_all(r: &Resources) -> Vec<Any> {
+    let mut out = Vec::new();
+    out.extend(r.listeners.iter().cloned().map(pack_any));
+    out.extend(r.routes.iter().cloned().map(pack_any));
+    out.extend(r.clusters.iter().cloned().map(pack_any));
+    out.extend(r.endpoints.iter().cloned().map(pack_any));
     out
 }
 
