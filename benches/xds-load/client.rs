@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -86,6 +86,8 @@ pub struct ProxyStats {
     /// on its stream before it arrived: the floor replays them paced by that count.
     pub recording: Vec<(u64, Vec<u8>)>,
     pub error: Option<String>,
+    /// Connections that failed before the first response and were tried again.
+    pub reconnects: u32,
 }
 
 /// State shared by all proxies of a run and the run itself.
@@ -157,6 +159,10 @@ pub enum Mode {
 /// The connection (tonic's HTTP/2 tasks) lives on `io`, a runtime of its own: the proxies' decoding keeps the
 /// main runtime's workers busy for seconds at a time at 1,000 proxies, and HTTP/2 pings queued behind it went
 /// unanswered until the server's keepalive timeout closed the connections.
+///
+/// Like Envoy, a proxy whose connection fails before its first response tries again after a jittered,
+/// growing backoff: in a storm of 10,000 connections the kernel's accept queue overflows and resets some.
+/// A stream that fails later is not resumed; the run reports its error.
 pub async fn run(
     index: usize,
     node: Node,
@@ -165,20 +171,45 @@ pub async fn run(
     shared: Arc<Shared>,
     io: tokio::runtime::Handle,
 ) {
-    let outcome = async {
-        let endpoint = tonic::transport::Endpoint::from_shared(endpoint)?;
-        let channel = io.spawn(async move { endpoint.connect().await }).await??;
-        // A CDS of thousands of clusters is far over tonic's default 4 MB limit; Envoy has none.
-        let client =
-            AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(usize::MAX);
-        match mode {
-            Mode::Sotw => Sotw::new(index, node, shared.clone()).run(client).await,
-            Mode::Delta => Delta::new(index, node, shared.clone()).run(client).await,
+    const ATTEMPTS: u32 = 8;
+    for attempt in 0..ATTEMPTS {
+        let outcome = async {
+            let endpoint = tonic::transport::Endpoint::from_shared(endpoint.clone())?;
+            let channel = io.spawn(async move { endpoint.connect().await }).await??;
+            // A CDS of thousands of clusters is far over tonic's default 4 MB limit; Envoy has none.
+            let client = AggregatedDiscoveryServiceClient::new(channel)
+                .max_decoding_message_size(usize::MAX);
+            match mode {
+                Mode::Sotw => {
+                    Sotw::new(index, node.clone(), shared.clone())
+                        .run(client)
+                        .await
+                }
+                Mode::Delta => {
+                    Delta::new(index, node.clone(), shared.clone())
+                        .run(client)
+                        .await
+                }
+            }
         }
-    }
-    .await;
-    if let Err(e) = outcome {
-        shared.stats(index).error = Some(format!("{e:#}"));
+        .await;
+        let Err(e) = outcome else { return };
+        let given_up = {
+            let mut stats = shared.stats(index);
+            let given_up = stats.responses > 0 || attempt + 1 == ATTEMPTS;
+            if given_up {
+                stats.error = Some(format!("{e:#}"));
+            } else {
+                stats.reconnects += 1;
+            }
+            given_up
+        };
+        if given_up {
+            return;
+        }
+        let backoff = Duration::from_millis(250 << attempt.min(4))
+            + Duration::from_millis((index % 250) as u64);
+        tokio::time::sleep(backoff).await;
     }
 }
 

@@ -537,6 +537,12 @@ async fn run_phases(
                 eprintln!("  a client error: {e}");
             }
         }
+        if phases.is_empty() {
+            let retried: u32 = (0..proxies).map(|j| shared.stats(j).reconnects).sum();
+            if retried > 0 {
+                eprintln!("{name}: {retried} connections failed before their first response and were retried");
+            }
+        }
         phases.push(result);
         previous = target.clone();
     }
