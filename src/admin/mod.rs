@@ -6,7 +6,7 @@
 //! | `/` | a page linking the rest ([`index`]) |
 //! | `/healthz` | 200 while the process runs |
 //! | `/ready` | 200 once a configuration has been accepted, 503 before |
-//! | `/metrics` | Prometheus text |
+//! | `/metrics` | OpenMetrics text ([`metrics`]): gauges, counters and histograms |
 //! | `/debug/config` | the config status: revision, errors and warnings of the latest reading |
 //! | `/debug/proxies` | connected proxies and, per type, what was sent, acknowledged and rejected |
 //! | `/debug/snapshot?proxy=<name>` | the resources (names and versions) that proxy is being served; the proxy by node id, `name.namespace` or `name` |
@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use guard::{AccessError, AdminAccess};
+pub use metrics::ConfigMetrics;
 pub use status::ConfigStatus;
 
 use crate::node_id::names_proxy;
@@ -49,14 +50,23 @@ pub struct AdminState {
     pub access: AdminAccess,
     /// The xDS server, for its open connections and queued response bytes (`None` in tests without one).
     pub ads: Option<AdsServer>,
+    /// What the pipeline records (the xDS server's own histograms are in the registry's counters).
+    pub config_metrics: ConfigMetrics,
 }
 
 pub fn router(state: AdminState) -> Router {
+    let registry = Arc::new(metrics::registry(&state));
     Router::new()
         .route("/", get(index::page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics::render))
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { metrics::render(&registry) }
+            }),
+        )
         .route("/debug/config", get(config))
         .route("/debug/proxies", get(proxies))
         .route("/debug/snapshot", get(snapshot))

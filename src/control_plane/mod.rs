@@ -37,7 +37,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::admin::{self, AccessError, AdminAccess, AdminState};
+use crate::admin::{self, AccessError, AdminAccess, AdminState, ConfigMetrics};
 use crate::source::{DirectorySource, DirectorySourceOptions, Source, WatchError};
 use crate::xds::tls::TlsError;
 use crate::xds::{
@@ -163,7 +163,8 @@ impl ControlPlane {
         });
         let mut states = source.subscribe();
         let first = states.borrow_and_update().clone();
-        let mut pipeline = Pipeline::new(cache.clone(), status_tx);
+        let config_metrics = ConfigMetrics::default();
+        let mut pipeline = Pipeline::new(cache.clone(), status_tx, config_metrics.clone());
         pipeline.apply(&first).await;
         let mut background = Vec::new();
         let mut servers = Vec::new();
@@ -229,6 +230,7 @@ impl ControlPlane {
                     tls: tls_counters.clone(),
                     access,
                     ads: Some(ads.clone()),
+                    config_metrics: config_metrics.clone(),
                 };
                 let admin_shutdown = closed();
                 servers.push(tokio::spawn(async move {
