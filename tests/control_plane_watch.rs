@@ -889,15 +889,12 @@ async fn metrics_measure_a_change_until_the_proxy_acknowledges_it_and_count_a_re
         &istio_sample("virtual-service-reviews-test-v2.yaml"),
     );
     proxy.push(Route).await;
-    let (changed, seen) = loop {
-        // The server records the ACK after the client sent it.
-        let scrape = support::metrics::scrape(admin).await;
-        let seen = written.elapsed();
-        if scrape.value(convergence) > 0.0 || seen > DEADLINE {
-            break (scrape, seen);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    // The server records the ACK after the client sent it.
+    let changed = support::metrics::wait_for(admin, "the convergence", DEADLINE, |scrape| {
+        scrape.value(convergence) > 0.0
+    })
+    .await;
+    let seen = written.elapsed();
     assert_eq!(changed.value(convergence), 1.0, "{}", changed.text);
     let took = changed.value("switchyard_proxy_convergence_time_sum");
     assert!(
@@ -933,4 +930,29 @@ async fn metrics_measure_a_change_until_the_proxy_acknowledges_it_and_count_a_re
     assert_eq!(bad.value(translations), first + 2.0);
     assert_eq!(bad.value(convergence), 1.0);
     assert!(bad.value("switchyard_config_errors") >= 1.0, "{}", bad.text);
+}
+
+/// Delta acknowledges by nonce alone: a change is measured there too, once.
+#[tokio::test]
+async fn metrics_measure_a_change_to_a_delta_proxy() {
+    let plane = Plane::start_with_admin(Some("127.0.0.1:0".parse().unwrap())).await;
+    let admin = plane.cp.admin_addr().unwrap();
+    let mut proxy = plane.delta().await;
+    write(
+        &plane.path("virtual-service-reviews.yaml"),
+        &istio_sample("virtual-service-reviews-test-v2.yaml"),
+    );
+    proxy.push(Route).await;
+    let changed = support::metrics::wait_for(admin, "the convergence", DEADLINE, |scrape| {
+        scrape.value("switchyard_proxy_convergence_time_count") > 0.0
+    })
+    .await;
+    assert_eq!(
+        changed.value("switchyard_proxy_convergence_time_count"),
+        1.0
+    );
+    assert!(changed.value("switchyard_proxy_convergence_time_sum") > 0.0);
+    proxy.expect_quiet().await;
+    let quiet = support::metrics::scrape(admin).await;
+    assert_eq!(quiet.value("switchyard_proxy_convergence_time_count"), 1.0);
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// One scrape: the text and its samples by series.
 #[derive(Debug)]
@@ -47,6 +48,27 @@ pub async fn scrape(admin: SocketAddr) -> Scrape {
         "{content_type}"
     );
     parse(response.text().await.expect("the body of /metrics"))
+}
+
+/// Scrapes every 10 ms until `check` holds, at most for `deadline`; panics, showing the last scrape, after.
+/// For what the server records right after something the test can see (an ACK it sent, say).
+pub async fn wait_for(
+    admin: SocketAddr,
+    what: &str,
+    deadline: Duration,
+    check: impl Fn(&Scrape) -> bool,
+) -> Scrape {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let scrape = scrape(admin).await;
+        if check(&scrape) {
+            return scrape;
+        }
+        if tokio::time::Instant::now() >= until {
+            panic!("timed out waiting for {what} in /metrics:\n{}", scrape.text);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Parses OpenMetrics text; panics, naming the line, on anything else.
