@@ -241,11 +241,10 @@ fn gauges(
     help: &str,
     samples: impl IntoIterator<Item = (Label, usize)>,
 ) -> fmt::Result {
-    let mut family = out.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (label, value) in samples {
-        ConstGauge::new(as_i64(value)).encode(family.encode_family(&[label])?)?;
-    }
-    Ok(())
+    let samples = samples
+        .into_iter()
+        .map(|(label, n)| (label, ConstGauge::new(as_i64(n))));
+    family(out, name, help, MetricType::Gauge, samples)
 }
 
 /// A counter family; its samples are named `<name>_total`.
@@ -255,9 +254,23 @@ fn totals(
     help: &str,
     samples: impl IntoIterator<Item = (Label, u64)>,
 ) -> fmt::Result {
-    let mut family = out.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (label, value) in samples {
-        ConstCounter::new(value).encode(family.encode_family(&[label])?)?;
+    let samples = samples
+        .into_iter()
+        .map(|(label, n)| (label, ConstCounter::new(n)));
+    family(out, name, help, MetricType::Counter, samples)
+}
+
+/// A family of one label.
+fn family<M: EncodeMetric>(
+    out: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl Iterator<Item = (Label, M)>,
+) -> fmt::Result {
+    let mut family = out.encode_descriptor(name, help, None, kind)?;
+    for (label, metric) in samples {
+        metric.encode(family.encode_family(&[label])?)?;
     }
     Ok(())
 }
