@@ -1,4 +1,5 @@
-//! How long each pipeline stage takes on the Bookinfo mesh: `cargo bench --bench pipeline`.
+//! How long each pipeline stage takes on the Bookinfo mesh: `cargo bench --bench pipeline`; and what the
+//! metrics add to a stream's work per response.
 //!
 //! A plain timing loop rather than criterion: the numbers go into the README, and the build stays lean.
 //! Each stage runs for about a second after a warm-up; the median of 15 batches is reported.
@@ -13,7 +14,9 @@ use switchyard::envoy::NodeIdentity;
 use switchyard::mesh::{Mesh, Proxy};
 use switchyard::topology;
 use switchyard::translate::translate;
-use switchyard::xds::Generation;
+use switchyard::xds::convergence::Convergence;
+use switchyard::xds::event::Event;
+use switchyard::xds::{Generation, ResourceType, XdsHistograms};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -46,6 +49,43 @@ fn main() {
             black_box(generation.snapshot_for(node).ok());
         }
     });
+    metrics();
+}
+
+/// What the metrics add to a stream task, which spends about 0.3 ms per proxy and change (BENCHMARKS.md): per
+/// response, the two histograms; per change, following it to the proxy's ACK and observing the convergence.
+fn metrics() {
+    let histograms = XdsHistograms::default();
+    report("metrics: record one pushed response (time + size)", || {
+        histograms.pushed(
+            ResourceType::Route,
+            black_box(Duration::from_micros(300)),
+            black_box(37_000),
+        );
+    });
+    let sent = [Event::Sent {
+        type_: ResourceType::Route,
+        version: "f3a1c2".to_string(),
+        nonce: "42".to_string(),
+        resources: 1,
+        removed: 0,
+    }];
+    let acked = [Event::Acked {
+        type_: ResourceType::Route,
+        version: "f3a1c2".to_string(),
+        nonce: "42".to_string(),
+    }];
+    let mut convergence = Convergence::default();
+    let accepted = tokio::time::Instant::now();
+    report(
+        "metrics: follow one change to its ACK and observe it",
+        || {
+            convergence.record(Some(accepted), black_box(&sent));
+            if let Some(since) = convergence.record(None, black_box(&acked)) {
+                histograms.converged(since.elapsed());
+            }
+        },
+    );
 }
 
 /// Every sidecar of the mesh and the ingress gateway, as Envoy nodes.
@@ -94,5 +134,10 @@ fn report(name: &str, mut f: impl FnMut()) {
         })
         .collect();
     samples.sort();
-    println!("{name:<52} {:>10.1} µs", samples[7].as_secs_f64() * 1e6);
+    let median = samples[7].as_secs_f64() * 1e6;
+    if median < 1.0 {
+        println!("{name:<52} {:>10.3} µs", median);
+    } else {
+        println!("{name:<52} {:>10.1} µs", median);
+    }
 }

@@ -57,6 +57,11 @@ struct Plane {
 
 impl Plane {
     async fn start() -> Plane {
+        Plane::start_with_admin(None).await
+    }
+
+    /// With an admin endpoint on `admin` (`None`: none).
+    async fn start_with_admin(admin: Option<std::net::SocketAddr>) -> Plane {
         let dir = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir(repo().join("config")).unwrap() {
             let path = entry.unwrap().path();
@@ -64,7 +69,7 @@ impl Plane {
         }
         let mut options = ControlPlaneOptions::new(dir.path());
         options.xds = "127.0.0.1:0".parse().unwrap();
-        options.admin = None;
+        options.admin = admin;
         options.source = DirectorySourceOptions {
             debounce: DEBOUNCE,
             settle: SETTLE,
@@ -847,4 +852,107 @@ async fn delta_client_gets_changes_and_nothing_of_a_rejection() {
         "removed: {:?}",
         r.removed_resources
     );
+}
+
+/// The admin endpoint's histograms and counters follow what happened: the first answers of a new stream are
+/// sized and timed but are no change; a change is measured once the proxy acknowledged it; a reading that
+/// changes nothing for the proxy and a rejected one are not; each accepted reading is translated once.
+#[tokio::test]
+async fn metrics_measure_a_change_until_the_proxy_acknowledges_it_and_count_a_rejected_revision() {
+    let mut plane = Plane::start_with_admin(Some("127.0.0.1:0".parse().unwrap())).await;
+    let admin = plane.cp.admin_addr().unwrap();
+    let mut proxy = plane.sotw().await;
+    let convergence = "switchyard_proxy_convergence_time_count";
+    let translations = "switchyard_translation_time_count";
+    let rejected = "switchyard_config_reloads_total{outcome=\"rejected\"}";
+    let sized = |t: &str| format!("switchyard_xds_config_size_bytes_count{{type=\"{t}\"}}");
+    let timed = |t: &str| format!("switchyard_xds_push_time_count{{type=\"{t}\"}}");
+
+    let connected = support::metrics::scrape(admin).await;
+    assert_eq!(connected.value(convergence), 0.0, "{}", connected.text);
+    assert!(connected.value(translations) >= 1.0, "the first reading");
+    for t in ["CDS", "LDS", "RDS"] {
+        assert_eq!(connected.value(&sized(t)), 1.0, "{}", connected.text);
+        assert_eq!(connected.value(&timed(t)), 1.0, "{}", connected.text);
+        let bytes = connected.value(&format!(
+            "switchyard_xds_config_size_bytes_sum{{type=\"{t}\"}}"
+        ));
+        assert!(bytes > 100.0, "{t}: {bytes} bytes");
+    }
+    // The client never asks for endpoints: that type is shown, with nothing in it.
+    assert_eq!(connected.value(&sized("EDS")), 0.0);
+
+    // A change to the proxy's routes, measured once it is acknowledged.
+    let written = tokio::time::Instant::now();
+    write(
+        &plane.path("virtual-service-reviews.yaml"),
+        &istio_sample("virtual-service-reviews-test-v2.yaml"),
+    );
+    proxy.push(Route).await;
+    // The server records the ACK after the client sent it.
+    let changed = support::metrics::wait_for(admin, "the convergence", DEADLINE, |scrape| {
+        scrape.value(convergence) > 0.0
+    })
+    .await;
+    let seen = written.elapsed();
+    assert_eq!(changed.value(convergence), 1.0, "{}", changed.text);
+    let took = changed.value("switchyard_proxy_convergence_time_sum");
+    assert!(
+        took > 0.0 && took < seen.as_secs_f64(),
+        "converged in {took} s, seen {seen:?} after the write"
+    );
+    let first = connected.value(translations);
+    assert_eq!(changed.value(translations), first + 1.0);
+    assert_eq!(changed.value(&sized("RDS")), 2.0);
+    assert_eq!(changed.value(&sized("CDS")), 1.0, "nothing else was sent");
+
+    // A reading that changes nothing for the proxy: a generation, but nothing pushed and nothing measured.
+    let before = plane.now();
+    plane.read_again(&before).await;
+    proxy.expect_quiet().await;
+    let quiet = support::metrics::scrape(admin).await;
+    assert_eq!(quiet.value(translations), first + 2.0);
+    assert_eq!(quiet.value(convergence), 1.0, "{}", quiet.text);
+
+    // An invalid edit: a rejected revision, neither translated nor pushed.
+    let before = plane.now();
+    write(
+        &plane.path("virtual-service-reviews.yaml"),
+        &reviews_to("v9"),
+    );
+    wait_status(&mut plane.status, "the rejection", |s| {
+        s.rejected_total > before.rejected_total
+    })
+    .await;
+    proxy.expect_quiet().await;
+    let bad = support::metrics::scrape(admin).await;
+    assert_eq!(bad.value(rejected), quiet.value(rejected) + 1.0);
+    assert_eq!(bad.value(translations), first + 2.0);
+    assert_eq!(bad.value(convergence), 1.0);
+    assert!(bad.value("switchyard_config_errors") >= 1.0, "{}", bad.text);
+}
+
+/// Delta acknowledges by nonce alone: a change is measured there too, once.
+#[tokio::test]
+async fn metrics_measure_a_change_to_a_delta_proxy() {
+    let plane = Plane::start_with_admin(Some("127.0.0.1:0".parse().unwrap())).await;
+    let admin = plane.cp.admin_addr().unwrap();
+    let mut proxy = plane.delta().await;
+    write(
+        &plane.path("virtual-service-reviews.yaml"),
+        &istio_sample("virtual-service-reviews-test-v2.yaml"),
+    );
+    proxy.push(Route).await;
+    let changed = support::metrics::wait_for(admin, "the convergence", DEADLINE, |scrape| {
+        scrape.value("switchyard_proxy_convergence_time_count") > 0.0
+    })
+    .await;
+    assert_eq!(
+        changed.value("switchyard_proxy_convergence_time_count"),
+        1.0
+    );
+    assert!(changed.value("switchyard_proxy_convergence_time_sum") > 0.0);
+    proxy.expect_quiet().await;
+    let quiet = support::metrics::scrape(admin).await;
+    assert_eq!(quiet.value("switchyard_proxy_convergence_time_count"), 1.0);
 }

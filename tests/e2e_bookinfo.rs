@@ -27,6 +27,8 @@ use tokio::time::Instant;
 static TOPOLOGY: Mutex<()> = Mutex::const_new(());
 
 const SYNC_DEADLINE: Duration = Duration::from_secs(10);
+/// How many times a proxy was measured catching up with a change (`/metrics`).
+const CONVERGENCE_COUNT: &str = "switchyard_proxy_convergence_time_count";
 const STARS: &str = "glyphicon glyphicon-star";
 const REVIEWS_UNAVAILABLE: &str = "Sorry, product reviews are currently unavailable for this book.";
 const RATINGS_UNAVAILABLE: &str = "Ratings service is currently unavailable";
@@ -112,7 +114,11 @@ impl Bookinfo {
 
     async fn kubectl_like(&self, verb: &str, sample: &str) {
         let mut status = self.demo.control_plane().status();
-        let admin = self.demo.control_plane().admin_addr().unwrap().to_string();
+        let admin_addr = self.demo.control_plane().admin_addr().unwrap();
+        let admin = admin_addr.to_string();
+        let converged = support::metrics::scrape(admin_addr)
+            .await
+            .value(CONVERGENCE_COUNT);
         let started = Instant::now();
         let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args([verb, "-f"])
@@ -139,6 +145,16 @@ impl Bookinfo {
             started.elapsed(),
             stderr.trim().replace('\n', " / ")
         );
+        // Each Envoy the change concerned is measured once, from the change to its last ACK of it: real Envoys
+        // ask for endpoints after new clusters and acknowledge in their own order, and still converge.
+        let affected: f64 = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("All ")?.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("how many proxies the change affected: {stderr}"));
+        support::metrics::wait_for(admin_addr, "convergence", SYNC_DEADLINE, |scrape| {
+            scrape.value(CONVERGENCE_COUNT) >= converged + affected
+        })
+        .await;
         let applied_at = Instant::now();
         // By content, not by revision: a late re-read of the files as they were before the command gets a
         // new revision too, and waiting for "any new revision" would then check the Envoys against the old

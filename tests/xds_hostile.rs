@@ -97,25 +97,10 @@ async fn refused(plane: &ControlPlane, reason: &str) -> u64 {
     metric(plane, &series).await
 }
 
-/// The value of the `/metrics` line that starts with `series` (its name and labels, then a space).
+/// The `/metrics` value of `series` (its name and labels; a space after them is ignored).
 async fn metric(plane: &ControlPlane, series: &str) -> u64 {
-    let metrics = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("http://{}/metrics", plane.admin_addr().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series))
-        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
-        .parse()
-        .unwrap()
+    let scrape = support::metrics::scrape(plane.admin_addr().unwrap()).await;
+    scrape.value(series.trim_end()) as u64
 }
 
 /// Reads until the server closes the connection (EOF or reset); panics if it is still open after `within`.

@@ -6,7 +6,7 @@
 //! | `/` | the dashboard ([`index`]): services and subsets with their live traffic split and error rates, each proxy's sync state, the spec's diagnostics, links to the rest; `/dashboard.js` and `/dashboard.css` are its script and style |
 //! | `/healthz` | 200 while the process runs |
 //! | `/ready` | 200 once a configuration has been accepted, 503 before |
-//! | `/metrics` | Prometheus text |
+//! | `/metrics` | OpenMetrics text ([`metrics`]): gauges, counters and histograms |
 //! | `/debug/config` | the config status: revision, errors and warnings of the latest reading |
 //! | `/debug/proxies` | connected proxies and, per type, what was sent, acknowledged and rejected |
 //! | `/debug/traffic` | what `switchyard top -o json` shows, from a window the server keeps only while this is asked for ([`crate::traffic::LiveTraffic`]) |
@@ -36,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use guard::{AccessError, AdminAccess};
+pub use metrics::ConfigMetrics;
 pub use status::ConfigStatus;
 
 use crate::traffic::LiveTraffic;
@@ -53,16 +54,25 @@ pub struct AdminState {
     pub ads: Option<AdsServer>,
     /// The dashboard's traffic figures, read from the Envoys only while someone asks for them.
     pub traffic: LiveTraffic,
+    /// What the pipeline records (the xDS server's own histograms are in the registry's counters).
+    pub config_metrics: ConfigMetrics,
 }
 
 pub fn router(state: AdminState) -> Router {
+    let registry = Arc::new(metrics::registry(&state));
     Router::new()
         .route("/", get(index::page))
         .route("/dashboard.js", get(index::script))
         .route("/dashboard.css", get(index::style))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics::render))
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { metrics::render(&registry) }
+            }),
+        )
         .route("/debug/config", get(config))
         .route("/debug/proxies", get(proxies))
         .route("/debug/snapshot", get(snapshot::snapshot))

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
+use tokio::time::Instant;
 
 use super::shared::{Previous, SharedResources, View};
 use crate::mesh::{Mesh, Proxy, Router, Sidecar};
@@ -31,6 +32,8 @@ pub struct MeshGeneration {
     /// The previous generation's `own`, taken over when it was replaced: an entry whose inputs are unchanged
     /// is reused rather than translated again.
     inherited: Mutex<BTreeMap<Proxy, Kept>>,
+    /// When the pipeline accepted the reading this generation serves (see [`Generation::accepted_at`]).
+    accepted_at: Option<Instant>,
 }
 
 /// One proxy's own resources, what they were built from, and the snapshot they make with the shared ones.
@@ -142,7 +145,15 @@ impl MeshGeneration {
             inbound,
             own: Mutex::default(),
             inherited: Mutex::new(inherited),
+            accepted_at: None,
         }
+    }
+
+    /// Marks when the reading this generation serves was accepted, so that streams can measure how long their
+    /// proxies take to catch up with it.
+    pub fn with_accepted_at(mut self, at: Instant) -> MeshGeneration {
+        self.accepted_at = Some(at);
+        self
     }
 
     pub fn mesh(&self) -> &Arc<Mesh> {
@@ -315,5 +326,9 @@ impl Generation for MeshGeneration {
 
     fn translations_held(&self) -> usize {
         lock(&self.own).len() + lock(&self.inherited).len()
+    }
+
+    fn accepted_at(&self) -> Option<Instant> {
+        self.accepted_at
     }
 }

@@ -37,7 +37,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::admin::{self, AccessError, AdminAccess, AdminState};
+use crate::admin::{self, AccessError, AdminAccess, AdminState, ConfigMetrics};
 use crate::source::{DirectorySource, DirectorySourceOptions, Source, WatchError};
 use crate::traffic::{LiveTraffic, Settings as TrafficSettings};
 use crate::xds::tls::TlsError;
@@ -164,7 +164,8 @@ impl ControlPlane {
         });
         let mut states = source.subscribe();
         let first = states.borrow_and_update().clone();
-        let mut pipeline = Pipeline::new(cache.clone(), status_tx);
+        let config_metrics = ConfigMetrics::default();
+        let mut pipeline = Pipeline::new(cache.clone(), status_tx, config_metrics.clone());
         pipeline.apply(&first).await;
         let mut background = Vec::new();
         let mut servers = Vec::new();
@@ -231,6 +232,7 @@ impl ControlPlane {
                     access,
                     ads: Some(ads.clone()),
                     traffic: LiveTraffic::new(registry.clone(), TrafficSettings::default()),
+                    config_metrics: config_metrics.clone(),
                 };
                 let admin_shutdown = closed();
                 servers.push(tokio::spawn(async move {

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::fingerprint;
 use super::generation::MeshGeneration;
-use crate::admin::ConfigStatus;
+use crate::admin::{ConfigMetrics, ConfigStatus};
 use crate::mesh::{Diagnostic, Resolved};
 use crate::source::SpecState;
 use crate::xds::Cache;
@@ -18,6 +19,7 @@ use crate::xds::Cache;
 pub struct Pipeline {
     cache: Cache,
     status: watch::Sender<ConfigStatus>,
+    metrics: ConfigMetrics,
     current: Option<Arc<MeshGeneration>>,
     /// The warnings last logged: a reading with the same ones (an edit elsewhere, or the fix of a rejected
     /// edit, whose reading had none) does not repeat them.
@@ -25,10 +27,15 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(cache: Cache, status: watch::Sender<ConfigStatus>) -> Pipeline {
+    pub fn new(
+        cache: Cache,
+        status: watch::Sender<ConfigStatus>,
+        metrics: ConfigMetrics,
+    ) -> Pipeline {
         Pipeline {
             cache,
             status,
+            metrics,
             current: None,
             logged_warnings: Vec::new(),
         }
@@ -39,6 +46,9 @@ impl Pipeline {
     pub async fn apply(&mut self, state: &SpecState) {
         match &state.outcome {
             Ok(resolved) => {
+                // The moment the change is accepted: translation time and each proxy's convergence time
+                // count from here.
+                let accepted_at = Instant::now();
                 let mesh = resolved.mesh.clone();
                 let previous = self.current.clone();
                 let built = tokio::task::spawn_blocking(move || match previous {
@@ -47,7 +57,10 @@ impl Pipeline {
                 })
                 .await;
                 let generation = match built {
-                    Ok(generation) => Arc::new(generation),
+                    Ok(generation) => {
+                        self.metrics.translated(accepted_at.elapsed());
+                        Arc::new(generation.with_accepted_at(accepted_at))
+                    }
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     // The runtime is shutting down.
                     Err(_cancelled) => return,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::snapshot::Snapshot;
 
@@ -25,6 +26,12 @@ pub trait Generation: Send + Sync + 'static {
     /// How many per-proxy translations this generation holds (for `/metrics` and tests).
     fn translations_held(&self) -> usize {
         0
+    }
+
+    /// When the configuration change this generation serves was accepted: streams measure from it how long
+    /// their proxy took to acknowledge the change (`switchyard_proxy_convergence_time`). `None`: not measured.
+    fn accepted_at(&self) -> Option<Instant> {
+        None
     }
 }
 

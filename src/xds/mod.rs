@@ -4,7 +4,9 @@
 //! - [`cache`]: the current generation, published through a `watch` (latest wins).
 //! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
 //! - [`server`]: the stream tasks that drive them; [`grpc`]: the gRPC service that frames their responses.
-//! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected.
+//! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected, and the totals since start.
+//! - [`metrics`], [`convergence`]: push times, response sizes and how long each proxy took to catch up with a
+//!   change, recorded where they happen.
 //! - [`csds`]: the Client Status Discovery Service, answering from that record beside ADS.
 //! - [`tls`], [`identity`]: xDS over (mutual) TLS with reloadable certificates, and the binding of each
 //!   stream to the identity in its client certificate.
@@ -13,12 +15,14 @@
 
 pub mod cache;
 pub mod connections;
+pub mod convergence;
 pub mod csds;
 pub mod delta;
 pub mod event;
 mod grpc;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 pub mod names;
 pub mod outbox;
 mod refusal;
@@ -32,6 +36,7 @@ pub mod tls;
 
 pub use cache::{Cache, Generation, NoConfig, Uniform};
 pub use limits::{Limit, LimitCounters, XdsLimits};
+pub use metrics::XdsHistograms;
 pub use resource_type::{PerType, ResourceType};
 pub use server::{AdsServer, ServeError};
 pub use snapshot::{Encoded, Interner, Layer, LayerChange, Snapshot, SnapshotBuilder};

@@ -14,12 +14,14 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::cache::{Cache, Generation};
 use super::connections::{Connections, StreamGuard};
+use super::convergence::Convergence;
 use super::csds::CsdsServer;
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
@@ -244,6 +246,7 @@ impl AdsServer {
             node: None,
             registration: None,
             snapshot: None,
+            convergence: Convergence::default(),
         };
         tokio::spawn(task.run());
         responses
@@ -258,6 +261,7 @@ trait Protocol: Send + 'static {
     fn node(req: &Self::Request) -> Option<&Node>;
     /// Resource names a request carries.
     fn names_in(req: &Self::Request) -> usize;
+    fn type_of(resp: &Self::Response) -> Option<ResourceType>;
     fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription>;
     fn on_request(
         &mut self,
@@ -276,6 +280,9 @@ impl Protocol for SotwStream {
     }
     fn names_in(req: &DiscoveryRequest) -> usize {
         req.resource_names.len()
+    }
+    fn type_of(resp: &DiscoveryResponse) -> Option<ResourceType> {
+        ResourceType::from_type_url(&resp.type_url)
     }
     fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription> {
         SotwStream::subscription(self, t)
@@ -303,6 +310,9 @@ impl Protocol for DeltaStream {
         req.resource_names_subscribe.len()
             + req.resource_names_unsubscribe.len()
             + req.initial_resource_versions.len()
+    }
+    fn type_of(resp: &DeltaDiscoveryResponse) -> Option<ResourceType> {
+        ResourceType::from_type_url(&resp.type_url)
     }
     fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription> {
         DeltaStream::subscription(self, t)
@@ -337,6 +347,14 @@ struct StreamTask<P: Protocol> {
     node: Option<Node>,
     registration: Option<Registration>,
     snapshot: Option<Arc<Snapshot>>,
+    /// How long the proxy is taking to acknowledge the latest change it was pushed.
+    convergence: Convergence,
+}
+
+/// The proxy's snapshot changed with a new generation.
+struct NewSnapshot {
+    /// When the generation's configuration was accepted, if it says.
+    accepted_at: Option<Instant>,
 }
 
 /// An Envoy that exits or restarts closes its connection without ending the stream first: hyper reports
@@ -452,6 +470,7 @@ impl<P: Protocol> StreamTask<P> {
                         }
                         self.identify(node);
                     }
+                    let started = Instant::now();
                     let step = self.protocol.on_request(&req, self.snapshot.as_deref());
                     // Delta subscriptions add up over requests: bound what one stream holds, not only each request.
                     let subscribed = ResourceType::ALL
@@ -467,7 +486,7 @@ impl<P: Protocol> StreamTask<P> {
                         );
                         return self.refuse(Limit::ResourceNames, Status::invalid_argument(message));
                     }
-                    if let Err(end) = self.emit(step).await {
+                    if let Err(end) = self.emit(step, started, None).await {
                         return end;
                     }
                 }
@@ -481,10 +500,11 @@ impl<P: Protocol> StreamTask<P> {
                     if changed.is_err() {
                         return End::ServerClosed;
                     }
-                    if self.refresh_snapshot() {
+                    if let Some(NewSnapshot { accepted_at }) = self.refresh_snapshot() {
                         let Some(snapshot) = self.snapshot.clone() else { continue };
+                        let started = Instant::now();
                         let step = self.protocol.on_snapshot(&snapshot);
-                        if let Err(end) = self.emit(step).await {
+                        if let Err(end) = self.emit(step, started, accepted_at).await {
                             return end;
                         }
                     }
@@ -507,10 +527,10 @@ impl<P: Protocol> StreamTask<P> {
         self.refresh_snapshot();
     }
 
-    /// Looks up this proxy's snapshot in the current generation; true if it changed.
-    fn refresh_snapshot(&mut self) -> bool {
+    /// Looks up this proxy's snapshot in the current generation; `Some` if it changed.
+    fn refresh_snapshot(&mut self) -> Option<NewSnapshot> {
         let Some(node) = &self.node else {
-            return false;
+            return None;
         };
         let generation = self.generations.borrow_and_update().clone();
         let next = match generation.snapshot_for(node) {
@@ -530,7 +550,9 @@ impl<P: Protocol> StreamTask<P> {
             _ => true,
         };
         self.snapshot = next;
-        changed
+        changed.then(|| NewSnapshot {
+            accepted_at: generation.accepted_at(),
+        })
     }
 
     fn set_identity_error(&self, error: Option<String>) {
@@ -540,8 +562,14 @@ impl<P: Protocol> StreamTask<P> {
     }
 
     /// Records the events and sends the responses, unless the proxy is gone or the server closes while the
-    /// proxy is not reading.
-    async fn emit(&mut self, step: Step<P::Response>) -> Result<(), End> {
+    /// proxy is not reading. `started`: when the stream began working out this step; `change`: when the
+    /// configuration change it answers was accepted (a step that answers a request answers no change).
+    async fn emit(
+        &mut self,
+        step: Step<P::Response>,
+        started: Instant,
+        change: Option<Instant>,
+    ) -> Result<(), End> {
         let node = self.node.as_ref().map(|n| n.id.as_str()).unwrap_or("");
         for event in &step.events {
             log_event(node, event);
@@ -549,11 +577,20 @@ impl<P: Protocol> StreamTask<P> {
         if let Some(registration) = &self.registration {
             registration.apply(&step.events);
         }
+        let histograms = &self.registry.counters().histograms;
+        if let Some(since) = self.convergence.record(change, &step.events) {
+            histograms.converged(since.elapsed());
+        }
         for response in step.responses {
             let bytes = prost::Message::encoded_len(&response);
+            let t = P::type_of(&response);
             tokio::select! {
                 sent = self.outbound.send(response, bytes) => match sent {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        if let Some(t) = t {
+                            histograms.pushed(t, started.elapsed(), bytes);
+                        }
+                    }
                     Err(Closed::Gone) => return Err(End::ClientClosed),
                     Err(Closed::Evicted) => return Err(End::Evicted),
                 },

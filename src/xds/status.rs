@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::event::Event;
 use super::limits::LimitCounters;
+use super::metrics::XdsHistograms;
 use super::resource_type::{PerType, ResourceType};
 use super::subscription::Nack;
 
@@ -100,7 +101,7 @@ impl ProxyStatus {
     }
 }
 
-/// Totals since start, per type, for metrics.
+/// Totals since start, per type, and the distributions of push times, sizes and convergence, for metrics.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub pushes: PerType<AtomicU64>,
@@ -108,6 +109,8 @@ pub struct Counters {
     pub nacks: PerType<AtomicU64>,
     /// Connections and streams refused or ended by the port's limits.
     pub limits: Arc<LimitCounters>,
+    /// Recorded by the stream tasks.
+    pub histograms: XdsHistograms,
 }
 
 impl Counters {

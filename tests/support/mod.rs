@@ -5,6 +5,7 @@
 //! - [`checkout`]: a scratch copy of the spec directory and the Istio samples, for the CLI tests.
 //! - [`fixtures`]: tiny hand-built Envoy resources and snapshots.
 //! - [`golden`]: rendering resources as a config dump shows them, and golden files.
+//! - [`metrics`]: an admin endpoint's `/metrics`, parsed as Prometheus would.
 //! - [`simulate`]: which listener, route and cluster a request hits in translated resources.
 //! - [`spec_dir`]: a scratch spec directory and what clumsy or hostile operators do to one (FIFOs, swaps).
 //! - [`xds`]: an in-process xDS server and scripted ADS clients.
@@ -17,6 +18,7 @@ pub mod checkout;
 pub mod envoy;
 pub mod fixtures;
 pub mod golden;
+pub mod metrics;
 pub mod simulate;
 pub mod spec_dir;
 pub mod xds;
