@@ -224,7 +224,10 @@ fn held_layers_changes(
     t: ResourceType,
     unanswered: &BTreeSet<String>,
 ) -> Option<Changes> {
-    let held = sub.known.base(&sub.names)?;
+    let (held, then) = sub.known.base()?;
+    if !only_tracked_changes(then, &sub.names, &sub.known, unanswered) {
+        return None;
+    }
     let current = snapshot.layers(t);
     if held.len() != current.len() {
         return None;
@@ -254,6 +257,28 @@ fn held_layers_changes(
         }
     }
     Some((changed, removed))
+}
+
+/// Whether the subscription of the last answer (`then`) and the one `now` differ only in names the stream
+/// tracks: explicit names added since are newly subscribed (`unanswered`) and names dropped are exceptions. A
+/// change between wildcard and explicit, or any other, is left to [`full_comparison`].
+fn only_tracked_changes(
+    then: &ResourceNames,
+    now: &ResourceNames,
+    known: &Known,
+    unanswered: &BTreeSet<String>,
+) -> bool {
+    match (then, now) {
+        (then, now) if then == now => true,
+        (ResourceNames::Explicit(then), ResourceNames::Explicit(now)) => {
+            then.iter()
+                .all(|n| now.contains(n) || known.is_exception(n))
+                && now
+                    .iter()
+                    .all(|n| then.contains(n) || unanswered.contains(n) || known.is_exception(n))
+        }
+        _ => false,
+    }
 }
 
 fn full_comparison(sub: &Subscription, snapshot: &Snapshot, t: ResourceType) -> Changes {
@@ -296,7 +321,7 @@ mod tests {
     const NAMES: u8 = 6;
 
     fn op() -> impl Strategy<Value = Op> {
-        let names = || proptest::collection::vec(0..NAMES, 0..4);
+        let names = || proptest::collection::vec(0..=NAMES, 0..4);
         prop_oneof![
             (
                 proptest::collection::vec(proptest::option::of(0u8..3), NAMES as usize),
@@ -308,8 +333,13 @@ mod tests {
         ]
     }
 
+    /// A resource name, or (the last index) the wildcard, which a Delta client may subscribe and unsubscribe.
     fn name(i: u8) -> String {
-        format!("r{i}")
+        if i == NAMES {
+            "*".to_owned()
+        } else {
+            format!("r{i}")
+        }
     }
 
     /// Splits a generation over two layers (even names in the first), each the successor of the last.
@@ -424,9 +454,11 @@ mod tests {
             }
             apply(&step, &mut held, &mut nonce);
             let snapshot = snapshot_of(&cluster_layer, &layers);
-            let expected: BTreeMap<String, String> = subscribed
-                .iter()
-                .filter_map(|n| snapshot.get(t, n).map(|r| (n.clone(), r.version.clone())))
+            let expected: BTreeMap<String, String> = snapshot
+                .all(t)
+                .into_iter()
+                .filter(|r| subscribed.contains("*") || subscribed.contains(&r.name))
+                .map(|r| (r.name.clone(), r.version.clone()))
                 .collect();
             prop_assert_eq!(held, expected);
         }

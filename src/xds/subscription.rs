@@ -101,13 +101,17 @@ impl ResourceNames {
         let mut removed = Vec::new();
         for name in names {
             match self {
-                _ if name == WILDCARD => {
-                    let set = match self {
-                        ResourceNames::Wildcard(set) => std::mem::take(set),
-                        _ => NameSet::default(),
-                    };
-                    *self = ResourceNames::Explicit(set);
-                }
+                // Leaving the wildcard keeps the names asked for explicitly; a subscription that never had
+                // the wildcard is not changed by leaving it.
+                _ if name == WILDCARD => match self {
+                    ResourceNames::Wildcard(set) => {
+                        *self = ResourceNames::Explicit(std::mem::take(set));
+                    }
+                    ResourceNames::LegacyWildcard => {
+                        *self = ResourceNames::Explicit(NameSet::default());
+                    }
+                    ResourceNames::Explicit(_) => {}
+                },
                 ResourceNames::LegacyWildcard => {}
                 ResourceNames::Wildcard(set) | ResourceNames::Explicit(set) => {
                     if set.contains(name) {
@@ -296,17 +300,14 @@ impl Known {
         self.exceptions.clear();
     }
 
-    /// The layers of the last answer, when what the proxy holds is "what they held under the subscription
-    /// of then, except the exceptions" and that subscription differs from `names` (the subscription now) only
-    /// in names the stream tracks: the same names, or explicit names added (answered as newly subscribed) and
-    /// removed (forgotten, so exceptions). A change between wildcard and explicit is not covered.
-    pub fn base(&self, names: &ResourceNames) -> Option<&[Arc<Layer>]> {
-        let comparable = match (self.base_names.as_ref()?, names) {
-            (then, now) if then == now => true,
-            (ResourceNames::Explicit(_), ResourceNames::Explicit(_)) => true,
-            _ => false,
-        };
-        comparable.then_some(self.base.as_slice())
+    /// The layers of the last answer and the subscription they were answered for: what the proxy holds is
+    /// what that subscription covered in them, except the exceptions.
+    pub fn base(&self) -> Option<(&[Arc<Layer>], &ResourceNames)> {
+        Some((self.base.as_slice(), self.base_names.as_ref()?))
+    }
+
+    pub fn is_exception(&self, name: &str) -> bool {
+        self.exceptions.contains_key(name)
     }
 
     /// Names whose version differs from the base layers' (forgotten, or seeded by a reconnecting proxy).
@@ -388,6 +389,16 @@ mod tests {
         let star = ResourceNames::from_sotw(ResourceType::Cluster, &names(&["*", "a"]));
         assert!(star.is_wildcard());
         assert!(star.covers("anything"));
+    }
+
+    /// Found by the `delta_stream` fuzz target: leaving a wildcard the stream never had dropped every name
+    /// it had asked for explicitly.
+    #[test]
+    fn unsubscribing_a_wildcard_never_subscribed_keeps_the_explicit_names() {
+        let mut n = ResourceNames::delta_initial(ResourceType::Endpoint, &names(&["a"]));
+        n.subscribe(&names(&["a"]));
+        n.unsubscribe(&names(&["*"]));
+        assert!(n.covers("a") && !n.is_wildcard());
     }
 
     #[test]
