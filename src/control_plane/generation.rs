@@ -269,6 +269,20 @@ impl MeshGeneration {
         })
     }
 
+    /// The proxy `node` is, with the `Sidecar` resource of each workload as the shared resources decided it.
+    fn identify(&self, node: &Node) -> Result<Proxy, String> {
+        Proxy::identify_with(&self.mesh, node, |namespace, name, labels| {
+            match self.shared.egress_of(namespace, name) {
+                Some(egress) => egress.map(str::to_owned),
+                None => self
+                    .mesh
+                    .egress_scope_for(namespace, labels)
+                    .map(str::to_owned),
+            }
+        })
+        .map_err(|e| e.to_string())
+    }
+
     fn view_of(&self, sidecar: &Sidecar) -> Result<&View, String> {
         self.shared.view(sidecar.egress.as_deref()).ok_or_else(|| {
             // Every workload's Sidecar resource has a view; a sidecar is a workload.
@@ -308,12 +322,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Generation for MeshGeneration {
     fn snapshot_for(&self, node: &Node) -> Result<Arc<Snapshot>, String> {
-        let proxy = Proxy::identify(&self.mesh, node).map_err(|e| e.to_string())?;
+        let proxy = self.identify(node)?;
         Ok(self.own(&proxy)?.snapshot)
     }
 
     fn release(&self, node: &Node) {
-        let Ok(proxy) = Proxy::identify(&self.mesh, node) else {
+        let Ok(proxy) = self.identify(node) else {
             return;
         };
         for map in [&self.own, &self.inherited] {

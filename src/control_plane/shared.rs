@@ -258,6 +258,14 @@ impl SharedResources {
         self.views.get(&egress.map(str::to_owned))
     }
 
+    /// The `Sidecar` resource that applies to workload `namespace/name`, as [`Mesh::egress_scope_for`] said
+    /// when this generation was built; `None` for a workload the mesh does not have.
+    pub fn egress_of(&self, namespace: &str, name: &str) -> Option<Option<&str>> {
+        self.egress_of
+            .get(&format!("{namespace}/{name}"))
+            .map(Option::as_deref)
+    }
+
     /// The route scope of a sidecar.
     pub fn scope_of(&self, sidecar: &crate::mesh::Sidecar) -> RouteScope {
         RouteScope::new(

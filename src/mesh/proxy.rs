@@ -153,6 +153,19 @@ fn ip(key: &'static str, value: &str) -> Result<String, IdentityError> {
 impl Proxy {
     /// Maps an Envoy node to the proxy it is. Metadata wins over the node id's fields; the id is the fallback.
     pub fn identify(mesh: &Mesh, node: &Node) -> Result<Proxy, IdentityError> {
+        Proxy::identify_with(mesh, node, |namespace, _, labels| {
+            mesh.egress_scope_for(namespace, labels).map(str::to_owned)
+        })
+    }
+
+    /// [`Proxy::identify`], asking `egress_of(namespace, workload, labels)` which `Sidecar` resource applies to a
+    /// sidecar ([`Mesh::egress_scope_for`]'s answer): a caller that already knows it for every workload saves
+    /// every stream a walk over every `Sidecar` on every change.
+    pub fn identify_with(
+        mesh: &Mesh,
+        node: &Node,
+        egress_of: impl FnOnce(&str, &str, &crate::mesh::Labels) -> Option<String>,
+    ) -> Result<Proxy, IdentityError> {
         let id = parse_node_id(&node.id)?;
         let meta = node.metadata.as_ref();
         let ClaimedNames {
@@ -196,9 +209,7 @@ impl Proxy {
                     Some(v) => ip(keys::OUTBOUND_IP, &v)?,
                     None => "127.0.0.1".to_owned(),
                 };
-                let egress = mesh
-                    .egress_scope_for(&namespace, &workload.labels)
-                    .map(str::to_owned);
+                let egress = egress_of(&namespace, &name, &workload.labels);
                 Ok(Proxy::Sidecar(Sidecar {
                     egress,
                     namespace,
