@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{meta_of, Diags};
-use crate::mesh::{labels_match, Code, EgressHost, EgressScope, GatewayRef, Mesh};
+use crate::mesh::{labels_match, Code, EgressHost, EgressScope, GatewayRef, Mesh, VirtualService};
 use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
@@ -70,6 +70,11 @@ pub(super) fn resolve(
 /// Adds to each Sidecar's scope the services that the sidecar-bound VirtualServices it admits route or
 /// mirror to, as Istio does: a route the sidecar is given should find its clusters there. Only services:
 /// a destination the mesh does not know stays unknown.
+///
+/// Istio stops at the VirtualServices the egress hosts admit, and gives an inferred service whose own
+/// VirtualService they do not admit a default route. Switchyard routes every service a sidecar sees by its
+/// VirtualService, so it follows those too, until no new destination appears: every route a scoped sidecar
+/// is given then finds its cluster.
 pub(super) fn infer_destinations(mesh: &mut Mesh) {
     let Mesh {
         sidecars,
@@ -77,22 +82,33 @@ pub(super) fn infer_destinations(mesh: &mut Mesh) {
         services,
         ..
     } = mesh;
+    let bound: Vec<&VirtualService> = virtual_services
+        .iter()
+        .filter(|vs| vs.gateways.contains(&GatewayRef::Mesh))
+        .collect();
     for scope in sidecars.values_mut() {
         if scope.hosts.is_none() {
             continue;
         }
-        let inferred: BTreeSet<String> = virtual_services
-            .iter()
-            .filter(|vs| vs.gateways.contains(&GatewayRef::Mesh))
-            .filter(|vs| {
+        let mut inferred: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let seen = |vs: &VirtualService| {
                 vs.hosts
                     .iter()
-                    .any(|h| scope.admits(&vs.meta.resource.namespace, h))
-            })
-            .flat_map(|vs| vs.referenced_hosts())
-            .filter(|host| services.contains_key(*host))
-            .map(str::to_owned)
-            .collect();
+                    .any(|h| scope.admits(&vs.meta.resource.namespace, h) || inferred.contains(h))
+            };
+            let more: Vec<String> = bound
+                .iter()
+                .filter(|vs| seen(vs))
+                .flat_map(|vs| vs.referenced_hosts())
+                .filter(|host| services.contains_key(*host) && !inferred.contains(*host))
+                .map(str::to_owned)
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            inferred.extend(more);
+        }
         scope.inferred = inferred;
     }
 }
