@@ -1,8 +1,9 @@
 //! Gateway → `Gateway` (plain HTTP servers).
 
 use crate::mesh::Code;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
 use crate::mesh::{labels_match, Gateway, GatewayServer, Workload};
 use crate::spec::{self, Kind, Sourced};
@@ -16,9 +17,16 @@ pub(super) fn resolve(
     let default_ingress = crate::mesh::default_ingress_gateway_labels();
     // A WorkloadEntry that a ServiceEntry selects is an application's pod with a sidecar, not a gateway; counting
     // its labels would let a selector that only matches an app hide the warning.
+    let index = WorkloadIndex::new(workloads);
+    let app_workloads: BTreeSet<(&str, &str)> = service_entries
+        .iter()
+        .filter_map(|se| Some((se.namespace(), &se.value.workload_selector.as_ref()?.labels)))
+        .flat_map(|(namespace, selector)| index.select(namespace, selector))
+        .map(|w| (w.namespace.as_str(), w.name.as_str()))
+        .collect();
     let gateway_candidates: Vec<&Workload> = workloads
         .values()
-        .filter(|w| !is_app_workload(w, service_entries))
+        .filter(|w| !app_workloads.contains(&(w.namespace.as_str(), w.name.as_str())))
         .collect();
     let mut out = BTreeMap::new();
     for item in items {
@@ -102,16 +110,4 @@ pub(super) fn resolve(
             });
     }
     out
-}
-
-/// Whether a ServiceEntry of the workload's namespace selects it (Istio's workloadSelector is namespace-local).
-fn is_app_workload(workload: &Workload, service_entries: &[Sourced<spec::ServiceEntry>]) -> bool {
-    service_entries.iter().any(|se| {
-        se.namespace() == workload.namespace
-            && se
-                .value
-                .workload_selector
-                .as_ref()
-                .is_some_and(|sel| labels_match(&sel.labels, &workload.labels))
-    })
 }

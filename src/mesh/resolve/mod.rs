@@ -8,6 +8,7 @@ mod sidecar;
 mod validate;
 mod virtual_service;
 mod workload_entry;
+mod workload_index;
 
 use crate::mesh::Code;
 use std::collections::BTreeMap;

@@ -4,8 +4,9 @@ use crate::mesh::Code;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
-use crate::mesh::{labels_match, Endpoint, Meta, Resolution, Service, ServicePort, Workload};
+use crate::mesh::{Endpoint, Meta, Resolution, Service, ServicePort, Workload};
 use crate::spec::{self, Kind, Location, ServiceEntry, Sourced};
 
 pub(super) fn resolve(
@@ -14,6 +15,7 @@ pub(super) fn resolve(
     diags: &mut Diags,
 ) -> BTreeMap<String, Service> {
     let mut out: BTreeMap<String, Service> = BTreeMap::new();
+    let index = WorkloadIndex::new(workloads);
     // VIPs become route domains; Envoy rejects a route configuration with one domain in two virtual hosts.
     let mut vips: BTreeMap<String, Meta> = BTreeMap::new();
     for item in items {
@@ -102,7 +104,7 @@ pub(super) fn resolve(
                 select_workloads(
                     item.namespace(),
                     &selector.labels,
-                    workloads,
+                    &index,
                     resolution,
                     diags,
                 )
@@ -219,14 +221,14 @@ fn resolve_ports(meta: &Meta, ports: &[spec::ServicePort], diags: &mut Diags) ->
 fn select_workloads(
     namespace: &str,
     selector: &BTreeMap<String, String>,
-    workloads: &BTreeMap<String, Workload>,
+    index: &WorkloadIndex<'_>,
     resolution: Resolution,
     diags: &mut Diags,
 ) -> Vec<Endpoint> {
     // As in Istio, a ServiceEntry selects WorkloadEntries of its own namespace only.
-    workloads
-        .values()
-        .filter(|w| w.namespace == namespace && labels_match(selector, &w.labels))
+    index
+        .select(namespace, selector)
+        .into_iter()
         .filter(|w| {
             let ok = resolution != Resolution::Static || w.address.parse::<IpAddr>().is_ok();
             if !ok {

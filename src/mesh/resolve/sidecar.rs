@@ -2,8 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
-use crate::mesh::{labels_match, Code, EgressHost, EgressScope, GatewayRef, Mesh, VirtualService};
+use crate::mesh::{Code, EgressHost, EgressScope, GatewayRef, Mesh, VirtualService};
 use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
@@ -157,24 +158,28 @@ fn check_conflicts(scopes: &BTreeMap<String, EgressScope>, mesh: &Mesh, diags: &
             );
         }
     }
-    for workload in mesh.workloads.values() {
-        let matching: Vec<(&String, &EgressScope)> = scopes
-            .iter()
-            .filter(|(_, s)| {
-                s.namespace == workload.namespace
-                    && s.selector
-                        .as_ref()
-                        .is_some_and(|sel| labels_match(sel, &workload.labels))
-            })
-            .collect();
+    // Per workload (by key), the Sidecars with a selector that select it, in key order.
+    let index = WorkloadIndex::new(&mesh.workloads);
+    let mut selecting: BTreeMap<String, Vec<(&String, &EgressScope)>> = BTreeMap::new();
+    for (key, scope) in scopes {
+        let Some(selector) = &scope.selector else {
+            continue;
+        };
+        for workload in index.select(&scope.namespace, selector) {
+            selecting
+                .entry(format!("{}/{}", workload.namespace, workload.name))
+                .or_default()
+                .push((key, scope));
+        }
+    }
+    for (workload, matching) in &selecting {
         if let [(first, _), (_, second), ..] = matching.as_slice() {
             diags.error(
                 &second.meta,
                 Code::ConflictingSidecarSelectors,
                 "spec.workloadSelector",
                 format!(
-                    "WorkloadEntry {}/{} is selected by this Sidecar and by {first}; a workload may be selected by one Sidecar only",
-                    workload.namespace, workload.name
+                    "WorkloadEntry {workload} is selected by this Sidecar and by {first}; a workload may be selected by one Sidecar only"
                 ),
             );
         }
