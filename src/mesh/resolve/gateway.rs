@@ -10,22 +10,21 @@ use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
     items: &[Sourced<spec::Gateway>],
-    workloads: &BTreeMap<String, Workload>,
+    index: &WorkloadIndex<'_>,
     service_entries: &[Sourced<spec::ServiceEntry>],
     diags: &mut Diags,
 ) -> BTreeMap<String, Gateway> {
     let default_ingress = crate::mesh::default_ingress_gateway_labels();
     // A WorkloadEntry that a ServiceEntry selects is an application's pod with a sidecar, not a gateway; counting
     // its labels would let a selector that only matches an app hide the warning.
-    let index = WorkloadIndex::new(workloads);
     let app_workloads: BTreeSet<(&str, &str)> = service_entries
         .iter()
         .filter_map(|se| Some((se.namespace(), &se.value.workload_selector.as_ref()?.labels)))
         .flat_map(|(namespace, selector)| index.select(namespace, selector))
         .map(|w| (w.namespace.as_str(), w.name.as_str()))
         .collect();
-    let gateway_candidates: Vec<&Workload> = workloads
-        .values()
+    let gateway_candidates: Vec<&Workload> = index
+        .all()
         .filter(|w| !app_workloads.contains(&(w.namespace.as_str(), w.name.as_str())))
         .collect();
     let mut out = BTreeMap::new();

@@ -10,6 +10,8 @@ mod virtual_service;
 mod workload_entry;
 mod workload_index;
 
+use workload_index::WorkloadIndex;
+
 use crate::mesh::Code;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,25 +26,26 @@ use crate::spec::{Config, Kind, Source, Sourced};
 pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
     let mut diags = Diags::new(config);
     check_duplicates(config, &mut diags);
-    let workloads = workload_entry::resolve(&config.workload_entries, &mut diags);
-    let services = service_entry::resolve(&config.service_entries, &workloads, &mut diags);
-    let destination_rules =
-        destination_rule::resolve(&config.destination_rules, &services, &mut diags);
-    let gateways = gateway::resolve(
+    let mut mesh = Mesh {
+        services: BTreeMap::new(),
+        workloads: workload_entry::resolve(&config.workload_entries, &mut diags),
+        destination_rules: BTreeMap::new(),
+        virtual_services: Vec::new(),
+        gateways: BTreeMap::new(),
+        sidecars: BTreeMap::new(),
+    };
+    // One index for every label selector below.
+    let workloads = WorkloadIndex::new(&mesh.workloads);
+    mesh.services = service_entry::resolve(&config.service_entries, &workloads, &mut diags);
+    mesh.destination_rules =
+        destination_rule::resolve(&config.destination_rules, &mesh.services, &mut diags);
+    mesh.gateways = gateway::resolve(
         &config.gateways,
         &workloads,
         &config.service_entries,
         &mut diags,
     );
-    let mut mesh = Mesh {
-        services,
-        workloads,
-        destination_rules,
-        virtual_services: Vec::new(),
-        gateways,
-        sidecars: BTreeMap::new(),
-    };
-    mesh.sidecars = sidecar::resolve(&config.sidecars, &mesh, &mut diags);
+    mesh.sidecars = sidecar::resolve(&config.sidecars, &workloads, &mut diags);
     mesh.virtual_services = virtual_service::resolve(&config.virtual_services, &mesh, &mut diags);
     sidecar::infer_destinations(&mut mesh);
     let mut list = diags.list;

@@ -6,16 +6,15 @@ use std::net::IpAddr;
 
 use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
-use crate::mesh::{Endpoint, Meta, Resolution, Service, ServicePort, Workload};
+use crate::mesh::{Endpoint, Meta, Resolution, Service, ServicePort};
 use crate::spec::{self, Kind, Location, ServiceEntry, Sourced};
 
 pub(super) fn resolve(
     items: &[Sourced<ServiceEntry>],
-    workloads: &BTreeMap<String, Workload>,
+    index: &WorkloadIndex<'_>,
     diags: &mut Diags,
 ) -> BTreeMap<String, Service> {
     let mut out: BTreeMap<String, Service> = BTreeMap::new();
-    let index = WorkloadIndex::new(workloads);
     // VIPs become route domains; Envoy rejects a route configuration with one domain in two virtual hosts.
     let mut vips: BTreeMap<String, Meta> = BTreeMap::new();
     for item in items {
@@ -101,13 +100,7 @@ pub(super) fn resolve(
                         "workloadSelector needs `location: MESH_INTERNAL`",
                     );
                 }
-                select_workloads(
-                    item.namespace(),
-                    &selector.labels,
-                    &index,
-                    resolution,
-                    diags,
-                )
+                select_workloads(item.namespace(), &selector.labels, index, resolution, diags)
             }
             (_, None) => inline_endpoints(&meta, endpoints, resolution, diags),
         };

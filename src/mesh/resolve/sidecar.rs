@@ -9,7 +9,7 @@ use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
     items: &[Sourced<spec::Sidecar>],
-    mesh: &Mesh,
+    workloads: &WorkloadIndex<'_>,
     diags: &mut Diags,
 ) -> BTreeMap<String, EgressScope> {
     let mut out = BTreeMap::new();
@@ -64,7 +64,7 @@ pub(super) fn resolve(
             },
         );
     }
-    check_conflicts(&out, mesh, diags);
+    check_conflicts(&out, workloads, diags);
     out
 }
 
@@ -143,7 +143,11 @@ fn egress_host(pattern: &str, own_namespace: &str) -> Result<Option<EgressHost>,
 
 /// Istio's analyzers: IST0111, two Sidecars without a selector in one namespace; IST0110, two Sidecars whose
 /// selectors both match one workload. Either way which one applies would be arbitrary.
-fn check_conflicts(scopes: &BTreeMap<String, EgressScope>, mesh: &Mesh, diags: &mut Diags) {
+fn check_conflicts(
+    scopes: &BTreeMap<String, EgressScope>,
+    index: &WorkloadIndex<'_>,
+    diags: &mut Diags,
+) {
     let mut catch_all: BTreeMap<&str, &str> = BTreeMap::new();
     for (key, scope) in scopes.iter().filter(|(_, s)| s.selector.is_none()) {
         if let Some(first) = catch_all.insert(&scope.namespace, key) {
@@ -159,7 +163,6 @@ fn check_conflicts(scopes: &BTreeMap<String, EgressScope>, mesh: &Mesh, diags: &
         }
     }
     // Per workload (by key), the Sidecars with a selector that select it, in key order.
-    let index = WorkloadIndex::new(&mesh.workloads);
     let mut selecting: BTreeMap<String, Vec<(&String, &EgressScope)>> = BTreeMap::new();
     for (key, scope) in scopes {
         let Some(selector) = &scope.selector else {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::mesh::{labels_match, Labels, Workload};
 
 pub(super) struct WorkloadIndex<'a> {
+    workloads: &'a BTreeMap<String, Workload>,
     /// Per namespace, its workloads in key order.
     by_namespace: BTreeMap<&'a str, Vec<&'a Workload>>,
     /// Per (namespace, label key, label value), the workloads carrying it, in key order.
@@ -28,9 +29,15 @@ impl<'a> WorkloadIndex<'a> {
             }
         }
         WorkloadIndex {
+            workloads,
             by_namespace,
             by_label,
         }
+    }
+
+    /// Every workload, in key order.
+    pub(super) fn all(&self) -> impl Iterator<Item = &'a Workload> + 'a {
+        self.workloads.values()
     }
 
     /// The workloads of `namespace` whose labels include all of `selector`'s, in key order (the order of
