@@ -108,9 +108,20 @@ impl Served {
 
     /// `GET <path>` on the admin endpoint: status and body.
     async fn admin_get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.admin_get_with_headers(path).await;
+        (status, body)
+    }
+
+    /// `GET <path>` on the admin endpoint: status, headers and body.
+    async fn admin_get_with_headers(
+        &self,
+        path: &str,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
         let url = format!("http://{}{path}", self.admin);
         let response = http().get(url).send().await.unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap())
     }
 
     fn proxy_status(&self) -> String {
@@ -1020,16 +1031,7 @@ async fn admin_dashboard_indented_json_and_short_names() {
     served
         .wait_proxy_status("the proxy", |line| line.starts_with("reviews-v2.default"))
         .await;
-    let get = |path: &str| {
-        let url = format!("http://{}{path}", served.admin);
-        async move {
-            let response = http().get(url).send().await.unwrap();
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            (status, headers, response.text().await.unwrap())
-        }
-    };
-    let (code, headers, index) = get("/").await;
+    let (code, headers, index) = served.admin_get_with_headers("/").await;
     assert_eq!(code, 200);
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
     let policy = headers["content-security-policy"].to_str().unwrap();
@@ -1044,20 +1046,20 @@ async fn admin_dashboard_indented_json_and_short_names() {
     ] {
         assert!(index.contains(link), "{link}: {index}");
     }
-    let (code, headers, script) = get("/dashboard.js").await;
+    let (code, headers, script) = served.admin_get_with_headers("/dashboard.js").await;
     assert_eq!(code, 200);
     assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
     // Each proxy links to what it is served, and names only ever become text.
     assert!(script.contains("/debug/snapshot?proxy="), "{script}");
     assert!(!script.contains("innerHTML"), "the script sets markup");
-    let (code, headers, _) = get("/dashboard.css").await;
+    let (code, headers, _) = served.admin_get_with_headers("/dashboard.css").await;
     assert_eq!(code, 200);
     assert_eq!(headers["content-type"], "text/css; charset=utf-8");
 
     // The proxy, as it acknowledges what it is sent.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (code, _, traffic) = get("/debug/traffic").await;
+        let (code, _, traffic) = served.admin_get_with_headers("/debug/traffic").await;
         assert_eq!(code, 200, "{traffic}");
         assert!(traffic.starts_with("{\n  \""), "{traffic}");
         let traffic: serde_json::Value = serde_json::from_str(&traffic).unwrap();
@@ -1075,10 +1077,12 @@ async fn admin_dashboard_indented_json_and_short_names() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let (_, _, config) = get("/debug/config").await;
+    let (_, _, config) = served.admin_get_with_headers("/debug/config").await;
     assert!(config.starts_with("{\n  \""), "{config}");
     for name in ["reviews-v2", "reviews-v2.default"] {
-        let (code, _, snapshot) = get(&format!("/debug/snapshot?proxy={name}")).await;
+        let (code, _, snapshot) = served
+            .admin_get_with_headers(&format!("/debug/snapshot?proxy={name}"))
+            .await;
         assert_eq!(code, 200, "{snapshot}");
         assert!(
             snapshot.contains("\n    \"outbound|9080|v2|reviews.default.svc.cluster.local\""),
