@@ -1,11 +1,16 @@
 //! How long each pipeline stage takes on the Bookinfo mesh: `cargo bench --bench pipeline`; and what the
 //! metrics add to a stream's work per response.
 //!
+//! `cargo bench --bench pipeline -- --change-at 10000 [--services 1000] [--sidecar-egress 5]`: instead, what
+//! one VirtualService weight shift costs the server, stage by stage, on a generated mesh of that many
+//! workloads (one proxy each): where the CPU of a change at scale goes, without clients sharing the cores.
+//!
 //! A plain timing loop rather than criterion: the numbers go into the README, and the build stays lean.
 //! Each stage runs for about a second after a warm-up; the median of 15 batches is reported.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -19,6 +24,14 @@ use switchyard::xds::event::Event;
 use switchyard::xds::{Generation, ResourceType, XdsHistograms};
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(workloads) = flag(&args, "--change-at") {
+        return change_at_scale(
+            workloads,
+            flag(&args, "--services"),
+            flag(&args, "--sidecar-egress"),
+        );
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let paths: Vec<PathBuf> = vec![
         root.join("config"),
@@ -85,6 +98,111 @@ fn metrics() {
                 histograms.converged(since.elapsed());
             }
         },
+    );
+}
+
+fn flag(args: &[String], name: &str) -> Option<usize> {
+    let at = args.iter().position(|a| a == name)?;
+    let value = args
+        .get(at + 1)
+        .unwrap_or_else(|| panic!("{name} needs a number"));
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: {value} is not a number")),
+    )
+}
+
+/// One weight shift on a generated mesh, as the server processes it: the directory re-read (only the changed
+/// file parsed again), resolution, the fingerprint in the status, the next generation, and every proxy's
+/// stream looking up its snapshot. Each stage runs once per round; the median of the rounds is reported.
+fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Option<usize>) {
+    use switchyard::control_plane::fingerprint;
+    use switchyard::meshgen::{GeneratedMesh, MeshOptions};
+    use switchyard::spec::{LoadOptions, Loader};
+
+    let mut options = MeshOptions::new(workloads).sidecar_egress(sidecar_egress);
+    if let Some(services) = services {
+        options = options.services(services);
+    }
+    let mut generated = GeneratedMesh::new(options.clone()).expect("mesh options");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    generated.write_to(dir.path()).expect("write the mesh");
+    let paths = vec![dir.path().to_path_buf()];
+    let nodes: Vec<Node> = generated
+        .nodes()
+        .expect("generated nodes")
+        .into_iter()
+        .map(|(_, n)| n.to_proto())
+        .collect();
+    let mut loader = Loader::new(LoadOptions::default());
+    let config = loader.load_paths(&paths).expect("the generated mesh loads");
+    let mesh = switchyard::mesh::resolve(&config).expect("valid").mesh;
+    let mut previous = MeshGeneration::new(mesh);
+    // What the streams hold: a generation keeps a proxy's translation only while some stream holds it.
+    let mut held: Vec<_> = nodes
+        .iter()
+        .map(|node| previous.snapshot_for(node).expect("known proxy"))
+        .collect();
+    println!(
+        "one weight shift: {workloads} workloads, {} services, sidecar egress {sidecar_egress:?}, {} files",
+        options.services,
+        generated.files().len()
+    );
+    let stages = [
+        "re-read (changed file parsed)",
+        "resolve",
+        "fingerprint",
+        "next generation",
+        "every stream's snapshot lookup",
+        "total",
+    ];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); stages.len()];
+    let mut snapshots_changed = Vec::new();
+    for _ in 0..5 {
+        let change = generated
+            .shift_weight()
+            .expect("the mesh has VirtualServices");
+        change.apply(dir.path()).expect("apply the change");
+        let mut times = Vec::new();
+        let start = Instant::now();
+        let mut lap = Instant::now();
+        let mut stage = |times: &mut Vec<Duration>| {
+            times.push(lap.elapsed());
+            lap = Instant::now();
+        };
+        let config = loader.load_paths(&paths).expect("the changed mesh loads");
+        stage(&mut times);
+        let mesh = switchyard::mesh::resolve(&config).expect("valid").mesh;
+        stage(&mut times);
+        black_box(fingerprint(&mesh));
+        stage(&mut times);
+        let next = MeshGeneration::succeed(mesh, &previous);
+        stage(&mut times);
+        let mut changed = 0;
+        for (node, held) in nodes.iter().zip(held.iter_mut()) {
+            let snapshot = next.snapshot_for(node).expect("known proxy");
+            // A stream acts on a change only when its snapshot is another one.
+            if !Arc::ptr_eq(&snapshot, held) {
+                changed += 1;
+            }
+            *held = snapshot;
+        }
+        stage(&mut times);
+        times.push(start.elapsed());
+        for (s, t) in samples.iter_mut().zip(times) {
+            s.push(t);
+        }
+        snapshots_changed.push(changed);
+        previous = next;
+    }
+    for (name, mut s) in stages.iter().zip(samples) {
+        s.sort();
+        println!("{name:<40} {:>10.1} ms", s[s.len() / 2].as_secs_f64() * 1e3);
+    }
+    println!(
+        "proxies given another snapshot per change: {snapshots_changed:?} of {}",
+        nodes.len()
     );
 }
 

@@ -259,6 +259,39 @@ fn a_change_to_one_host_pushes_nothing_to_a_proxy_that_cannot_see_it() {
     }
 }
 
+/// A stream acts on a new generation only when its proxy's snapshot is another allocation
+/// (`xds::server`): a proxy the change does not touch must keep the very same snapshot, or ten thousand streams
+/// each compare everything they hold on every change.
+#[test]
+fn a_proxy_the_change_does_not_touch_keeps_the_same_snapshot() {
+    let (_a, before) = bookinfo_with(RATINGS_ONLY);
+    let (_b, after) = bookinfo_with(&format!("{RATINGS_ONLY}---\n{REVIEWS_V2_ONLY}"));
+    let old = MeshGeneration::new(before.clone());
+    // Held as streams hold them: a generation keeps a translation only while a stream holds its snapshot.
+    let held: Vec<_> = ["reviews-v1", "productpage-v1"]
+        .into_iter()
+        .map(|name| old.snapshot_for(&sidecar_node(&before, name)).unwrap())
+        .collect();
+    let new = MeshGeneration::succeed(after.clone(), &old);
+    let untouched = new
+        .snapshot_for(&sidecar_node(&after, "reviews-v1"))
+        .unwrap();
+    let touched = new
+        .snapshot_for(&sidecar_node(&after, "productpage-v1"))
+        .unwrap();
+    assert!(
+        Arc::ptr_eq(&held[0], &untouched),
+        "reviews-v1 cannot reach reviews, yet got another snapshot"
+    );
+    assert!(!Arc::ptr_eq(&held[1], &touched));
+    // And a generation that changes nothing at all changes no snapshot.
+    let same = MeshGeneration::succeed(after.clone(), &new);
+    let again = same
+        .snapshot_for(&sidecar_node(&after, "productpage-v1"))
+        .unwrap();
+    assert!(Arc::ptr_eq(&touched, &again));
+}
+
 #[test]
 fn shared_layers_are_one_allocation_across_proxies_and_generations() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");

@@ -194,6 +194,7 @@ impl MeshGeneration {
                             kept.clusters.clone(),
                             kept.listeners.clone(),
                             None,
+                            inherited,
                         )
                     }
                     None => {
@@ -225,9 +226,12 @@ impl MeshGeneration {
                 routes.iter().map(|r| Arc::new(Encoded::route(r))),
             )),
         };
-        self.own_from_layers(proxy, inputs, clusters, listeners, routes)
+        self.own_from_layers(proxy, inputs, clusters, listeners, routes, inherited)
     }
 
+    /// The proxy's snapshot: its own layers over the shared ones of its view and route scope. When those are
+    /// the very layers of the snapshot it had (`inherited`), that snapshot itself, so the proxy's stream sees
+    /// that nothing changed without looking at a single resource.
     fn own_from_layers(
         &self,
         proxy: &Proxy,
@@ -235,6 +239,7 @@ impl MeshGeneration {
         clusters: Arc<Layer>,
         listeners: Arc<Layer>,
         routes: Option<Arc<Layer>>,
+        inherited: Option<&Own>,
     ) -> Result<Own, String> {
         let (shared, route_layer) = match (proxy, &routes) {
             (Proxy::Sidecar(sidecar), None) => {
@@ -260,12 +265,16 @@ impl MeshGeneration {
         layers[ResourceType::Endpoint] = vec![shared.endpoints.clone()];
         layers[ResourceType::Listener] = vec![listeners.clone()];
         layers[ResourceType::Route] = vec![route_layer];
+        let snapshot = match inherited {
+            Some(previous) if previous.snapshot.is_made_of(&layers) => previous.snapshot.clone(),
+            _ => Arc::new(Snapshot::from_layers(layers)),
+        };
         Ok(Own {
             inputs,
             clusters,
             listeners,
             routes,
-            snapshot: Arc::new(Snapshot::from_layers(layers)),
+            snapshot,
         })
     }
 

@@ -240,7 +240,13 @@ impl SharedResources {
                     (port, encoded)
                 })
                 .collect();
-            let layer = Layer::succeed(kept.map(|(_, k)| &k.layer), by_port.values().cloned());
+            // Succeeds the scope's previous layer even when its configurations could not be reused (its Sidecar
+            // changed): a rebuild that comes out the same is then the same layer, and nothing to push.
+            let before = previous
+                .as_ref()
+                .and_then(|p| p.shared.routes.get(&scope))
+                .map(|k| &k.layer);
+            let layer = Layer::succeed(before, by_port.values().cloned());
             routes.insert(scope, ScopeRoutes { by_port, layer });
         }
 

@@ -263,6 +263,15 @@ impl Snapshot {
         &self.layers[t]
     }
 
+    /// Whether this snapshot is made of exactly these layers (the same allocations, in the same order): then
+    /// it serves exactly what a snapshot of them would, and can stand in for one.
+    pub fn is_made_of(&self, layers: &PerType<Vec<Arc<Layer>>>) -> bool {
+        ResourceType::ALL.into_iter().all(|t| {
+            let (mine, theirs) = (&self.layers[t], &layers[t]);
+            mine.len() == theirs.len() && mine.iter().zip(theirs).all(|(a, b)| Arc::ptr_eq(a, b))
+        })
+    }
+
     pub fn get(&self, t: ResourceType, name: &str) -> Option<&Arc<Encoded>> {
         self.layers[t].iter().find_map(|l| l.get(name))
     }
