@@ -114,10 +114,9 @@ fn flag(args: &[String], name: &str) -> Option<usize> {
 }
 
 /// One weight shift on a generated mesh, as the server processes it: the directory re-read (only the changed
-/// file parsed again), resolution, the fingerprint in the status, the next generation, and every proxy's
+/// file parsed again), resolution, the next generation, and every proxy's
 /// stream looking up its snapshot. Each stage runs once per round; the median of the rounds is reported.
 fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Option<usize>) {
-    use switchyard::control_plane::fingerprint;
     use switchyard::meshgen::{GeneratedMesh, MeshOptions};
     use switchyard::spec::{LoadOptions, Loader};
 
@@ -152,7 +151,6 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
     let stages = [
         "re-read (changed file parsed)",
         "resolve",
-        "fingerprint",
         "next generation",
         "every stream's snapshot lookup",
         "total",
@@ -174,8 +172,6 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
         let config = loader.load_paths(&paths).expect("the changed mesh loads");
         stage(&mut times);
         let mesh = switchyard::mesh::resolve(&config).expect("valid").mesh;
-        stage(&mut times);
-        black_box(fingerprint(&mesh));
         stage(&mut times);
         let next = MeshGeneration::succeed(mesh, &previous);
         stage(&mut times);

@@ -481,8 +481,10 @@ async fn the_first_generation_is_published_before_start_returns() {
     let status = plane.now();
     let fingerprint = status
         .accepted_fingerprint
-        .clone()
-        .expect("the accepted configuration is fingerprinted");
+        .as_ref()
+        .expect("the accepted configuration is fingerprinted")
+        .get()
+        .to_owned();
     let on_disk = switchyard::control_plane::read_mesh(&[plane.dir.path().to_path_buf()]).unwrap();
     assert_eq!(
         fingerprint,

@@ -165,7 +165,8 @@ impl Bookinfo {
         let accepted = tokio::time::timeout(
             SYNC_DEADLINE,
             status.wait_for(|s| {
-                s.is_current() && s.accepted_fingerprint.as_deref() == Some(expected.as_str())
+                s.is_current()
+                    && s.accepted_fingerprint.as_ref().map(|f| f.get()) == Some(expected.as_str())
             }),
         )
         .await

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::mesh::Diagnostic;
+use crate::mesh::{Diagnostic, LazyFingerprint};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ConfigStatus {
@@ -17,10 +17,10 @@ pub struct ConfigStatus {
     pub revision: u64,
     /// The reading being served, if any was ever valid.
     pub accepted_revision: Option<u64>,
-    /// What is being served, by content: [`crate::control_plane::fingerprint`] of the accepted mesh. Revisions count
+    /// What is being served, by content: [`crate::mesh::fingerprint`] of the accepted mesh. Revisions count
     /// readings, so a re-read of unchanged files gets a new revision; this tells whether a given content
-    /// is the one being served.
-    pub accepted_fingerprint: Option<String>,
+    /// is the one being served. Computed when first shown.
+    pub accepted_fingerprint: Option<LazyFingerprint>,
     #[serde(serialize_with = "http_date_option")]
     pub accepted_at: Option<SystemTime>,
     /// Why the latest reading was rejected (empty when it was accepted). Proxies keep the accepted one.

@@ -13,21 +13,7 @@ pub use crate::admin::ConfigStatus;
 
 pub use crate::source::read_mesh;
 
-/// A content fingerprint of a resolved mesh (hex SHA-256 of its JSON form): equal meshes, equal
-/// fingerprints, whichever reading produced them. [`ConfigStatus::accepted_fingerprint`] carries it.
-pub fn fingerprint(mesh: &crate::mesh::Mesh) -> String {
-    use sha2::{Digest, Sha256};
-    let bytes = serde_json::to_vec(mesh).unwrap_or_else(|e| {
-        // Every map in the mesh is keyed by strings, so JSON cannot fail; should a future field break that,
-        // the (equally deterministic) debug form still fingerprints the content.
-        tracing::debug!("the mesh does not serialize to JSON ({e}); fingerprinting its debug form");
-        format!("{mesh:?}").into_bytes()
-    });
-    Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::mesh::fingerprint;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

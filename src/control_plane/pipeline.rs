@@ -7,10 +7,9 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::fingerprint;
 use super::generation::MeshGeneration;
 use crate::admin::{ConfigMetrics, ConfigStatus};
-use crate::mesh::{Diagnostic, Resolved};
+use crate::mesh::{Diagnostic, LazyFingerprint, Resolved};
 use crate::source::SpecState;
 use crate::xds::Cache;
 
@@ -74,7 +73,8 @@ impl Pipeline {
     }
 
     fn accepted(&mut self, state: &SpecState, resolved: &Resolved) {
-        let accepted_fingerprint = fingerprint(&resolved.mesh);
+        // Not hashed here: only when someone asks (`/debug/config`, `apply --wait`).
+        let accepted_fingerprint = LazyFingerprint::of(resolved.mesh.clone());
         // Once per change, not once per reading.
         if self.logged_warnings != resolved.warnings {
             for w in &resolved.warnings {

@@ -8,6 +8,7 @@
 mod code;
 mod diagnostic;
 pub mod duration;
+mod fingerprint;
 mod model;
 pub mod names;
 mod proxy;
@@ -15,6 +16,7 @@ mod resolve;
 
 pub use code::{markdown_table as diagnostic_codes_table, Code};
 pub use diagnostic::{load_diagnostics, Diagnostic, Severity};
+pub use fingerprint::{fingerprint, LazyFingerprint};
 pub use model::*;
 pub use proxy::{node_metadata_keys, IdentityError, Proxy, RouteScope, Router, Sidecar};
 pub use resolve::resolve;

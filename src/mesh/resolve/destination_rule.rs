@@ -15,7 +15,7 @@ use crate::spec::{self, Kind, SimpleLb, Sourced};
 pub(super) fn resolve(
     items: &[Sourced<spec::DestinationRule>],
     services: &BTreeMap<String, Service>,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> BTreeMap<String, DestinationRule> {
     let mut out: BTreeMap<String, DestinationRule> = BTreeMap::new();
     for item in items {
@@ -122,7 +122,7 @@ fn traffic_policy_of(
     meta: &Meta,
     field: &str,
     p: &spec::TrafficPolicy,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> TrafficPolicy {
     let spec::TrafficPolicy {
         load_balancer,
@@ -176,7 +176,7 @@ fn policy_settings(
     lb: Option<&spec::LoadBalancerSettings>,
     pool: Option<&spec::ConnectionPoolSettings>,
     outlier: Option<&spec::OutlierDetection>,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> PolicySettings {
     PolicySettings {
         load_balancer: lb
@@ -192,7 +192,7 @@ fn load_balancer(
     meta: &Meta,
     field: &str,
     lb: &spec::LoadBalancerSettings,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> Option<LoadBalancer> {
     match (&lb.simple, &lb.consistent_hash) {
         (Some(_), Some(_)) => {
@@ -227,7 +227,7 @@ fn consistent_hash(
     meta: &Meta,
     field: &str,
     ch: &spec::ConsistentHashLb,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> Option<ConsistentHash> {
     let mut keys = Vec::new();
     if let Some(h) = &ch.http_header_name {
@@ -319,7 +319,7 @@ fn connection_pool(
     meta: &Meta,
     field: &str,
     p: &spec::ConnectionPoolSettings,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> ConnectionPool {
     let mut out = ConnectionPool::default();
     if let Some(tcp) = &p.tcp {
@@ -356,7 +356,7 @@ fn outlier_detection(
     meta: &Meta,
     field: &str,
     o: &spec::OutlierDetection,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> OutlierDetection {
     for (name, value) in [
         ("maxEjectionPercent", o.max_ejection_percent),

@@ -12,7 +12,7 @@ pub(super) fn resolve(
     items: &[Sourced<spec::Gateway>],
     index: &WorkloadIndex<'_>,
     service_entries: &[Sourced<spec::ServiceEntry>],
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> BTreeMap<String, Gateway> {
     let default_ingress = crate::mesh::default_ingress_gateway_labels();
     // A WorkloadEntry that a ServiceEntry selects is an application's pod with a sidecar, not a gateway; counting

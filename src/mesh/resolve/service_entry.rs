@@ -12,7 +12,7 @@ use crate::spec::{self, Kind, Location, ServiceEntry, Sourced};
 pub(super) fn resolve(
     items: &[Sourced<ServiceEntry>],
     index: &WorkloadIndex<'_>,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> BTreeMap<String, Service> {
     let mut out: BTreeMap<String, Service> = BTreeMap::new();
     // VIPs become route domains; Envoy rejects a route configuration with one domain in two virtual hosts.
@@ -159,7 +159,11 @@ pub(super) fn resolve(
     out
 }
 
-fn resolve_ports(meta: &Meta, ports: &[spec::ServicePort], diags: &mut Diags) -> Vec<ServicePort> {
+fn resolve_ports(
+    meta: &Meta,
+    ports: &[spec::ServicePort],
+    diags: &mut Diags<'_>,
+) -> Vec<ServicePort> {
     if ports.is_empty() {
         diags.error(
             meta,
@@ -216,7 +220,7 @@ fn select_workloads(
     selector: &BTreeMap<String, String>,
     index: &WorkloadIndex<'_>,
     resolution: Resolution,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> Vec<Endpoint> {
     // As in Istio, a ServiceEntry selects WorkloadEntries of its own namespace only.
     index
@@ -244,7 +248,7 @@ fn inline_endpoints(
     meta: &Meta,
     endpoints: &[spec::WorkloadEntry],
     resolution: Resolution,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> Vec<Endpoint> {
     let mut out = Vec::new();
     for (i, e) in endpoints.iter().enumerate() {

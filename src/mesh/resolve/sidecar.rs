@@ -10,7 +10,7 @@ use crate::spec::{self, Kind, Sourced};
 pub(super) fn resolve(
     items: &[Sourced<spec::Sidecar>],
     workloads: &WorkloadIndex<'_>,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> BTreeMap<String, EgressScope> {
     let mut out = BTreeMap::new();
     for item in items {
@@ -146,7 +146,7 @@ fn egress_host(pattern: &str, own_namespace: &str) -> Result<Option<EgressHost>,
 fn check_conflicts(
     scopes: &BTreeMap<String, EgressScope>,
     index: &WorkloadIndex<'_>,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) {
     let mut catch_all: BTreeMap<&str, &str> = BTreeMap::new();
     for (key, scope) in scopes.iter().filter(|(_, s)| s.selector.is_none()) {

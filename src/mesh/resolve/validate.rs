@@ -7,7 +7,12 @@ use super::Diags;
 use crate::mesh::{self, duration, Meta, PerMillion};
 use crate::spec::{Percent, StringMatch};
 
-pub(crate) fn duration(diags: &mut Diags, at: &Meta, field: &str, text: &str) -> Option<Duration> {
+pub(crate) fn duration(
+    diags: &mut Diags<'_>,
+    at: &Meta,
+    field: &str,
+    text: &str,
+) -> Option<Duration> {
     match duration::parse(text) {
         Ok(d) => Some(d),
         Err(e) => {
@@ -18,7 +23,7 @@ pub(crate) fn duration(diags: &mut Diags, at: &Meta, field: &str, text: &str) ->
 }
 
 pub(crate) fn opt_duration(
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
     at: &Meta,
     field: &str,
     text: Option<&String>,
@@ -28,7 +33,7 @@ pub(crate) fn opt_duration(
 
 /// Istio's `ValidateDuration` for fields Envoy requires to be greater than zero: at least 1ms.
 pub(crate) fn positive_duration(
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
     at: &Meta,
     field: &str,
     text: &str,
@@ -47,7 +52,7 @@ pub(crate) fn positive_duration(
 }
 
 pub(crate) fn opt_positive_duration(
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
     at: &Meta,
     field: &str,
     text: Option<&String>,
@@ -57,7 +62,7 @@ pub(crate) fn opt_positive_duration(
 
 /// RE2 (what Envoy's `safe_regex` uses) and regex-syntax agree on what they reject that matters here:
 /// backreferences, look-around and malformed syntax.
-pub(crate) fn regex(diags: &mut Diags, at: &Meta, field: &str, pattern: &str) -> bool {
+pub(crate) fn regex(diags: &mut Diags<'_>, at: &Meta, field: &str, pattern: &str) -> bool {
     if pattern.is_empty() {
         diags.error(
             at,
@@ -93,7 +98,7 @@ pub(crate) fn to_mesh_match(m: &StringMatch) -> mesh::StringMatch {
     }
 }
 
-pub(crate) fn string_match(diags: &mut Diags, at: &Meta, field: &str, m: &StringMatch) -> bool {
+pub(crate) fn string_match(diags: &mut Diags<'_>, at: &Meta, field: &str, m: &StringMatch) -> bool {
     match m {
         StringMatch::Regex(r) => regex(diags, at, &format!("{field}.regex"), r),
         StringMatch::Exact(_) | StringMatch::Prefix(_) | StringMatch::Present => true,
@@ -101,7 +106,7 @@ pub(crate) fn string_match(diags: &mut Diags, at: &Meta, field: &str, m: &String
 }
 
 /// A match on a value that is always there (a CORS origin): "present" (`{}` or regex `*`) says nothing.
-pub(crate) fn value_match(diags: &mut Diags, at: &Meta, field: &str, m: &StringMatch) -> bool {
+pub(crate) fn value_match(diags: &mut Diags<'_>, at: &Meta, field: &str, m: &StringMatch) -> bool {
     if *m == StringMatch::Present {
         diags.error(
             at,
@@ -116,7 +121,7 @@ pub(crate) fn value_match(diags: &mut Diags, at: &Meta, field: &str, m: &StringM
 
 /// Istio's percentages are doubles in 0..=100; Envoy takes millionths.
 pub(crate) fn percentage(
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
     at: &Meta,
     field: &str,
     p: &Percent,
@@ -134,7 +139,7 @@ pub(crate) fn percentage(
 }
 
 /// Header names must be lowercase: HTTP/2 and Envoy lowercase them, so an uppercase match would never match.
-pub(crate) fn header_name(diags: &mut Diags, at: &Meta, field: &str, name: &str) -> bool {
+pub(crate) fn header_name(diags: &mut Diags<'_>, at: &Meta, field: &str, name: &str) -> bool {
     if name.is_empty() {
         diags.error(at, Code::InvalidName, field, "header name is empty");
         return false;

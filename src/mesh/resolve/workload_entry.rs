@@ -9,7 +9,7 @@ use crate::spec::{Kind, Sourced, WorkloadEntry};
 
 pub(super) fn resolve(
     items: &[Sourced<WorkloadEntry>],
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> BTreeMap<String, Workload> {
     let mut out = BTreeMap::new();
     for item in items {

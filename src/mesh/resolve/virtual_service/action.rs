@@ -12,7 +12,7 @@ impl HttpRouteContext<'_> {
         destinations: &[spec::HttpRouteDestination],
         redirect: Option<&spec::HttpRedirect>,
         direct: Option<&spec::HttpDirectResponse>,
-        diags: &mut Diags,
+        diags: &mut Diags<'_>,
     ) -> Option<RouteAction> {
         match (destinations.is_empty(), redirect, direct) {
             (false, None, None) => self
@@ -55,7 +55,11 @@ impl HttpRouteContext<'_> {
         }
     }
 
-    pub(super) fn redirect(&self, r: &spec::HttpRedirect, diags: &mut Diags) -> Option<Redirect> {
+    pub(super) fn redirect(
+        &self,
+        r: &spec::HttpRedirect,
+        diags: &mut Diags<'_>,
+    ) -> Option<Redirect> {
         let spec::HttpRedirect {
             uri,
             authority,
@@ -84,7 +88,7 @@ impl HttpRouteContext<'_> {
         })
     }
 
-    pub(super) fn rewrite(&self, r: &spec::HttpRewrite, diags: &mut Diags) -> Option<Rewrite> {
+    pub(super) fn rewrite(&self, r: &spec::HttpRewrite, diags: &mut Diags<'_>) -> Option<Rewrite> {
         let spec::HttpRewrite {
             uri,
             authority,

@@ -8,7 +8,7 @@ use crate::mesh::Cors;
 use crate::spec;
 
 impl HttpRouteContext<'_> {
-    pub(super) fn cors(&self, c: &spec::CorsPolicy, diags: &mut Diags) -> Option<Cors> {
+    pub(super) fn cors(&self, c: &spec::CorsPolicy, diags: &mut Diags<'_>) -> Option<Cors> {
         let spec::CorsPolicy {
             allow_origins,
             allow_methods,

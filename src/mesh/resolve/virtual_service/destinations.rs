@@ -11,7 +11,7 @@ impl HttpRouteContext<'_> {
     pub(super) fn destinations(
         &self,
         list: &[spec::HttpRouteDestination],
-        diags: &mut Diags,
+        diags: &mut Diags<'_>,
     ) -> Option<Vec<RouteDestination>> {
         let errors_before = diags.error_count();
         let mut out = Vec::new();
@@ -91,7 +91,7 @@ impl HttpRouteContext<'_> {
         &self,
         d: &spec::Destination,
         field: &str,
-        diags: &mut Diags,
+        diags: &mut Diags<'_>,
     ) -> Option<Destination> {
         let host = resolve_host(&d.host, self.namespace);
         let Some(service) = self.mesh.services.get(&host) else {

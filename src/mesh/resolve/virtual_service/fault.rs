@@ -7,7 +7,11 @@ use crate::mesh::{AbortStatus, Code, Fault, FaultAbort, FaultDelay};
 use crate::spec;
 
 impl HttpRouteContext<'_> {
-    pub(super) fn fault(&self, f: &spec::HttpFaultInjection, diags: &mut Diags) -> Option<Fault> {
+    pub(super) fn fault(
+        &self,
+        f: &spec::HttpFaultInjection,
+        diags: &mut Diags<'_>,
+    ) -> Option<Fault> {
         let spec::HttpFaultInjection { delay, abort } = f;
         if delay.is_none() && abort.is_none() {
             diags.error(
@@ -19,7 +23,7 @@ impl HttpRouteContext<'_> {
             return None;
         }
         // Istio treats a missing percentage as 0% (its deprecated integer `percent` defaults to 0).
-        let pct = |p: Option<&spec::Percent>, field: String, diags: &mut Diags| match p {
+        let pct = |p: Option<&spec::Percent>, field: String, diags: &mut Diags<'_>| match p {
             Some(p) => validate::percentage(diags, self.meta, &field, p),
             None => Some(0),
         };

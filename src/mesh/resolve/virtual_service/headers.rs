@@ -10,7 +10,7 @@ impl HttpRouteContext<'_> {
         &self,
         h: &spec::Headers,
         field: &str,
-        diags: &mut Diags,
+        diags: &mut Diags<'_>,
     ) -> HeaderOperations {
         let mut ops = |o: &Option<spec::HeaderOperations>, side: &str| {
             let Some(o) = o else {

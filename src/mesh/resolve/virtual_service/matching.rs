@@ -16,7 +16,7 @@ impl HttpRouteContext<'_> {
         &self,
         m: &spec::HttpMatchRequest,
         field: &str,
-        diags: &mut Diags,
+        diags: &mut Diags<'_>,
     ) -> Option<RouteMatch> {
         let spec::HttpMatchRequest {
             name,
@@ -46,7 +46,7 @@ impl HttpRouteContext<'_> {
         }
         let header_list = |label: &str,
                            map: &BTreeMap<String, spec::StringMatch>,
-                           diags: &mut Diags|
+                           diags: &mut Diags<'_>|
          -> Vec<(String, StringMatch)> {
             map.iter()
                 .filter(|(k, v)| {

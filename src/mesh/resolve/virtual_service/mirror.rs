@@ -13,7 +13,7 @@ impl HttpRouteContext<'_> {
         mirror: Option<&spec::Destination>,
         mirror_percentage: Option<&spec::Percent>,
         mirrors: &[spec::HttpMirrorPolicy],
-        diags: &mut Diags,
+        diags: &mut Diags<'_>,
     ) -> Vec<Mirror> {
         let mut resolved_mirrors = Vec::new();
         if mirror.is_some() && !mirrors.is_empty() {
@@ -61,7 +61,7 @@ impl HttpRouteContext<'_> {
         destination_field: &str,
         percentage: Option<&spec::Percent>,
         percentage_field: &str,
-        diags: &mut Diags,
+        diags: &mut Diags<'_>,
     ) -> Option<Mirror> {
         let percentage = match percentage {
             Some(p) => validate::percentage(diags, self.meta, percentage_field, p),

@@ -24,7 +24,7 @@ use crate::spec::{self, Kind, Sourced};
 pub(super) fn resolve(
     items: &[Sourced<spec::VirtualService>],
     mesh: &Mesh,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> Vec<VirtualService> {
     let mut out = Vec::new();
     // (gateway, host) → the VirtualService that claimed it first.
@@ -120,7 +120,7 @@ fn gateway_ref(
     name: &str,
     meta: &Meta,
     field: &str,
-    diags: &mut Diags,
+    diags: &mut Diags<'_>,
 ) -> Option<GatewayRef> {
     if name == "mesh" {
         return Some(GatewayRef::Mesh);
@@ -157,7 +157,7 @@ impl HttpRouteContext<'_> {
         format!("{}.{tail}", self.path)
     }
 
-    fn http_route(&self, route: &spec::HttpRoute, diags: &mut Diags) -> Option<HttpRoute> {
+    fn http_route(&self, route: &spec::HttpRoute, diags: &mut Diags<'_>) -> Option<HttpRoute> {
         let errors_before = diags.error_count();
         let spec::HttpRoute {
             name,

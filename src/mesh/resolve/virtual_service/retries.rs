@@ -27,7 +27,7 @@ const RETRY_ON: &[&str] = &[
 ];
 
 impl HttpRouteContext<'_> {
-    pub(super) fn retries(&self, r: &spec::HttpRetry, diags: &mut Diags) -> Retries {
+    pub(super) fn retries(&self, r: &spec::HttpRetry, diags: &mut Diags<'_>) -> Retries {
         let spec::HttpRetry {
             attempts,
             per_try_timeout,
