@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -165,15 +166,17 @@ impl<T> Sourced<T> {
     }
 }
 
-/// Everything loaded from a set of spec files, in load order (files sorted, documents in file order).
+/// Everything loaded from a set of spec files, in load order (files sorted, documents in file order). Each
+/// resource is shared: a reading of a directory where one file changed reuses every other file's resources as
+/// they were parsed, without copying them, and a later stage tells an unchanged resource by its address.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
-    pub virtual_services: Vec<Sourced<VirtualService>>,
-    pub destination_rules: Vec<Sourced<DestinationRule>>,
-    pub gateways: Vec<Sourced<Gateway>>,
-    pub service_entries: Vec<Sourced<ServiceEntry>>,
-    pub workload_entries: Vec<Sourced<WorkloadEntry>>,
-    pub sidecars: Vec<Sourced<Sidecar>>,
+    pub virtual_services: Vec<Arc<Sourced<VirtualService>>>,
+    pub destination_rules: Vec<Arc<Sourced<DestinationRule>>>,
+    pub gateways: Vec<Arc<Sourced<Gateway>>>,
+    pub service_entries: Vec<Arc<Sourced<ServiceEntry>>>,
+    pub workload_entries: Vec<Arc<Sourced<WorkloadEntry>>>,
+    pub sidecars: Vec<Arc<Sourced<Sidecar>>>,
     /// Paths that were not read (FIFOs, devices, sockets, a directory reached twice), as warnings naming each.
     pub skipped: Vec<super::LoadError>,
 }
@@ -202,7 +205,7 @@ impl Config {
     /// Adds `other` on top of `self` the way `kubectl apply` would: a resource with the same kind/namespace/name
     /// replaces the existing one (keeping its position), new ones are appended.
     pub fn overlay(mut self, other: Config) -> Config {
-        fn merge<T>(base: &mut Vec<Sourced<T>>, top: Vec<Sourced<T>>, kind: Kind) {
+        fn merge<T>(base: &mut Vec<Arc<Sourced<T>>>, top: Vec<Arc<Sourced<T>>>, kind: Kind) {
             for item in top {
                 let key = item.key(kind);
                 match base.iter_mut().find(|b| b.key(kind) == key) {

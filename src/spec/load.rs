@@ -431,22 +431,23 @@ fn load_into(file: &Path, text: &str, config: &mut Config, errors: &mut Vec<Load
             text: Arc::from(doc.body),
             first_line: doc.first_line,
         };
-        let result = match kind {
-            Kind::VirtualService => {
-                typed(doc.body, origin, source).map(|r| config.virtual_services.push(r))
-            }
-            Kind::DestinationRule => {
-                typed(doc.body, origin, source).map(|r| config.destination_rules.push(r))
-            }
-            Kind::Gateway => typed(doc.body, origin, source).map(|r| config.gateways.push(r)),
-            Kind::ServiceEntry => {
-                typed(doc.body, origin, source).map(|r| config.service_entries.push(r))
-            }
-            Kind::WorkloadEntry => {
-                typed(doc.body, origin, source).map(|r| config.workload_entries.push(r))
-            }
-            Kind::Sidecar => typed(doc.body, origin, source).map(|r| config.sidecars.push(r)),
-        };
+        let result =
+            match kind {
+                Kind::VirtualService => typed(doc.body, origin, source)
+                    .map(|r| config.virtual_services.push(Arc::new(r))),
+                Kind::DestinationRule => typed(doc.body, origin, source)
+                    .map(|r| config.destination_rules.push(Arc::new(r))),
+                Kind::Gateway => {
+                    typed(doc.body, origin, source).map(|r| config.gateways.push(Arc::new(r)))
+                }
+                Kind::ServiceEntry => typed(doc.body, origin, source)
+                    .map(|r| config.service_entries.push(Arc::new(r))),
+                Kind::WorkloadEntry => typed(doc.body, origin, source)
+                    .map(|r| config.workload_entries.push(Arc::new(r))),
+                Kind::Sidecar => {
+                    typed(doc.body, origin, source).map(|r| config.sidecars.push(Arc::new(r)))
+                }
+            };
         if let Err(e) = result {
             let at = e.line.map_or(line, |l| {
                 doc.first_line + refine_line(doc.body, lf_line(doc.body, l), &e.path) - 1

@@ -2,6 +2,7 @@
 
 use crate::mesh::Code;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::validate;
 use super::{meta_of, Diags};
@@ -13,7 +14,7 @@ use crate::mesh::{
 use crate::spec::{self, Kind, SimpleLb, Sourced};
 
 pub(super) fn resolve(
-    items: &[Sourced<spec::DestinationRule>],
+    items: &[Arc<Sourced<spec::DestinationRule>>],
     services: &BTreeMap<String, Service>,
     diags: &mut Diags<'_>,
 ) -> BTreeMap<String, DestinationRule> {

@@ -2,6 +2,7 @@
 
 use crate::mesh::Code;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
@@ -9,9 +10,9 @@ use crate::mesh::{labels_match, Gateway, GatewayServer, Workload};
 use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
-    items: &[Sourced<spec::Gateway>],
+    items: &[Arc<Sourced<spec::Gateway>>],
     index: &WorkloadIndex<'_>,
-    service_entries: &[Sourced<spec::ServiceEntry>],
+    service_entries: &[Arc<Sourced<spec::ServiceEntry>>],
     diags: &mut Diags<'_>,
 ) -> BTreeMap<String, Gateway> {
     let default_ingress = crate::mesh::default_ingress_gateway_labels();

@@ -88,7 +88,10 @@ impl<'a> Diags<'a> {
     }
 
     fn sources(&mut self) -> &BTreeMap<(&'a Path, usize), &'a Source> {
-        fn add<'a, T>(items: &'a [Sourced<T>], out: &mut BTreeMap<(&'a Path, usize), &'a Source>) {
+        fn add<'a, T>(
+            items: &'a [Arc<Sourced<T>>],
+            out: &mut BTreeMap<(&'a Path, usize), &'a Source>,
+        ) {
             for i in items {
                 out.insert((i.origin.file.as_path(), i.origin.doc_index), &i.source);
             }
@@ -168,7 +171,7 @@ pub(crate) fn meta_of<T>(item: &Sourced<T>, kind: Kind) -> Meta {
 
 /// SY0104: the same kind/namespace/name twice. Reported on the later definition, naming the earlier one.
 fn check_duplicates(config: &Config, diags: &mut Diags<'_>) {
-    fn check<T>(items: &[Sourced<T>], kind: Kind, diags: &mut Diags<'_>) {
+    fn check<T>(items: &[Arc<Sourced<T>>], kind: Kind, diags: &mut Diags<'_>) {
         let mut seen: BTreeMap<_, &Sourced<T>> = BTreeMap::new();
         for item in items {
             let key = item.key(kind);

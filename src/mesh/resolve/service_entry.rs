@@ -3,6 +3,7 @@
 use crate::mesh::Code;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
@@ -10,7 +11,7 @@ use crate::mesh::{Endpoint, Meta, Resolution, Service, ServicePort};
 use crate::spec::{self, Kind, Location, ServiceEntry, Sourced};
 
 pub(super) fn resolve(
-    items: &[Sourced<ServiceEntry>],
+    items: &[Arc<Sourced<ServiceEntry>>],
     index: &WorkloadIndex<'_>,
     diags: &mut Diags<'_>,
 ) -> BTreeMap<String, Service> {

@@ -1,6 +1,7 @@
 //! Sidecar → `EgressScope`: which services the sidecars a Sidecar resource applies to may reach.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
@@ -8,7 +9,7 @@ use crate::mesh::{Code, EgressHost, EgressScope, GatewayRef, Mesh, VirtualServic
 use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
-    items: &[Sourced<spec::Sidecar>],
+    items: &[Arc<Sourced<spec::Sidecar>>],
     workloads: &WorkloadIndex<'_>,
     diags: &mut Diags<'_>,
 ) -> BTreeMap<String, EgressScope> {

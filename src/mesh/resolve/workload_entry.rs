@@ -2,13 +2,14 @@
 
 use crate::mesh::Code;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{meta_of, Diags};
 use crate::mesh::Workload;
 use crate::spec::{Kind, Sourced, WorkloadEntry};
 
 pub(super) fn resolve(
-    items: &[Sourced<WorkloadEntry>],
+    items: &[Arc<Sourced<WorkloadEntry>>],
     diags: &mut Diags<'_>,
 ) -> BTreeMap<String, Workload> {
     let mut out = BTreeMap::new();

@@ -14,6 +14,7 @@ mod mirror;
 mod retries;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::validate;
 use super::{meta_of, Diags};
@@ -22,7 +23,7 @@ use crate::mesh::{Code, GatewayRef, HttpRoute, Mesh, Meta, Retries, RouteMatch, 
 use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
-    items: &[Sourced<spec::VirtualService>],
+    items: &[Arc<Sourced<spec::VirtualService>>],
     mesh: &Mesh,
     diags: &mut Diags<'_>,
 ) -> Vec<VirtualService> {
