@@ -136,7 +136,8 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
         .collect();
     let mut loader = Loader::new(LoadOptions::default());
     let config = loader.load_paths(&paths).expect("the generated mesh loads");
-    let mesh = switchyard::mesh::resolve(&config).expect("valid").mesh;
+    let mut resolver = switchyard::mesh::Resolver::default();
+    let mesh = resolver.resolve(&config).expect("valid").mesh;
     let mut previous = MeshGeneration::new(mesh);
     // What the streams hold: a generation keeps a proxy's translation only while some stream holds it.
     let mut held: Vec<_> = nodes
@@ -171,7 +172,7 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
         };
         let config = loader.load_paths(&paths).expect("the changed mesh loads");
         stage(&mut times);
-        let mesh = switchyard::mesh::resolve(&config).expect("valid").mesh;
+        let mesh = resolver.resolve(&config).expect("valid").mesh;
         stage(&mut times);
         let next = MeshGeneration::succeed(mesh, &previous);
         stage(&mut times);

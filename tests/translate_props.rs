@@ -710,3 +710,90 @@ proptest! {
         }
     }
 }
+
+/// Writes `services` as one file per resource into `dir` (named as `valid_mesh` names them), removing the files
+/// of resources that are gone; a file whose text is unchanged is left alone, as when a user edits one file.
+fn write_services(dir: &std::path::Path, services: &[Svc]) {
+    let mut wanted = BTreeSet::new();
+    for doc in yaml(services)
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+    {
+        let field = |key: &str| {
+            doc.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or("")
+                .trim()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        };
+        let name = format!("{}-{}.yaml", field("kind:"), field("metadata:"));
+        let path = dir.join(&name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(doc) {
+            std::fs::write(&path, doc).unwrap();
+        }
+        wanted.insert(name);
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if !wanted.contains(entry.file_name().to_string_lossy().as_ref()) {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// A resolver reuses what the previous reading resolved when a step's resources are the very ones it had;
+    /// every reading must nevertheless resolve exactly as a resolution from nothing does: the same mesh, or the
+    /// same diagnostics, in order.
+    #[test]
+    fn readings_resolved_in_turn_equal_readings_resolved_from_scratch(
+        base in services(),
+        changes in proptest::collection::vec((any::<prop::sample::Index>(), services(), 0..4usize), 1..6),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut loader = spec::Loader::new(spec::LoadOptions::default());
+        let mut resolver = mesh::Resolver::default();
+        let mut current = base;
+        for (k, change) in std::iter::once(None).chain(changes.into_iter().map(Some)).enumerate() {
+            if let Some((index, fresh, part)) = change {
+                // One service changed by another drawn at random: only its VirtualService (what changes most),
+                // only its policies (its DestinationRule), only its Sidecar, or all of it (workloads, ports,
+                // subsets...); some draws are invalid on purpose.
+                let i = index.index(current.len());
+                let fresh = fresh[i % fresh.len()].clone();
+                let service = &mut current[i];
+                match part {
+                    0 => service.vs = fresh.vs,
+                    1 => {
+                        service.policy = fresh.policy;
+                        service.subset_policy = fresh.subset_policy;
+                    }
+                    2 => service.egress = fresh.egress,
+                    _ => *service = fresh,
+                }
+            }
+            // `yaml` cannot write a route to a service the case does not have.
+            if current
+                .iter()
+                .filter_map(|s| s.vs.as_ref())
+                .flatten()
+                .flat_map(|h| &h.dests)
+                .any(|(target, _, _)| *target >= current.len())
+            {
+                continue;
+            }
+            write_services(dir.path(), &current);
+            let Ok(config) = loader.load_paths(&[dir.path().to_path_buf()]) else { continue };
+            let (incremental, scratch) = (resolver.resolve(&config), mesh::resolve(&config));
+            match (incremental, scratch) {
+                (Ok(a), Ok(b)) => {
+                    prop_assert!(a.mesh == b.mesh, "reading {k}: the meshes differ");
+                    prop_assert_eq!(a.warnings, b.warnings, "reading {}", k);
+                }
+                (a, b) => prop_assert_eq!(a.err(), b.err(), "reading {}", k),
+            }
+        }
+    }
+}

@@ -19,7 +19,7 @@ pub use diagnostic::{load_diagnostics, Diagnostic, Severity};
 pub use fingerprint::{fingerprint, LazyFingerprint};
 pub use model::*;
 pub use proxy::{node_metadata_keys, IdentityError, Proxy, RouteScope, Router, Sidecar};
-pub use resolve::resolve;
+pub use resolve::{resolve, Resolver};
 
 use std::sync::Arc;
 

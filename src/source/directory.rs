@@ -57,14 +57,17 @@ impl DirectorySource {
             max_wait: Some(options.debounce_max),
         };
         let watcher = DirectoryWatcher::new(dir, debounce, spec::is_spec_file)?;
-        let loader: SharedLoader = Arc::new(Mutex::new(spec::Loader::new(LoadOptions {
-            max_file_size: options.max_file_size,
-        })));
+        let reader: SharedReader = Arc::new(Mutex::new(Reader {
+            loader: spec::Loader::new(LoadOptions {
+                max_file_size: options.max_file_size,
+            }),
+            resolver: mesh::Resolver::default(),
+        }));
         let (tx, rx) = watch::channel(Arc::new(SpecState {
             revision: 1,
-            outcome: read_dir(dir, &options, &loader),
+            outcome: read_dir(dir, &options, &reader),
         }));
-        let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx, loader));
+        let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx, reader));
         Ok(DirectorySource {
             dir: dir.to_path_buf(),
             rx,
@@ -94,11 +97,11 @@ async fn watch_loop(
     mut watcher: DirectoryWatcher,
     options: DirectorySourceOptions,
     tx: watch::Sender<Arc<SpecState>>,
-    loader: SharedLoader,
+    reader: SharedReader,
 ) {
     let mut revision = 1;
     while watcher.settled().await {
-        let Some(mut outcome) = read_off_thread(&dir, &options, &loader).await else {
+        let Some(mut outcome) = read_off_thread(&dir, &options, &reader).await else {
             return;
         };
         // An invalid reading is reported only once the directory has stopped changing. Validity, not just
@@ -107,7 +110,7 @@ async fn watch_loop(
         while outcome.is_err() {
             match tokio::time::timeout(options.settle, watcher.settled()).await {
                 Err(_quiet) => break,
-                Ok(true) => match read_off_thread(&dir, &options, &loader).await {
+                Ok(true) => match read_off_thread(&dir, &options, &reader).await {
                     Some(o) => outcome = o,
                     None => return,
                 },
@@ -122,18 +125,24 @@ async fn watch_loop(
 
 type Outcome = Result<Arc<Resolved>, Vec<Diagnostic>>;
 
-/// The watch loop's loader, which parses again only the files that changed since the last reading.
-type SharedLoader = Arc<Mutex<spec::Loader>>;
+/// What the watch loop reads with: a loader that parses again only the files that changed since the last
+/// reading, and a resolver that resolves again only what those files' resources affect.
+struct Reader {
+    loader: spec::Loader,
+    resolver: mesh::Resolver,
+}
+
+type SharedReader = Arc<Mutex<Reader>>;
 
 /// Reading and resolving a large directory is file I/O and CPU work: it must not hold up the runtime's
 /// workers, which also run every xDS stream. `None` when the runtime is shutting down.
 async fn read_off_thread(
     dir: &Path,
     options: &DirectorySourceOptions,
-    loader: &SharedLoader,
+    reader: &SharedReader,
 ) -> Option<Outcome> {
-    let (dir, options, loader) = (dir.to_path_buf(), options.clone(), loader.clone());
-    match tokio::task::spawn_blocking(move || read_dir(&dir, &options, &loader)).await {
+    let (dir, options, reader) = (dir.to_path_buf(), options.clone(), reader.clone());
+    match tokio::task::spawn_blocking(move || read_dir(&dir, &options, &reader)).await {
         Ok(outcome) => Some(outcome),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_cancelled) => None,
@@ -146,10 +155,12 @@ async fn read_off_thread(
 /// and the last good configuration stays. The first reading at start is no exception: a server started on
 /// an empty directory serves nothing until resources appear (proxies are told there is no configuration),
 /// rather than an empty mesh nobody asked for.
-/// Files whose text did not change since the last reading are not parsed again (`spec::Loader`).
-fn read_dir(dir: &Path, options: &DirectorySourceOptions, loader: &SharedLoader) -> Outcome {
+/// Files whose text did not change since the last reading are not parsed again (`spec::Loader`), and what their
+/// resources resolved to is not resolved again (`mesh::Resolver`).
+fn read_dir(dir: &Path, options: &DirectorySourceOptions, reader: &SharedReader) -> Outcome {
     // One reading at a time; a panic while parsing leaves nothing worse than files to parse again.
-    let mut loader = loader.lock().unwrap_or_else(|e| e.into_inner());
+    let mut reader = reader.lock().unwrap_or_else(|e| e.into_inner());
+    let Reader { loader, resolver } = &mut *reader;
     let config = loader
         .load_paths(&[dir.to_path_buf()])
         .map_err(mesh::load_diagnostics)?;
@@ -158,7 +169,7 @@ fn read_dir(dir: &Path, options: &DirectorySourceOptions, loader: &SharedLoader)
         diagnostics.extend(config.skipped.into_iter().map(Diagnostic::from));
         return Err(diagnostics);
     }
-    mesh::resolve(&config).map(Arc::new)
+    resolver.resolve(&config).map(Arc::new)
 }
 
 fn empty_directory(dir: &Path) -> Diagnostic {

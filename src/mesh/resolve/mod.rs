@@ -3,6 +3,7 @@
 
 mod destination_rule;
 mod gateway;
+mod resolver;
 mod service_entry;
 mod sidecar;
 mod validate;
@@ -10,7 +11,7 @@ mod virtual_service;
 mod workload_entry;
 mod workload_index;
 
-use workload_index::WorkloadIndex;
+pub use resolver::Resolver;
 
 use crate::mesh::Code;
 use std::collections::BTreeMap;
@@ -24,48 +25,7 @@ use crate::spec::{Config, Kind, Source, Sourced};
 /// Resolves and validates a whole configuration. Errors make the result `Err` with every diagnostic found
 /// (warnings included); otherwise the mesh comes with the warnings.
 pub fn resolve(config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
-    let mut diags = Diags::new(config);
-    check_duplicates(config, &mut diags);
-    let mut mesh = Mesh {
-        services: BTreeMap::new(),
-        workloads: workload_entry::resolve(&config.workload_entries, &mut diags),
-        destination_rules: BTreeMap::new(),
-        virtual_services: Vec::new(),
-        gateways: BTreeMap::new(),
-        sidecars: BTreeMap::new(),
-    };
-    // One index for every label selector below.
-    let workloads = WorkloadIndex::new(&mesh.workloads);
-    mesh.services = service_entry::resolve(&config.service_entries, &workloads, &mut diags);
-    mesh.destination_rules =
-        destination_rule::resolve(&config.destination_rules, &mesh.services, &mut diags);
-    mesh.gateways = gateway::resolve(
-        &config.gateways,
-        &workloads,
-        &config.service_entries,
-        &mut diags,
-    );
-    mesh.sidecars = sidecar::resolve(&config.sidecars, &workloads, &mut diags);
-    mesh.virtual_services = virtual_service::resolve(&config.virtual_services, &mesh, &mut diags);
-    sidecar::infer_destinations(&mut mesh);
-    let mut list = diags.list;
-    list.extend(config.skipped.iter().cloned().map(Diagnostic::from));
-    list.sort_by(|a, b| {
-        (&a.file, a.line, &a.field, a.code.as_str()).cmp(&(
-            &b.file,
-            b.line,
-            &b.field,
-            b.code.as_str(),
-        ))
-    });
-    if list.iter().any(Diagnostic::is_error) {
-        Err(list)
-    } else {
-        Ok(Resolved {
-            mesh: Arc::new(mesh),
-            warnings: list,
-        })
-    }
+    Resolver::default().resolve(config)
 }
 
 /// Collects diagnostics for the whole resolution, each placed on the line of its field when the document's
@@ -154,6 +114,33 @@ impl<'a> Diags<'a> {
             d.line = line;
         }
         self.list.push(d);
+    }
+
+    /// The outcome of a resolution that built `mesh`: every diagnostic (with the paths the loader skipped) in file
+    /// and line order, and the mesh only if none is an error.
+    fn finish(
+        self,
+        mesh: Mesh,
+        skipped: &[crate::spec::LoadError],
+    ) -> Result<Resolved, Vec<Diagnostic>> {
+        let mut list = self.list;
+        list.extend(skipped.iter().cloned().map(Diagnostic::from));
+        list.sort_by(|a, b| {
+            (&a.file, a.line, &a.field, a.code.as_str()).cmp(&(
+                &b.file,
+                b.line,
+                &b.field,
+                b.code.as_str(),
+            ))
+        });
+        if list.iter().any(Diagnostic::is_error) {
+            Err(list)
+        } else {
+            Ok(Resolved {
+                mesh: Arc::new(mesh),
+                warnings: list,
+            })
+        }
     }
 
     /// Number of errors so far; callers compare before/after to know whether a resource was clean.

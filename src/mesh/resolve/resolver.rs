@@ -1,0 +1,157 @@
+//! Resolution of one reading after another, reusing what the previous reading resolved.
+//!
+//! A reading shares every resource of the files that did not change with the reading before it (the loader
+//! hands out the same `Arc`s), so a step whose inputs are the very same resources, and whose earlier steps were
+//! reused too, would produce exactly what it produced last time: its result and its diagnostics are taken as
+//! they were. A VirtualService edit at 10,000 workloads then resolves only VirtualServices and what depends on
+//! them, rather than every workload, ServiceEntry, DestinationRule, Gateway and Sidecar again.
+
+use std::sync::Arc;
+
+use super::workload_index::WorkloadIndex;
+use super::{
+    check_duplicates, destination_rule, gateway, service_entry, sidecar, virtual_service,
+    workload_entry, Diags,
+};
+use crate::mesh::{Diagnostic, Mesh, Resolved};
+use crate::spec::{Config, Sourced};
+
+/// Resolves readings in turn. [`super::resolve`] is one reading with nothing before it.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    last: Option<Last>,
+}
+
+/// The last valid reading: its resources, its mesh, and each reusable step's diagnostics.
+#[derive(Debug)]
+struct Last {
+    config: Config,
+    mesh: Arc<Mesh>,
+    diagnostics: Steps,
+}
+
+/// Per reusable step, the diagnostics it reported.
+#[derive(Debug, Default)]
+struct Steps {
+    workloads: Vec<Diagnostic>,
+    services: Vec<Diagnostic>,
+    destination_rules: Vec<Diagnostic>,
+    gateways: Vec<Diagnostic>,
+    sidecars: Vec<Diagnostic>,
+}
+
+/// The same resources in the same order: the same allocations, not merely equal values.
+fn same<T>(a: &[Arc<Sourced<T>>], b: &[Arc<Sourced<T>>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
+}
+
+/// Runs a step, or takes its result and diagnostics from the last reading (`reuse`); either way records the
+/// diagnostics it reported in `kept`.
+fn step<T: Clone>(
+    diags: &mut Diags<'_>,
+    reuse: Option<(&T, &[Diagnostic])>,
+    kept: &mut Vec<Diagnostic>,
+    run: impl FnOnce(&mut Diags<'_>) -> T,
+) -> T {
+    match reuse {
+        Some((output, diagnostics)) => {
+            diags.list.extend_from_slice(diagnostics);
+            kept.extend_from_slice(diagnostics);
+            output.clone()
+        }
+        None => {
+            let start = diags.list.len();
+            let output = run(diags);
+            kept.extend_from_slice(&diags.list[start..]);
+            output
+        }
+    }
+}
+
+impl Resolver {
+    /// Resolves and validates a whole configuration, as [`super::resolve`] does, with the same result.
+    pub fn resolve(&mut self, config: &Config) -> Result<Resolved, Vec<Diagnostic>> {
+        let last = self.last.as_ref();
+        let mut diags = Diags::new(config);
+        let mut steps = Steps::default();
+        check_duplicates(config, &mut diags);
+
+        let reuse_workloads =
+            last.filter(|l| same(&config.workload_entries, &l.config.workload_entries));
+        let workloads = step(
+            &mut diags,
+            reuse_workloads.map(|l| (&l.mesh.workloads, &l.diagnostics.workloads[..])),
+            &mut steps.workloads,
+            |diags| workload_entry::resolve(&config.workload_entries, diags),
+        );
+        // Every step below that selects workloads depends on them.
+        let last = reuse_workloads;
+        // One index for every label selector below, built only if a step needs it.
+        let index = std::cell::OnceCell::new();
+        let index = || index.get_or_init(|| WorkloadIndex::new(&workloads));
+
+        let reuse_services =
+            last.filter(|l| same(&config.service_entries, &l.config.service_entries));
+        let services = step(
+            &mut diags,
+            reuse_services.map(|l| (&l.mesh.services, &l.diagnostics.services[..])),
+            &mut steps.services,
+            |diags| service_entry::resolve(&config.service_entries, index(), diags),
+        );
+        let destination_rules = step(
+            &mut diags,
+            reuse_services
+                .filter(|l| same(&config.destination_rules, &l.config.destination_rules))
+                .map(|l| {
+                    (
+                        &l.mesh.destination_rules,
+                        &l.diagnostics.destination_rules[..],
+                    )
+                }),
+            &mut steps.destination_rules,
+            |diags| destination_rule::resolve(&config.destination_rules, &services, diags),
+        );
+        let gateways = step(
+            &mut diags,
+            last.filter(|l| {
+                same(&config.gateways, &l.config.gateways)
+                    && same(&config.service_entries, &l.config.service_entries)
+            })
+            .map(|l| (&l.mesh.gateways, &l.diagnostics.gateways[..])),
+            &mut steps.gateways,
+            |diags| gateway::resolve(&config.gateways, index(), &config.service_entries, diags),
+        );
+        // With the inferred destinations of the last reading: inference below replaces them all.
+        let sidecars = step(
+            &mut diags,
+            last.filter(|l| same(&config.sidecars, &l.config.sidecars))
+                .map(|l| (&l.mesh.sidecars, &l.diagnostics.sidecars[..])),
+            &mut steps.sidecars,
+            |diags| sidecar::resolve(&config.sidecars, index(), diags),
+        );
+
+        let mut mesh = Mesh {
+            services,
+            workloads,
+            destination_rules,
+            virtual_services: Vec::new(),
+            gateways,
+            sidecars,
+        };
+        // VirtualServices depend on everything above, and inference on them: always resolved (they are what
+        // changes most, and cost little).
+        mesh.virtual_services =
+            virtual_service::resolve(&config.virtual_services, &mesh, &mut diags);
+        sidecar::infer_destinations(&mut mesh);
+
+        let outcome = diags.finish(mesh, &config.skipped);
+        if let Ok(resolved) = &outcome {
+            self.last = Some(Last {
+                config: config.clone(),
+                mesh: resolved.mesh.clone(),
+                diagnostics: steps,
+            });
+        }
+        outcome
+    }
+}
