@@ -639,6 +639,28 @@ proptest! {
     }
 }
 
+/// `services` as one file per resource, named after it: a change to one resource leaves every other resource's
+/// origin (file and line) as it was, as when a user edits one file of a directory.
+fn files(services: &[Svc]) -> Vec<(String, String)> {
+    yaml(services)
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|doc| {
+            let field = |key: &str| {
+                doc.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .unwrap_or("")
+                    .trim()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            };
+            (
+                format!("{}-{}.yaml", field("kind:"), field("metadata:")),
+                doc.to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// The mesh of `services`, or `None` when the generated case is not a valid mesh (a deliberately wrong value,
 /// or a route to a service index the case does not have).
 fn valid_mesh(services: &[Svc]) -> Option<std::sync::Arc<Mesh>> {
@@ -649,22 +671,9 @@ fn valid_mesh(services: &[Svc]) -> Option<std::sync::Arc<Mesh>> {
     {
         return None;
     }
-    // One file per resource, named after it: a change to one resource leaves every other resource's origin
-    // (file and line) as it was, as when a user edits one file of a directory.
     let mut config = spec::Config::default();
-    for doc in yaml(services)
-        .split("---\n")
-        .filter(|d| !d.trim().is_empty())
-    {
-        let field = |key: &str| {
-            doc.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .unwrap_or("")
-                .trim()
-                .to_owned()
-        };
-        let label = format!("{}-{}.yaml", field("kind:"), field("metadata:"));
-        config = config.overlay(spec::load_str(label, doc).ok()?);
+    for (label, doc) in files(services) {
+        config = config.overlay(spec::load_str(label, &doc).ok()?);
     }
     mesh::resolve(&config).ok().map(|r| r.mesh)
 }
@@ -711,24 +720,13 @@ proptest! {
     }
 }
 
-/// Writes `services` as one file per resource into `dir` (named as `valid_mesh` names them), removing the files
-/// of resources that are gone; a file whose text is unchanged is left alone, as when a user edits one file.
+/// Writes `services` into `dir` as [`files`] has them, removing the files of resources that are gone; a file
+/// whose text is unchanged is left alone, as when a user edits one file.
 fn write_services(dir: &std::path::Path, services: &[Svc]) {
     let mut wanted = BTreeSet::new();
-    for doc in yaml(services)
-        .split("---\n")
-        .filter(|d| !d.trim().is_empty())
-    {
-        let field = |key: &str| {
-            doc.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .unwrap_or("")
-                .trim()
-                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-        };
-        let name = format!("{}-{}.yaml", field("kind:"), field("metadata:"));
+    for (name, doc) in files(services) {
         let path = dir.join(&name);
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(doc) {
+        if std::fs::read_to_string(&path).ok() != Some(doc.clone()) {
             std::fs::write(&path, doc).unwrap();
         }
         wanted.insert(name);
