@@ -128,11 +128,12 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
     let dir = tempfile::tempdir().expect("temporary directory");
     generated.write_to(dir.path()).expect("write the mesh");
     let paths = vec![dir.path().to_path_buf()];
-    let nodes: Vec<Node> = generated
+    // As streams hold them: one allocation each for the stream's life.
+    let nodes: Vec<Arc<Node>> = generated
         .nodes()
         .expect("generated nodes")
         .into_iter()
-        .map(|(_, n)| n.to_proto())
+        .map(|(_, n)| Arc::new(n.to_proto()))
         .collect();
     let mut loader = Loader::new(LoadOptions::default());
     let config = loader.load_paths(&paths).expect("the generated mesh loads");
@@ -142,7 +143,7 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
     // What the streams hold: a generation keeps a proxy's translation only while some stream holds it.
     let mut held: Vec<_> = nodes
         .iter()
-        .map(|node| previous.snapshot_for(node).expect("known proxy"))
+        .map(|node| previous.snapshot_for_stream(node).expect("known proxy"))
         .collect();
     println!(
         "one weight shift: {workloads} workloads, {} services, sidecar egress {sidecar_egress:?}, {} files",
@@ -178,7 +179,7 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
         stage(&mut times);
         let mut changed = 0;
         for (node, held) in nodes.iter().zip(held.iter_mut()) {
-            let snapshot = next.snapshot_for(node).expect("known proxy");
+            let snapshot = next.snapshot_for_stream(node).expect("known proxy");
             // A stream acts on a change only when its snapshot is another one.
             if !Arc::ptr_eq(&snapshot, held) {
                 changed += 1;

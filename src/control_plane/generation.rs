@@ -34,7 +34,16 @@ pub struct MeshGeneration {
     inherited: Mutex<BTreeMap<Proxy, Kept>>,
     /// When the pipeline accepted the reading this generation serves (see [`Generation::accepted_at`]).
     accepted_at: Option<Instant>,
+    /// Who the node of each stream is, by the node's address (a stream passes the same allocation on every
+    /// call, and the entry holds it, so the address cannot be reused while the entry lives): taken over from the
+    /// previous generation when nothing identification reads changed, so that ten thousand streams looking up
+    /// their snapshots after a change do not each read their node's metadata again. An entry goes with its
+    /// stream ([`Generation::release`]).
+    identities: Mutex<StreamIdentities>,
 }
+
+/// Per stream node's address: the node (held, so the address stays its own) and the proxy it is.
+type StreamIdentities = BTreeMap<usize, (Arc<Node>, Arc<Proxy>)>;
 
 /// One proxy's own resources, what they were built from, and the snapshot they make with the shared ones.
 #[derive(Debug, Clone)]
@@ -139,6 +148,16 @@ impl MeshGeneration {
             .map(|p| std::mem::take(&mut *lock(&p.own)))
             .unwrap_or_default();
         inherited.retain(|_, kept| kept.is_held());
+        // A node is the same proxy as long as the workloads, the Gateways and which Sidecar resource applies to
+        // each workload are (`Proxy::identify_with` reads nothing else of the mesh).
+        let identities = previous
+            .filter(|p| {
+                p.mesh.workloads == mesh.workloads
+                    && p.mesh.gateways == mesh.gateways
+                    && p.shared.same_egress(&shared)
+            })
+            .map(|p| std::mem::take(&mut *lock(&p.identities)))
+            .unwrap_or_default();
         MeshGeneration {
             mesh,
             shared,
@@ -146,6 +165,7 @@ impl MeshGeneration {
             own: Mutex::default(),
             inherited: Mutex::new(inherited),
             accepted_at: None,
+            identities: Mutex::new(identities),
         }
     }
 
@@ -278,6 +298,18 @@ impl MeshGeneration {
         })
     }
 
+    /// The proxy a stream's `node` is: as found before if this generation, or one that identified nodes the
+    /// same way, was asked already; else [`MeshGeneration::identify`]'s answer, remembered.
+    fn identity_of_stream(&self, node: &Arc<Node>) -> Result<Arc<Proxy>, String> {
+        let key = Arc::as_ptr(node) as usize;
+        if let Some((_, proxy)) = lock(&self.identities).get(&key) {
+            return Ok(proxy.clone());
+        }
+        let proxy = Arc::new(self.identify(node)?);
+        lock(&self.identities).insert(key, (node.clone(), proxy.clone()));
+        Ok(proxy)
+    }
+
     /// The proxy `node` is, with the `Sidecar` resource of each workload as the shared resources decided it.
     fn identify(&self, node: &Node) -> Result<Proxy, String> {
         Proxy::identify_with(&self.mesh, node, |namespace, name, labels| {
@@ -335,14 +367,24 @@ impl Generation for MeshGeneration {
         Ok(self.own(&proxy)?.snapshot)
     }
 
-    fn release(&self, node: &Node) {
-        let Ok(proxy) = self.identify(node) else {
-            return;
+    fn snapshot_for_stream(&self, node: &Arc<Node>) -> Result<Arc<Snapshot>, String> {
+        let proxy = self.identity_of_stream(node)?;
+        Ok(self.own(&proxy)?.snapshot)
+    }
+
+    fn release(&self, node: &Arc<Node>) {
+        let known = lock(&self.identities).remove(&(Arc::as_ptr(node) as usize));
+        let proxy = match known {
+            Some((_, proxy)) => proxy,
+            None => match self.identify(node) {
+                Ok(proxy) => Arc::new(proxy),
+                Err(_) => return,
+            },
         };
         for map in [&self.own, &self.inherited] {
             let mut map = lock(map);
-            if map.get(&proxy).is_some_and(|kept| !kept.is_held()) {
-                map.remove(&proxy);
+            if map.get(&*proxy).is_some_and(|kept| !kept.is_held()) {
+                map.remove(&*proxy);
             }
         }
     }
@@ -353,5 +395,86 @@ impl Generation for MeshGeneration {
 
     fn accepted_at(&self) -> Option<Instant> {
         self.accepted_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::control_plane::read_mesh;
+    use crate::envoy::NodeIdentity;
+
+    fn bookinfo() -> Arc<Mesh> {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        read_mesh(&[config]).expect("config/ is valid").mesh
+    }
+
+    fn node(mesh: &Mesh, workload: &str) -> Node {
+        let (sidecar, _) = crate::topology::sidecar(mesh, "default", workload, None, None)
+            .expect("a Bookinfo workload");
+        NodeIdentity::sidecar(&sidecar).to_proto()
+    }
+
+    fn known(generation: &MeshGeneration, node: &Arc<Node>) -> Option<Arc<Proxy>> {
+        lock(&generation.identities)
+            .get(&(Arc::as_ptr(node) as usize))
+            .map(|(_, proxy)| proxy.clone())
+    }
+
+    #[test]
+    fn a_stream_is_identified_once_across_generations_and_forgotten_when_it_ends() {
+        let mesh = bookinfo();
+        let reviews = Arc::new(node(&mesh, "reviews-v1"));
+        let first = MeshGeneration::new(mesh.clone());
+        let held = first.snapshot_for_stream(&reviews).unwrap();
+        let proxy = known(&first, &reviews).expect("remembered");
+        // The same mesh again: the next generation knows the stream's node without identifying it again.
+        let second = MeshGeneration::succeed(mesh.clone(), &first);
+        assert!(Arc::ptr_eq(
+            &known(&second, &reviews).expect("taken over"),
+            &proxy
+        ));
+        assert!(Arc::ptr_eq(
+            &second.snapshot_for_stream(&reviews).unwrap(),
+            &held
+        ));
+        // Another stream of the same node is another entry, and neither is mistaken for the other.
+        let again = Arc::new((*reviews).clone());
+        assert!(Arc::ptr_eq(
+            &second.snapshot_for_stream(&again).unwrap(),
+            &held
+        ));
+        assert_eq!(lock(&second.identities).len(), 2);
+        // A stream that ends takes its entry along; the translation stays while the other holds it.
+        second.release(&reviews);
+        assert!(known(&second, &reviews).is_none());
+        assert_eq!(second.translations_held(), 1);
+        drop(held);
+        second.release(&again);
+        assert!(lock(&second.identities).is_empty());
+        assert_eq!(second.translations_held(), 0);
+    }
+
+    #[test]
+    fn a_change_to_the_workloads_identifies_every_node_again() {
+        let mesh = bookinfo();
+        let reviews = Arc::new(node(&mesh, "reviews-v1"));
+        let first = MeshGeneration::new(mesh.clone());
+        let _held = first.snapshot_for_stream(&reviews).unwrap();
+        let mut relabelled = (*mesh).clone();
+        for workload in relabelled.workloads.values_mut() {
+            workload.labels.insert("tier".into(), "backend".into());
+        }
+        let second = MeshGeneration::succeed(Arc::new(relabelled), &first);
+        assert!(lock(&second.identities).is_empty());
+        let Proxy::Sidecar(sidecar) = &*second.identity_of_stream(&reviews).unwrap() else {
+            panic!("a sidecar");
+        };
+        assert_eq!(
+            sidecar.labels.get("tier").map(String::as_str),
+            Some("backend")
+        );
     }
 }

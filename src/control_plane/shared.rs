@@ -272,6 +272,11 @@ impl SharedResources {
             .map(Option::as_deref)
     }
 
+    /// Whether every workload has the same Sidecar resource here as in `other`.
+    pub fn same_egress(&self, other: &SharedResources) -> bool {
+        self.egress_of == other.egress_of
+    }
+
     /// The route scope of a sidecar.
     pub fn scope_of(&self, sidecar: &crate::mesh::Sidecar) -> RouteScope {
         RouteScope::new(

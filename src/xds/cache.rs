@@ -18,10 +18,17 @@ pub trait Generation: Send + Sync + 'static {
     /// workload). An error is retried on the next generation.
     fn snapshot_for(&self, node: &Node) -> Result<Arc<Snapshot>, String>;
 
+    /// [`Generation::snapshot_for`] for the node of a stream, which passes the same allocation on every call of
+    /// its life: a generation may remember who that node is by its address, rather than reading its metadata
+    /// again each time ten thousand streams look up their snapshots after a change.
+    fn snapshot_for_stream(&self, node: &Arc<Node>) -> Result<Arc<Snapshot>, String> {
+        self.snapshot_for(node)
+    }
+
     /// The last stream serving `node` may have ended and dropped its snapshot: forget whatever was kept for
     /// this node alone, unless another stream still holds it. Without this, every identity a client ever
     /// claimed would stay translated until the next configuration change.
-    fn release(&self, _node: &Node) {}
+    fn release(&self, _node: &Arc<Node>) {}
 
     /// How many per-proxy translations this generation holds (for `/metrics` and tests).
     fn translations_held(&self) -> usize {

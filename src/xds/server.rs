@@ -343,8 +343,9 @@ struct StreamTask<P: Protocol> {
     refused: Arc<LimitCounters>,
     /// Counts this stream on its connection while it runs.
     _connection: Option<StreamGuard>,
-    /// Known from the first request on (Envoy sends the node only once per stream).
-    node: Option<Node>,
+    /// Known from the first request on (Envoy sends the node only once per stream): one allocation for the
+    /// stream's life (see [`Generation::snapshot_for_stream`]).
+    node: Option<Arc<Node>>,
     registration: Option<Registration>,
     snapshot: Option<Arc<Snapshot>>,
     /// How long the proxy is taking to acknowledge the latest change it was pushed.
@@ -522,7 +523,7 @@ impl<P: Protocol> StreamTask<P> {
     fn identify(&mut self, node: Node) {
         tracing::info!(node = ?node.id, cluster = ?node.cluster, mode = ?P::MODE, "proxy connected");
         self.registration = Some(self.registry.register(&node, P::MODE));
-        self.node = Some(node);
+        self.node = Some(Arc::new(node));
         self.generations.mark_unchanged();
         self.refresh_snapshot();
     }
@@ -533,7 +534,7 @@ impl<P: Protocol> StreamTask<P> {
             return None;
         };
         let generation = self.generations.borrow_and_update().clone();
-        let next = match generation.snapshot_for(node) {
+        let next = match generation.snapshot_for_stream(node) {
             Ok(snapshot) => {
                 self.set_identity_error(None);
                 Some(snapshot)
