@@ -35,7 +35,7 @@ pub fn proxies(mesh: &Mesh) -> Vec<Proxy> {
             })
         })
         .collect();
-    for (key, gateway) in &mesh.gateways {
+    for (key, gateway) in mesh.gateways.iter() {
         out.push(Proxy::Router(Router {
             namespace: key.split('/').next().unwrap_or("default").to_owned(),
             name: "gateway".to_owned(),

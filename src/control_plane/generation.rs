@@ -464,7 +464,7 @@ mod tests {
         let first = MeshGeneration::new(mesh.clone());
         let _held = first.snapshot_for_stream(&reviews).unwrap();
         let mut relabelled = (*mesh).clone();
-        for workload in relabelled.workloads.values_mut() {
+        for workload in Arc::make_mut(&mut relabelled.workloads).values_mut() {
             workload.labels.insert("tier".into(), "backend".into());
         }
         let second = MeshGeneration::succeed(Arc::new(relabelled), &first);

@@ -21,7 +21,7 @@ pub struct SharedResources {
     /// Per service host, its encoded outbound clusters and endpoints: what the next generation reuses.
     by_host: BTreeMap<String, HostResources>,
     /// Per workload (`namespace/name`), the Sidecar resource that applies to it ([`Mesh::egress_scope_for`]).
-    egress_of: BTreeMap<String, Option<String>>,
+    egress_of: Arc<BTreeMap<String, Option<String>>>,
     /// Per Sidecar resource that applies to some workload (`None`: no Sidecar, every service), what its
     /// sidecars reach.
     views: BTreeMap<Option<String>, View>,
@@ -66,7 +66,7 @@ impl SharedResources {
         let mut by_host = BTreeMap::new();
         // Services translated again (not reused): only views reaching one of them can differ.
         let mut rebuilt = Vec::new();
-        for (host, service) in &mesh.services {
+        for (host, service) in mesh.services.iter() {
             let reusable = previous.as_ref().and_then(|p| {
                 let unchanged = p.mesh.services.get(host) == Some(service)
                     && p.mesh.destination_rules.get(host) == mesh.destination_rules.get(host);
@@ -91,41 +91,35 @@ impl SharedResources {
             by_host.insert(host.clone(), resources);
         }
         // Every workload's egress view and route scope: a sidecar is a workload, so these are all there are.
-        // Which Sidecar resource applies to a workload depends on its namespace, its labels and the Sidecar
-        // resources: with those unchanged, the previous generation's answer stands.
         let sidecars_unchanged = previous
             .as_ref()
             .is_some_and(|p| p.mesh.sidecars == mesh.sidecars);
-        let egress_of: BTreeMap<String, Option<String>> = mesh
-            .workloads
-            .iter()
-            .map(|(key, w)| {
-                let known = previous
-                    .as_ref()
-                    .filter(|_| sidecars_unchanged)
-                    .filter(|p| {
-                        p.mesh.workloads.get(key).is_some_and(|old| {
-                            old.namespace == w.namespace && old.labels == w.labels
-                        })
-                    })
-                    .and_then(|p| p.shared.egress_of.get(key));
-                let egress = match known {
-                    Some(egress) => egress.clone(),
-                    None => mesh
-                        .egress_scope_for(&w.namespace, &w.labels)
-                        .map(str::to_owned),
-                };
-                (key.clone(), egress)
-            })
-            .collect();
-        let scopes: BTreeSet<RouteScope> = mesh
-            .workloads
-            .iter()
-            .map(|(key, w)| {
-                let egress = egress_of.get(key).cloned().flatten();
-                RouteScope::new(&w.namespace, &w.labels, &label_keys, egress.as_deref())
-            })
-            .collect();
+        // The very workloads of the last reading (the resolver shares them when no WorkloadEntry changed) and
+        // the same Sidecars: every answer stands, and so does every route scope.
+        let same_workloads = previous
+            .as_ref()
+            .filter(|p| sidecars_unchanged && Arc::ptr_eq(&p.mesh.workloads, &mesh.workloads));
+        let egress_of = match same_workloads {
+            Some(p) => p.shared.egress_of.clone(),
+            None => Arc::new(egress_per_workload(
+                mesh,
+                previous.as_ref(),
+                sidecars_unchanged,
+            )),
+        };
+        let scopes: BTreeSet<RouteScope> = match same_workloads {
+            Some(p) if p.shared.label_keys == label_keys => {
+                p.shared.routes.keys().cloned().collect()
+            }
+            _ => mesh
+                .workloads
+                .iter()
+                .map(|(key, w)| {
+                    let egress = egress_of.get(key).cloned().flatten();
+                    RouteScope::new(&w.namespace, &w.labels, &label_keys, egress.as_deref())
+                })
+                .collect(),
+        };
         let egresses: BTreeSet<Option<String>> = std::iter::once(None)
             .chain(scopes.iter().map(|s| s.egress.clone()))
             .collect();
@@ -137,7 +131,7 @@ impl SharedResources {
                 && p.mesh
                     .services
                     .iter()
-                    .zip(&mesh.services)
+                    .zip(mesh.services.iter())
                     .all(|((h1, s1), (h2, s2))| h1 == h2 && s1.namespace == s2.namespace)
         });
         let mut views = BTreeMap::new();
@@ -291,6 +285,36 @@ impl SharedResources {
     pub fn routes(&self, scope: &RouteScope) -> Option<&Arc<Layer>> {
         self.routes.get(scope).map(|r| &r.layer)
     }
+}
+
+/// Per workload, the Sidecar resource that applies to it. Which one applies depends on the workload's namespace
+/// and labels and on the Sidecar resources: with those unchanged, the previous generation's answer stands.
+fn egress_per_workload(
+    mesh: &Mesh,
+    previous: Option<&Previous<'_>>,
+    sidecars_unchanged: bool,
+) -> BTreeMap<String, Option<String>> {
+    mesh.workloads
+        .iter()
+        .map(|(key, w)| {
+            let known = previous
+                .filter(|_| sidecars_unchanged)
+                .filter(|p| {
+                    p.mesh
+                        .workloads
+                        .get(key)
+                        .is_some_and(|old| old.namespace == w.namespace && old.labels == w.labels)
+                })
+                .and_then(|p| p.shared.egress_of.get(key));
+            let egress = match known {
+                Some(egress) => egress.clone(),
+                None => mesh
+                    .egress_scope_for(&w.namespace, &w.labels)
+                    .map(str::to_owned),
+            };
+            (key.clone(), egress)
+        })
+        .collect()
 }
 
 /// The hosts whose outbound virtual hosts may differ between `old` and `new`: a host whose service or

@@ -1,6 +1,7 @@
 //! The resolved mesh: plain, immutable data with every name resolved and every value parsed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -41,20 +42,23 @@ impl Meta {
     }
 }
 
+/// A resolved configuration. Each part is shared: a reading that did not change a part shares it with the mesh
+/// before it (`Resolver`), and comparing two meshes' parts then costs a pointer comparison (`Arc`'s equality
+/// looks at the address first).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Mesh {
     /// By FQDN (ServiceEntry hosts, verbatim).
-    pub services: BTreeMap<String, Service>,
+    pub services: Arc<BTreeMap<String, Service>>,
     /// By `namespace/name`.
-    pub workloads: BTreeMap<String, Workload>,
+    pub workloads: Arc<BTreeMap<String, Workload>>,
     /// By the FQDN of their host.
-    pub destination_rules: BTreeMap<String, DestinationRule>,
+    pub destination_rules: Arc<BTreeMap<String, DestinationRule>>,
     /// Sorted by namespace, then name.
     pub virtual_services: Vec<VirtualService>,
     /// By `namespace/name`.
-    pub gateways: BTreeMap<String, Gateway>,
+    pub gateways: Arc<BTreeMap<String, Gateway>>,
     /// `Sidecar` resources, by `namespace/name`.
-    pub sidecars: BTreeMap<String, EgressScope>,
+    pub sidecars: Arc<BTreeMap<String, EgressScope>>,
 }
 
 /// A `Sidecar` resource: the services the sidecars it applies to may reach.

@@ -82,7 +82,7 @@ impl Resolver {
             &mut diags,
             reuse_workloads.map(|l| (&l.mesh.workloads, &l.diagnostics.workloads[..])),
             &mut steps.workloads,
-            |diags| workload_entry::resolve(&config.workload_entries, diags),
+            |diags| Arc::new(workload_entry::resolve(&config.workload_entries, diags)),
         );
         // Every step below that selects workloads depends on them.
         let last = reuse_workloads;
@@ -96,7 +96,13 @@ impl Resolver {
             &mut diags,
             reuse_services.map(|l| (&l.mesh.services, &l.diagnostics.services[..])),
             &mut steps.services,
-            |diags| service_entry::resolve(&config.service_entries, index(), diags),
+            |diags| {
+                Arc::new(service_entry::resolve(
+                    &config.service_entries,
+                    index(),
+                    diags,
+                ))
+            },
         );
         let destination_rules = step(
             &mut diags,
@@ -109,7 +115,13 @@ impl Resolver {
                     )
                 }),
             &mut steps.destination_rules,
-            |diags| destination_rule::resolve(&config.destination_rules, &services, diags),
+            |diags| {
+                Arc::new(destination_rule::resolve(
+                    &config.destination_rules,
+                    &services,
+                    diags,
+                ))
+            },
         );
         let gateways = step(
             &mut diags,
@@ -119,7 +131,14 @@ impl Resolver {
             })
             .map(|l| (&l.mesh.gateways, &l.diagnostics.gateways[..])),
             &mut steps.gateways,
-            |diags| gateway::resolve(&config.gateways, index(), &config.service_entries, diags),
+            |diags| {
+                Arc::new(gateway::resolve(
+                    &config.gateways,
+                    index(),
+                    &config.service_entries,
+                    diags,
+                ))
+            },
         );
         // With the inferred destinations of the last reading: inference below replaces them all.
         let sidecars = step(
@@ -127,7 +146,7 @@ impl Resolver {
             last.filter(|l| same(&config.sidecars, &l.config.sidecars))
                 .map(|l| (&l.mesh.sidecars, &l.diagnostics.sidecars[..])),
             &mut steps.sidecars,
-            |diags| sidecar::resolve(&config.sidecars, index(), diags),
+            |diags| Arc::new(sidecar::resolve(&config.sidecars, index(), diags)),
         );
 
         let mut mesh = Mesh {

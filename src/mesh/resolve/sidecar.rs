@@ -78,40 +78,48 @@ pub(super) fn resolve(
 /// VirtualService, so it follows those too, until no new destination appears: every route a scoped sidecar
 /// is given then finds its cluster.
 pub(super) fn infer_destinations(mesh: &mut Mesh) {
-    let Mesh {
-        sidecars,
-        virtual_services,
-        services,
-        ..
-    } = mesh;
-    let bound: Vec<&VirtualService> = virtual_services
+    let bound: Vec<&VirtualService> = mesh
+        .virtual_services
         .iter()
         .filter(|vs| vs.gateways.contains(&GatewayRef::Mesh))
         .collect();
-    for scope in sidecars.values_mut() {
-        if scope.hosts.is_none() {
-            continue;
-        }
-        let mut inferred: BTreeSet<String> = BTreeSet::new();
-        loop {
-            let seen = |vs: &VirtualService| {
-                vs.hosts
+    let changed: Vec<(String, BTreeSet<String>)> = mesh
+        .sidecars
+        .iter()
+        .filter(|(_, scope)| scope.hosts.is_some())
+        .filter_map(|(key, scope)| {
+            let mut inferred: BTreeSet<String> = BTreeSet::new();
+            loop {
+                let seen = |vs: &VirtualService| {
+                    vs.hosts.iter().any(|h| {
+                        scope.admits(&vs.meta.resource.namespace, h) || inferred.contains(h)
+                    })
+                };
+                let more: Vec<String> = bound
                     .iter()
-                    .any(|h| scope.admits(&vs.meta.resource.namespace, h) || inferred.contains(h))
-            };
-            let more: Vec<String> = bound
-                .iter()
-                .filter(|vs| seen(vs))
-                .flat_map(|vs| vs.referenced_hosts())
-                .filter(|host| services.contains_key(*host) && !inferred.contains(*host))
-                .map(str::to_owned)
-                .collect();
-            if more.is_empty() {
-                break;
+                    .filter(|vs| seen(vs))
+                    .flat_map(|vs| vs.referenced_hosts())
+                    .filter(|host| mesh.services.contains_key(*host) && !inferred.contains(*host))
+                    .map(str::to_owned)
+                    .collect();
+                if more.is_empty() {
+                    break;
+                }
+                inferred.extend(more);
             }
-            inferred.extend(more);
+            (inferred != scope.inferred).then(|| (key.clone(), inferred))
+        })
+        .collect();
+    // The Sidecars are often the very ones of the last reading, shared with its mesh: copied only if an
+    // inference differs, so that an unchanged set stays the same allocation.
+    if changed.is_empty() {
+        return;
+    }
+    let sidecars = Arc::make_mut(&mut mesh.sidecars);
+    for (key, inferred) in changed {
+        if let Some(scope) = sidecars.get_mut(&key) {
+            scope.inferred = inferred;
         }
-        scope.inferred = inferred;
     }
 }
 
