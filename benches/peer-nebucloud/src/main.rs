@@ -69,6 +69,18 @@ fn parse_args() -> anyhow::Result<Args> {
     })
 }
 
+/// This process's resident memory, as /proc says.
+fn rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l[6..].trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn main() -> anyhow::Result<()> {
     // Warnings only, as Switchyard runs in the bench: nebucloud logs every response at info.
     tracing_subscriber::fmt()
@@ -81,11 +93,14 @@ fn main() -> anyhow::Result<()> {
     recording::for_each_proxy(&args.recording, args.mode, |id, held| {
         snapshots.add(id, held)
     })?;
+    let (distinct, bytes) = snapshots.distinct();
     eprintln!(
-        "peer-nebucloud: {} node snapshots from {} in {:.1} s",
+        "peer-nebucloud: {} node snapshots, {distinct} distinct resources ({:.1} MB), from {} in {:.1} s; RSS {}",
         snapshots.nodes(),
+        bytes as f64 / 1e6,
         args.recording.display(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        rss()
     );
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel();

@@ -110,6 +110,12 @@ impl Snapshots {
         self.ids.len()
     }
 
+    /// Distinct resources held, and their encoded bytes.
+    pub fn distinct(&self) -> (usize, usize) {
+        let all = self.interner.by_name.values().flatten();
+        all.fold((0, 0), |(n, bytes), r| (n + 1, bytes + r.any.value.len()))
+    }
+
     pub fn into_cache(self) -> ShardedCache {
         self.cache
     }
