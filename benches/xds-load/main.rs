@@ -354,21 +354,10 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
     };
     let floor = match &recording {
         Some(path) if !args.no_floor => {
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, process::free_port()?));
-            let mut child = Command::new(std::env::current_exe()?)
-                .args(["--serve-floor", "--recording"])
-                .arg(path)
-                .args(["--listen", &listen.to_string()])
-                .args(["--mode", mode_name(args.mode)])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()?;
-            let stdin = child.stdin.take().context("floor stdin")?;
-            let mut server = Server {
-                child,
-                name: "floor",
-            };
-            server.wait_listening(listen, Duration::from_secs(300))?;
+            let mut command = Command::new(std::env::current_exe()?);
+            command.arg("--serve-floor");
+            let (mut server, listen) = start_replayer(command, "floor", path, args.mode)?;
+            let stdin = server.child.stdin.take().context("floor stdin")?;
             let mut driver = Driver::Floor { stdin };
             let (floor, _) = run_phases(
                 "floor",
@@ -392,23 +381,8 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
     };
     let peer = match (&args.peer, &recording) {
         (Some(binary), Some(path)) => {
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, process::free_port()?));
-            let child = Command::new(binary)
-                .arg("--recording")
-                .arg(path)
-                .args(["--listen", &listen.to_string()])
-                .args(["--mode", mode_name(args.mode)])
-                // Kept open: the peer exits when it closes (this run is gone).
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .with_context(|| format!("cannot start {}", binary.display()))?;
-            let mut server = Server {
-                child,
-                name: "nebucloud",
-            };
-            // It reads the recording before it listens.
-            server.wait_listening(listen, Duration::from_secs(600))?;
+            let (mut server, listen) =
+                start_replayer(Command::new(binary), "nebucloud", path, args.mode)?;
             let (peer, _) = run_phases(
                 "nebucloud",
                 listen,
@@ -451,6 +425,29 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
+}
+
+/// Starts a server fed the recording (the floor, the peer) on a free loopback port and waits until it
+/// listens, which it does once it has read the recording. Its stdin is a pipe: it exits when that closes.
+fn start_replayer(
+    mut command: Command,
+    name: &'static str,
+    recording: &Path,
+    mode: Mode,
+) -> anyhow::Result<(Server, SocketAddr)> {
+    let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, process::free_port()?));
+    let child = command
+        .arg("--recording")
+        .arg(recording)
+        .args(["--listen", &listen.to_string()])
+        .args(["--mode", mode_name(mode)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start the {name} ({command:?})"))?;
+    let mut server = Server { child, name };
+    server.wait_listening(listen, Duration::from_secs(600))?;
+    Ok((server, listen))
 }
 
 fn mode_name(mode: Mode) -> &'static str {
