@@ -18,8 +18,10 @@
 //! (cd benches/peer-nebucloud && cargo build --release)
 //! cargo bench --bench xds-load -- --proxies 100 --mode delta \
 //!     --peer benches/peer-nebucloud/target/release/peer-nebucloud
-//! # by hand, on a recording xds-load wrote:
-//! peer-nebucloud --recording recording.bin --listen 127.0.0.1:18000 --mode delta
+//! # what xds-load runs (its recording lives in the run's temporary directory):
+//! #   peer-nebucloud --recording FILE --listen 127.0.0.1:PORT --mode sotw|delta
+//! # its own tests (the recording read back, the snapshots, nebucloud's lack of pushes):
+//! (cd benches/peer-nebucloud && cargo test --release)
 //! ```
 //!
 //! It serves until its stdin closes (the run that started it is gone) or it is killed.
