@@ -15,6 +15,11 @@
 //!
 //! The same clients then run against the floor (`floor.rs`), a child process of this binary, which is fed
 //! the recording of what Switchyard sent. Both are measured in the same run, on the same machine state.
+//!
+//! With `--peer PATH` (the `peer-nebucloud` binary, built on its own in `benches/peer-nebucloud`), the same
+//! clients then run the connect storm and the idle phase against nebucloud-xds, fed the same recording: it
+//! serves each proxy what it held from Switchyard after the connect storm, and never pushes a later snapshot,
+//! so it takes no part in the changes.
 
 mod client;
 mod envoys;
@@ -77,6 +82,10 @@ struct Args {
     /// Skip the floor.
     #[arg(long)]
     no_floor: bool,
+    /// The `peer-nebucloud` binary (`benches/peer-nebucloud`): after the floor, run the connect storm and the
+    /// idle phase against it, fed the same recording.
+    #[arg(long, value_name = "PATH", conflicts_with = "envoys")]
+    peer: Option<PathBuf>,
     /// Real Envoys (one per workload, `--concurrency 1`) in place of the simulated proxies: the weight shift
     /// only, convergence read from Switchyard's `/debug/proxies`; no floor.
     #[arg(long, conflicts_with = "xds")]
@@ -171,6 +180,8 @@ struct Report {
     machine: String,
     switchyard: RunResult,
     floor: Option<RunResult>,
+    /// nebucloud-xds: the connect phase only.
+    peer: Option<RunResult>,
 }
 
 /// How a phase's change reaches the server.
@@ -182,6 +193,8 @@ enum Driver<'a> {
     Floor {
         stdin: ChildStdin,
     },
+    /// A server that is given no changes (the peer): only the connect phase runs.
+    ConnectOnly,
 }
 
 impl Driver<'_> {
@@ -194,6 +207,9 @@ impl Driver<'_> {
             Driver::Floor { stdin } => {
                 writeln!(stdin, "{k}")?;
                 stdin.flush()?;
+            }
+            Driver::ConnectOnly => {
+                bail!("change {k} asked of a server that runs the connect phase only")
             }
         }
         Ok(())
@@ -314,7 +330,7 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
         &targets,
         &descriptions,
         &mut driver,
-        !args.no_floor,
+        !args.no_floor || args.peer.is_some(),
         deadline,
         &io,
     )
@@ -327,27 +343,21 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
     drop(server);
     print_run(&switchyard);
 
-    // The floor, fed what Switchyard sent.
-    let floor = match recording {
-        Some(recording) if !args.no_floor => {
+    // The floor and the peer, fed what Switchyard sent.
+    let recording = match recording {
+        Some(recording) => {
             let path = temp.path().join("recording.bin");
             floor::write_recording(&path, &recording)?;
-            drop(recording);
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, process::free_port()?));
-            let mut child = Command::new(std::env::current_exe()?)
-                .args(["--serve-floor", "--recording"])
-                .arg(&path)
-                .args(["--listen", &listen.to_string()])
-                .args(["--mode", mode_name(args.mode)])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()?;
-            let stdin = child.stdin.take().context("floor stdin")?;
-            let mut server = Server {
-                child,
-                name: "floor",
-            };
-            server.wait_listening(listen, Duration::from_secs(300))?;
+            Some(path)
+        }
+        None => None,
+    };
+    let floor = match &recording {
+        Some(path) if !args.no_floor => {
+            let mut command = Command::new(std::env::current_exe()?);
+            command.arg("--serve-floor");
+            let (mut server, listen) = start_replayer(command, "floor", path, args.mode)?;
+            let stdin = server.child.stdin.take().context("floor stdin")?;
             let mut driver = Driver::Floor { stdin };
             let (floor, _) = run_phases(
                 "floor",
@@ -369,6 +379,36 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let peer = match (&args.peer, &recording) {
+        (Some(binary), Some(path)) => {
+            let (mut server, listen) =
+                start_replayer(Command::new(binary), "nebucloud", path, args.mode)?;
+            let (peer, _) = run_phases(
+                "nebucloud",
+                listen,
+                Some(server.pid()),
+                args.mode,
+                &nodes,
+                &targets[..1],
+                &descriptions,
+                &mut Driver::ConnectOnly,
+                false,
+                deadline,
+                &io,
+            )
+            .await?;
+            if let Ok(Some(status)) = server.child.try_wait() {
+                bail!("the peer exited during the run: {status}");
+            }
+            drop(server);
+            print_run(&peer);
+            if let Some(floor) = &floor {
+                print_ratios(&peer, floor);
+            }
+            Some(peer)
+        }
+        _ => None,
+    };
 
     if let Some(path) = &args.json {
         let report = Report {
@@ -380,10 +420,34 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
             machine: machine(),
             switchyard,
             floor,
+            peer,
         };
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
+}
+
+/// Starts a server fed the recording (the floor, the peer) on a free loopback port and waits until it
+/// listens, which it does once it has read the recording. Its stdin is a pipe: it exits when that closes.
+fn start_replayer(
+    mut command: Command,
+    name: &'static str,
+    recording: &Path,
+    mode: Mode,
+) -> anyhow::Result<(Server, SocketAddr)> {
+    let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, process::free_port()?));
+    let child = command
+        .arg("--recording")
+        .arg(recording)
+        .args(["--listen", &listen.to_string()])
+        .args(["--mode", mode_name(mode)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start the {name} ({command:?})"))?;
+    let mut server = Server { child, name };
+    server.wait_listening(listen, Duration::from_secs(600))?;
+    Ok((server, listen))
 }
 
 fn mode_name(mode: Mode) -> &'static str {
@@ -624,7 +688,8 @@ fn print_run(run: &RunResult) {
     }
 }
 
-fn print_ratios(switchyard: &RunResult, floor: &RunResult) {
+/// `run` / `floor`, phase by phase (as far as both ran).
+fn print_ratios(run: &RunResult, floor: &RunResult) {
     let ratio = |a: f64, b: f64| {
         if b > 0.0 && a.is_finite() && b.is_finite() {
             format!("{:.2}", a / b)
@@ -632,10 +697,10 @@ fn print_ratios(switchyard: &RunResult, floor: &RunResult) {
             "-".into()
         }
     };
-    println!("\nswitchyard / floor");
+    println!("\n{} / {}", run.server, floor.server);
     println!("| phase | p50 | p99 | max | bytes | CPU | peak RSS |");
     println!("|---|---|---|---|---|---|---|");
-    for (s, f) in switchyard.phases.iter().zip(&floor.phases) {
+    for (s, f) in run.phases.iter().zip(&floor.phases) {
         let opt = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => ratio(a, b),
             _ => "-".into(),
@@ -656,8 +721,10 @@ fn print_ratios(switchyard: &RunResult, floor: &RunResult) {
     }
     let per_proxy = |r: &RunResult| r.rss_per_proxy_kb.unwrap_or(f64::NAN);
     println!(
-        "RSS per connected proxy: switchyard {:.1} KB, floor {:.1} KB",
-        per_proxy(switchyard),
+        "RSS per connected proxy: {} {:.1} KB, {} {:.1} KB",
+        run.server,
+        per_proxy(run),
+        floor.server,
         per_proxy(floor)
     );
 }
