@@ -122,6 +122,11 @@ impl Connections {
                     },
                     () = tx.closed() => return,
                 };
+                // What tonic does for connections it accepts itself: without it, Nagle's algorithm holds the
+                // tail of each response larger than a segment back until the proxy's delayed ACK.
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, %peer, "cannot set TCP_NODELAY");
+                }
                 if let Some(tracked) = connections.admit(tcp, peer) {
                     admitted(tracked, peer, tx.clone());
                 }
@@ -304,5 +309,26 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    /// tonic sets TCP_NODELAY only on connections it accepts itself; these are accepted here. Without it,
+    /// Nagle's algorithm holds back the tail of every response larger than a segment until the proxy's
+    /// delayed ACK: at 100 proxies a weight shift took 81-98 ms to converge rather than 49-64 ms.
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Connections::new(XdsLimits::default(), Arc::default());
+        let mut incoming = connections.incoming(listener);
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let tracked = incoming.next().await.unwrap().unwrap();
+        assert!(tracked.tcp.nodelay().unwrap());
     }
 }
