@@ -1,8 +1,8 @@
 //! How long each pipeline stage takes on the Bookinfo mesh: `cargo bench --bench pipeline`; and what the
 //! metrics add to a stream's work per response.
 //!
-//! `cargo bench --bench pipeline -- --change-at 10000 [--services 1000] [--sidecar-egress 5]`: instead, what
-//! one VirtualService weight shift costs the server, stage by stage, on a generated mesh of that many
+//! `cargo bench --bench pipeline -- --change-at 10000 [--services 1000] [--sidecar-egress 5] [--remove-workload]`:
+//! instead, what one VirtualService weight shift (or one removed WorkloadEntry) costs the server, stage by stage, on a generated mesh of that many
 //! workloads (one proxy each): where the CPU of a change at scale goes, without clients sharing the cores.
 //!
 //! A plain timing loop rather than criterion: the numbers go into the README, and the build stays lean.
@@ -30,6 +30,7 @@ fn main() {
             workloads,
             flag(&args, "--services"),
             flag(&args, "--sidecar-egress"),
+            args.iter().any(|a| a == "--remove-workload"),
         );
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -116,7 +117,12 @@ fn flag(args: &[String], name: &str) -> Option<usize> {
 /// One weight shift on a generated mesh, as the server processes it: the directory re-read (only the changed
 /// file parsed again), resolution, the next generation, and every proxy's
 /// stream looking up its snapshot. Each stage runs once per round; the median of the rounds is reported.
-fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Option<usize>) {
+fn change_at_scale(
+    workloads: usize,
+    services: Option<usize>,
+    sidecar_egress: Option<usize>,
+    remove_workload: bool,
+) {
     use switchyard::meshgen::{GeneratedMesh, MeshOptions};
     use switchyard::spec::{LoadOptions, Loader};
 
@@ -145,8 +151,13 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
         .iter()
         .map(|node| previous.snapshot_for_stream(node).expect("known proxy"))
         .collect();
+    let what = if remove_workload {
+        "one removed workload"
+    } else {
+        "one weight shift"
+    };
     println!(
-        "one weight shift: {workloads} workloads, {} services, sidecar egress {sidecar_egress:?}, {} files",
+        "{what}: {workloads} workloads, {} services, sidecar egress {sidecar_egress:?}, {} files",
         options.services,
         generated.files().len()
     );
@@ -160,9 +171,13 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); stages.len()];
     let mut snapshots_changed = Vec::new();
     for _ in 0..5 {
-        let change = generated
-            .shift_weight()
-            .expect("the mesh has VirtualServices");
+        let change = if remove_workload {
+            generated.remove_workload().expect("the mesh has workloads")
+        } else {
+            generated
+                .shift_weight()
+                .expect("the mesh has VirtualServices")
+        };
         change.apply(dir.path()).expect("apply the change");
         let mut times = Vec::new();
         let start = Instant::now();
@@ -179,7 +194,10 @@ fn change_at_scale(workloads: usize, services: Option<usize>, sidecar_egress: Op
         stage(&mut times);
         let mut changed = 0;
         for (node, held) in nodes.iter().zip(held.iter_mut()) {
-            let snapshot = next.snapshot_for_stream(node).expect("known proxy");
+            // A removed workload's proxy is known no more; its stream keeps what it had.
+            let Ok(snapshot) = next.snapshot_for_stream(node) else {
+                continue;
+            };
             // A stream acts on a change only when its snapshot is another one.
             if !Arc::ptr_eq(&snapshot, held) {
                 changed += 1;

@@ -40,6 +40,8 @@ pub struct MeshGeneration {
     /// their snapshots after a change do not each read their node's metadata again. An entry goes with its
     /// stream ([`Generation::release`]).
     identities: Mutex<StreamIdentities>,
+    /// Whether every remembered identity holds in this generation without a check (see `build`).
+    identities_hold: bool,
 }
 
 /// Per stream node's address: the node (held, so the address stays its own) and the proxy it is.
@@ -149,13 +151,14 @@ impl MeshGeneration {
             .unwrap_or_default();
         inherited.retain(|_, kept| kept.is_held());
         // A node is the same proxy as long as the workloads, the Gateways and which Sidecar resource applies to
-        // each workload are (`Proxy::identify_with` reads nothing else of the mesh).
+        // each workload are (`Proxy::identify_with` reads nothing else of the mesh). When one of them changed
+        // (a WorkloadEntry added or removed), each remembered identity is checked on its next use instead.
+        let identities_hold = previous.is_some_and(|p| {
+            p.mesh.workloads == mesh.workloads
+                && p.mesh.gateways == mesh.gateways
+                && p.shared.same_egress(&shared)
+        });
         let identities = previous
-            .filter(|p| {
-                p.mesh.workloads == mesh.workloads
-                    && p.mesh.gateways == mesh.gateways
-                    && p.shared.same_egress(&shared)
-            })
             .map(|p| std::mem::take(&mut *lock(&p.identities)))
             .unwrap_or_default();
         MeshGeneration {
@@ -166,6 +169,7 @@ impl MeshGeneration {
             inherited: Mutex::new(inherited),
             accepted_at: None,
             identities: Mutex::new(identities),
+            identities_hold,
         }
     }
 
@@ -298,16 +302,37 @@ impl MeshGeneration {
         })
     }
 
-    /// The proxy a stream's `node` is: as found before if this generation, or one that identified nodes the
-    /// same way, was asked already; else [`MeshGeneration::identify`]'s answer, remembered.
+    /// The proxy a stream's `node` is: as found before, in this generation or an earlier one, if that still
+    /// holds; else [`MeshGeneration::identify`]'s answer, remembered.
     fn identity_of_stream(&self, node: &Arc<Node>) -> Result<Arc<Proxy>, String> {
         let key = Arc::as_ptr(node) as usize;
-        if let Some((_, proxy)) = lock(&self.identities).get(&key) {
-            return Ok(proxy.clone());
+        let known = lock(&self.identities)
+            .get(&key)
+            .map(|(_, proxy)| proxy.clone());
+        if let Some(proxy) = known.filter(|proxy| self.identities_hold || self.still_is(proxy)) {
+            return Ok(proxy);
         }
         let proxy = Arc::new(self.identify(node)?);
         lock(&self.identities).insert(key, (node.clone(), proxy.clone()));
         Ok(proxy)
+    }
+
+    /// Whether a proxy identified in an earlier generation is the same proxy in this one: a sidecar's workload
+    /// is here with the same labels and the same `Sidecar` resource (the rest of a sidecar's identity comes from
+    /// its node). A gateway is identified again (its Gateways may have changed; there are few gateways).
+    fn still_is(&self, proxy: &Proxy) -> bool {
+        match proxy {
+            Proxy::Sidecar(sidecar) => {
+                let key = format!("{}/{}", sidecar.namespace, sidecar.workload);
+                self.mesh
+                    .workloads
+                    .get(&key)
+                    .is_some_and(|w| w.labels == sidecar.labels)
+                    && self.shared.egress_of(&sidecar.namespace, &sidecar.workload)
+                        == Some(sidecar.egress.as_deref())
+            }
+            Proxy::Router(_) => false,
+        }
     }
 
     /// The proxy `node` is, with the `Sidecar` resource of each workload as the shared resources decided it.
@@ -458,17 +483,22 @@ mod tests {
     }
 
     #[test]
-    fn a_change_to_the_workloads_identifies_every_node_again() {
+    fn after_a_change_to_the_workloads_a_remembered_identity_is_used_only_if_it_still_holds() {
         let mesh = bookinfo();
         let reviews = Arc::new(node(&mesh, "reviews-v1"));
+        let ratings = Arc::new(node(&mesh, "ratings-v1"));
         let first = MeshGeneration::new(mesh.clone());
-        let _held = first.snapshot_for_stream(&reviews).unwrap();
+        let _held = [&reviews, &ratings].map(|n| first.snapshot_for_stream(n).unwrap());
+        let remembered = known(&first, &ratings).unwrap();
+        // reviews-v1 gains a label; ratings-v1 is untouched.
         let mut relabelled = (*mesh).clone();
-        for workload in Arc::make_mut(&mut relabelled.workloads).values_mut() {
-            workload.labels.insert("tier".into(), "backend".into());
-        }
+        Arc::make_mut(&mut relabelled.workloads)
+            .get_mut("default/reviews-v1")
+            .unwrap()
+            .labels
+            .insert("tier".into(), "backend".into());
         let second = MeshGeneration::succeed(Arc::new(relabelled), &first);
-        assert!(lock(&second.identities).is_empty());
+        assert!(!second.identities_hold);
         let Proxy::Sidecar(sidecar) = &*second.identity_of_stream(&reviews).unwrap() else {
             panic!("a sidecar");
         };
@@ -476,5 +506,9 @@ mod tests {
             sidecar.labels.get("tier").map(String::as_str),
             Some("backend")
         );
+        assert!(Arc::ptr_eq(
+            &second.identity_of_stream(&ratings).unwrap(),
+            &remembered
+        ));
     }
 }
