@@ -189,6 +189,10 @@ enum Driver<'a> {
     Files {
         dir: &'a Path,
         changes: &'a [Change],
+        /// Switchyard's admin endpoint, when the bench started it: a phase ends only once the server has
+        /// accepted the change, so that a change no proxy sees (a new service nobody reaches) is not still
+        /// being processed when the next phase starts, and counted in it.
+        admin: Option<SocketAddr>,
     },
     Floor {
         stdin: ChildStdin,
@@ -198,9 +202,43 @@ enum Driver<'a> {
 }
 
 impl Driver<'_> {
+    /// The server's last accepted reading, if it can be asked.
+    async fn accepted_revision(&self) -> anyhow::Result<Option<u64>> {
+        let Driver::Files {
+            admin: Some(admin), ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        let status: serde_json::Value = reqwest::get(format!("http://{admin}/debug/config"))
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(Some(status["accepted_revision"].as_u64().unwrap_or(0)))
+    }
+
+    /// Waits until the server has accepted a reading after `before`, or the deadline.
+    async fn wait_accepted(&self, before: Option<u64>, deadline: Instant) -> anyhow::Result<()> {
+        let Some(before) = before else {
+            return Ok(());
+        };
+        while Instant::now() < deadline {
+            if self
+                .accepted_revision()
+                .await?
+                .is_some_and(|now| now > before)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        bail!("the server did not accept the change before the deadline")
+    }
+
     fn apply(&mut self, k: usize) -> anyhow::Result<()> {
         match self {
-            Driver::Files { dir, changes } => {
+            Driver::Files { dir, changes, .. } => {
                 let change = changes.get(k - 1).context("no such change")?;
                 change.apply(dir)?;
             }
@@ -320,6 +358,7 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
     let mut driver = Driver::Files {
         dir: &dir,
         changes: &changes,
+        admin,
     };
     let (switchyard, recording) = run_phases(
         "switchyard",
@@ -515,6 +554,7 @@ async fn run_phases(
         let cpu_before = pid.and_then(|p| process::cpu_seconds(p).ok());
 
         let t0 = Instant::now();
+        let mut revision_before = None;
         if k == 0 {
             let endpoint = format!("http://{xds}");
             for (j, node) in nodes {
@@ -528,6 +568,7 @@ async fn run_phases(
                 ));
             }
         } else {
+            revision_before = driver.accepted_revision().await?;
             driver.apply(k)?;
         }
         // t0 of a change is the rename, which is the last thing `apply` does.
@@ -536,6 +577,11 @@ async fn run_phases(
         while shared.converged.load(Ordering::Relaxed) < expected && Instant::now() < phase_deadline
         {
             tokio::time::sleep(POLL).await;
+        }
+        if k > 0 {
+            driver
+                .wait_accepted(revision_before, phase_deadline)
+                .await?;
         }
         let quiet_deadline = Instant::now() + Duration::from_secs(10);
         while shared.since_last_response() < QUIET && Instant::now() < quiet_deadline {
