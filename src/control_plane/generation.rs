@@ -158,9 +158,13 @@ impl MeshGeneration {
                 && p.mesh.gateways == mesh.gateways
                 && p.shared.same_egress(&shared)
         });
-        let identities = previous
+        let mut identities = previous
             .map(|p| std::mem::take(&mut *lock(&p.identities)))
             .unwrap_or_default();
+        // Only streams still running: one that ended while this generation was being built released its
+        // entry from the generation it knew, not from this one. A running stream holds its node, so the node's
+        // only holder being the entry means the stream is gone.
+        identities.retain(|_, (node, _)| Arc::strong_count(node) > 1);
         MeshGeneration {
             mesh,
             shared,
@@ -480,6 +484,24 @@ mod tests {
         second.release(&again);
         assert!(lock(&second.identities).is_empty());
         assert_eq!(second.translations_held(), 0);
+    }
+
+    /// A stream that ends while the next generation is being built releases its entry from the generation it
+    /// knew, which has already handed its entries over: the next generation must not keep it.
+    #[test]
+    fn a_stream_that_ended_during_a_build_is_not_remembered_by_the_next_generation() {
+        let mesh = bookinfo();
+        let reviews = Arc::new(node(&mesh, "reviews-v1"));
+        let first = MeshGeneration::new(mesh.clone());
+        let held = first.snapshot_for_stream(&reviews).unwrap();
+        let taken = std::mem::take(&mut *lock(&first.identities));
+        // The stream ends now: it releases from `first` (nothing there any more) and drops its node.
+        drop(held);
+        first.release(&reviews);
+        drop(reviews);
+        *lock(&first.identities) = taken;
+        let second = MeshGeneration::succeed(mesh.clone(), &first);
+        assert!(lock(&second.identities).is_empty());
     }
 
     #[test]
