@@ -661,63 +661,108 @@ fn files(services: &[Svc]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The mesh of `services`, or `None` when the generated case is not a valid mesh (a deliberately wrong value,
-/// or a route to a service index the case does not have).
-fn valid_mesh(services: &[Svc]) -> Option<std::sync::Arc<Mesh>> {
-    let routes = services.iter().filter_map(|s| s.vs.as_ref()).flatten();
-    if routes
-        .flat_map(|h| &h.dests)
-        .any(|(target, _, _)| *target >= services.len())
-    {
-        return None;
-    }
-    let mut config = spec::Config::default();
-    for (label, doc) in files(services) {
-        config = config.overlay(spec::load_str(label, &doc).ok()?);
-    }
-    mesh::resolve(&config).ok().map(|r| r.mesh)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
-    /// Each generation is built from the one before, reusing what did not change; a proxy must nevertheless
-    /// get exactly what a generation built from nothing gives it.
+    /// Each generation is built from the one before, reusing what did not change (the resolver's shared mesh
+    /// parts, each stream's remembered identity, kept snapshots); a proxy must nevertheless get exactly what a
+    /// generation built from nothing gives it. As in the server: the meshes are read from a directory where only
+    /// the changed files change, each proxy's stream keeps one node and the snapshot it last got, and a stream
+    /// may skip generations (the cache keeps only the latest).
     #[test]
     fn generations_built_incrementally_equal_generations_built_from_scratch(
         base in services(),
-        changes in proptest::collection::vec((any::<prop::sample::Index>(), services()), 1..5),
+        changes in proptest::collection::vec(
+            (any::<prop::sample::Index>(), services(), 0..5usize, proptest::collection::vec(any::<bool>(), 0..24)),
+            1..6,
+        ),
     ) {
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
         use switchyard::control_plane::MeshGeneration;
-        use switchyard::xds::Generation;
+        use switchyard::xds::{Generation, Snapshot};
 
+        let dir = tempfile::tempdir().unwrap();
+        let mut loader = spec::Loader::new(spec::LoadOptions::default());
+        let mut resolver = mesh::Resolver::default();
         let mut current = base;
-        let Some(mesh) = valid_mesh(&current) else { return Ok(()) };
-        let mut incremental = MeshGeneration::new(mesh);
-        for (index, fresh) in changes {
-            // Replace one service with another drawn at random: its ports, versions (workloads), subsets,
-            // policies or VirtualService change, or all of them.
-            let mut next = current.clone();
-            let i = index.index(next.len());
-            next[i] = fresh[i % fresh.len()].clone();
-            let Some(mesh) = valid_mesh(&next) else { continue };
-            let nodes = sidecar_nodes(&mesh);
-            // Ask the outgoing generation for every proxy, so that their resources are there to be taken over.
-            for node in &nodes {
-                let _ = incremental.snapshot_for(node);
-            }
+        let Some(mesh) = read_services(dir.path(), &mut loader, &mut resolver, &current) else { return Ok(()) };
+        let mut incremental = MeshGeneration::new(mesh.clone());
+        // Per node id, its stream: the node, one allocation for the stream's life, and what it holds.
+        let mut streams: BTreeMap<String, (Arc<Node>, Option<Arc<Snapshot>>)> = BTreeMap::new();
+        for node in sidecar_nodes(&mesh) {
+            let node = Arc::new(node);
+            let held = incremental.snapshot_for_stream(&node).ok();
+            streams.insert(node.id.clone(), (node, held));
+        }
+        for (k, (index, fresh, part, looks)) in changes.into_iter().enumerate() {
+            change_service(&mut current, index, fresh, part);
+            let Some(mesh) = read_services(dir.path(), &mut loader, &mut resolver, &current) else { continue };
             incremental = MeshGeneration::succeed(mesh.clone(), &incremental);
-            let scratch = MeshGeneration::new(mesh);
-            for node in &nodes {
-                let (a, b) = (incremental.snapshot_for(node), scratch.snapshot_for(node));
-                match (a, b) {
-                    (Ok(a), Ok(b)) => prop_assert!(a == b, "{}: {:#?}\n!=\n{:#?}", node.id, a.listing(), b.listing()),
-                    (a, b) => prop_assert_eq!(a.err(), b.err(), "{}", node.id),
+            let scratch = MeshGeneration::new(mesh.clone());
+            for node in sidecar_nodes(&mesh) {
+                streams.entry(node.id.clone()).or_insert_with(|| (Arc::new(node), None));
+            }
+            for (i, (id, (node, held))) in streams.iter_mut().enumerate() {
+                // Some streams are busy and look at a later generation only.
+                if !looks.get(i).copied().unwrap_or(true) {
+                    continue;
+                }
+                match (incremental.snapshot_for_stream(node), scratch.snapshot_for(node)) {
+                    (Ok(a), Ok(b)) => {
+                        prop_assert!(a == b, "change {k}, {id}: {:#?}\n!=\n{:#?}", a.listing(), b.listing());
+                        *held = Some(a);
+                    }
+                    (a, b) => prop_assert_eq!(a.err(), b.err(), "change {}, {}", k, id),
                 }
             }
-            current = next;
         }
     }
+}
+
+/// Changes one service of `services` after another drawn at random: only its VirtualService (what changes most),
+/// only its policies (its DestinationRule), only its Sidecar, only its workloads (their versions), or all of it;
+/// some draws are invalid on purpose.
+fn change_service(services: &mut [Svc], index: prop::sample::Index, fresh: Vec<Svc>, part: usize) {
+    let i = index.index(services.len());
+    let fresh = fresh[i % fresh.len()].clone();
+    let service = &mut services[i];
+    match part {
+        0 => service.vs = fresh.vs,
+        1 => {
+            service.policy = fresh.policy;
+            service.subset_policy = fresh.subset_policy;
+        }
+        2 => service.egress = fresh.egress,
+        3 => service.versions = fresh.versions,
+        _ => *service = fresh,
+    }
+}
+
+/// Whether every route leads to a service the case has (`yaml` cannot write one that does not).
+fn routes_in_range(services: &[Svc]) -> bool {
+    !services
+        .iter()
+        .filter_map(|s| s.vs.as_ref())
+        .flatten()
+        .flat_map(|h| &h.dests)
+        .any(|(target, _, _)| *target >= services.len())
+}
+
+/// `services` written into `dir` and read back as the server reads its directory, or `None` if that is not a
+/// valid mesh.
+fn read_services(
+    dir: &std::path::Path,
+    loader: &mut spec::Loader,
+    resolver: &mut mesh::Resolver,
+    services: &[Svc],
+) -> Option<std::sync::Arc<Mesh>> {
+    if !routes_in_range(services) {
+        return None;
+    }
+    write_services(dir, services);
+    let config = loader.load_paths(&[dir.to_path_buf()]).ok()?;
+    resolver.resolve(&config).ok().map(|r| r.mesh)
 }
 
 /// Writes `services` into `dir` as [`files`] has them, removing the files of resources that are gone; a file
@@ -748,7 +793,7 @@ proptest! {
     #[test]
     fn readings_resolved_in_turn_equal_readings_resolved_from_scratch(
         base in services(),
-        changes in proptest::collection::vec((any::<prop::sample::Index>(), services(), 0..4usize), 1..6),
+        changes in proptest::collection::vec((any::<prop::sample::Index>(), services(), 0..5usize), 1..6),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut loader = spec::Loader::new(spec::LoadOptions::default());
@@ -756,30 +801,9 @@ proptest! {
         let mut current = base;
         for (k, change) in std::iter::once(None).chain(changes.into_iter().map(Some)).enumerate() {
             if let Some((index, fresh, part)) = change {
-                // One service changed by another drawn at random: only its VirtualService (what changes most),
-                // only its policies (its DestinationRule), only its Sidecar, or all of it (workloads, ports,
-                // subsets...); some draws are invalid on purpose.
-                let i = index.index(current.len());
-                let fresh = fresh[i % fresh.len()].clone();
-                let service = &mut current[i];
-                match part {
-                    0 => service.vs = fresh.vs,
-                    1 => {
-                        service.policy = fresh.policy;
-                        service.subset_policy = fresh.subset_policy;
-                    }
-                    2 => service.egress = fresh.egress,
-                    _ => *service = fresh,
-                }
+                change_service(&mut current, index, fresh, part);
             }
-            // `yaml` cannot write a route to a service the case does not have.
-            if current
-                .iter()
-                .filter_map(|s| s.vs.as_ref())
-                .flatten()
-                .flat_map(|h| &h.dests)
-                .any(|(target, _, _)| *target >= current.len())
-            {
+            if !routes_in_range(&current) {
                 continue;
             }
             write_services(dir.path(), &current);

@@ -11,6 +11,7 @@
 //! ([`Generation::release`]). A client claiming a new identity on every stream therefore leaves nothing behind.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -35,17 +36,31 @@ pub struct MeshGeneration {
     /// When the pipeline accepted the reading this generation serves (see [`Generation::accepted_at`]).
     accepted_at: Option<Instant>,
     /// Who the node of each stream is, by the node's address (a stream passes the same allocation on every
-    /// call, and the entry holds it, so the address cannot be reused while the entry lives): taken over from the
-    /// previous generation when nothing identification reads changed, so that ten thousand streams looking up
-    /// their snapshots after a change do not each read their node's metadata again. An entry goes with its
-    /// stream ([`Generation::release`]).
-    identities: Mutex<StreamIdentities>,
-    /// Whether every remembered identity holds in this generation without a check (see `build`).
+    /// call, and the entry holds it, so the address cannot be reused while the entry lives), so that ten
+    /// thousand streams looking up their snapshots after a change do not each read their node's metadata again.
+    /// One map for every generation, handed from each to the next, so a stream that ends releases its entry
+    /// whichever generation it last saw ([`Generation::release`]).
+    identities: Arc<Mutex<BTreeMap<usize, StreamIdentity>>>,
+    /// This generation, and the one it was built from: an identity verified in the previous generation holds in
+    /// this one without a check when `identities_hold`.
+    id: u64,
+    previous_id: Option<u64>,
+    /// Whether nothing identification reads changed since the previous generation (see `build`).
     identities_hold: bool,
 }
 
-/// Per stream node's address: the node (held, so the address stays its own) and the proxy it is.
-type StreamIdentities = BTreeMap<usize, (Arc<Node>, Arc<Proxy>)>;
+/// A stream's node (held, so its address stays its own), the proxy it is, and the generation that last
+/// confirmed it: a stream may skip generations (the cache keeps only the latest), so "unchanged since the
+/// previous generation" vouches only for identities the previous generation confirmed.
+#[derive(Debug)]
+struct StreamIdentity {
+    node: Arc<Node>,
+    proxy: Arc<Proxy>,
+    verified_in: u64,
+}
+
+/// Generation ids, for [`StreamIdentity::verified_in`]; nothing outside the process sees them.
+static NEXT_GENERATION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One proxy's own resources, what they were built from, and the snapshot they make with the shared ones.
 #[derive(Debug, Clone)]
@@ -158,13 +173,11 @@ impl MeshGeneration {
                 && p.mesh.gateways == mesh.gateways
                 && p.shared.same_egress(&shared)
         });
-        let mut identities = previous
-            .map(|p| std::mem::take(&mut *lock(&p.identities)))
-            .unwrap_or_default();
-        // Only streams still running: one that ended while this generation was being built released its
-        // entry from the generation it knew, not from this one. A running stream holds its node, so the node's
-        // only holder being the entry means the stream is gone.
-        identities.retain(|_, (node, _)| Arc::strong_count(node) > 1);
+        let identities: Arc<Mutex<BTreeMap<usize, StreamIdentity>>> =
+            previous.map(|p| p.identities.clone()).unwrap_or_default();
+        // A running stream holds its node: an entry that is the node's only holder belongs to a stream that
+        // ended without releasing it (its task ended abnormally).
+        lock(&identities).retain(|_, entry| Arc::strong_count(&entry.node) > 1);
         MeshGeneration {
             mesh,
             shared,
@@ -172,7 +185,9 @@ impl MeshGeneration {
             own: Mutex::default(),
             inherited: Mutex::new(inherited),
             accepted_at: None,
-            identities: Mutex::new(identities),
+            identities,
+            id: NEXT_GENERATION_ID.fetch_add(1, Ordering::Relaxed),
+            previous_id: previous.map(|p| p.id),
             identities_hold,
         }
     }
@@ -306,18 +321,34 @@ impl MeshGeneration {
         })
     }
 
-    /// The proxy a stream's `node` is: as found before, in this generation or an earlier one, if that still
-    /// holds; else [`MeshGeneration::identify`]'s answer, remembered.
+    /// The proxy a stream's `node` is: as found before if that holds in this generation (confirmed here, or
+    /// by the previous generation with nothing identification reads changed since, or checked now); else
+    /// [`MeshGeneration::identify`]'s answer, remembered.
     fn identity_of_stream(&self, node: &Arc<Node>) -> Result<Arc<Proxy>, String> {
         let key = Arc::as_ptr(node) as usize;
         let known = lock(&self.identities)
             .get(&key)
-            .map(|(_, proxy)| proxy.clone());
-        if let Some(proxy) = known.filter(|proxy| self.identities_hold || self.still_is(proxy)) {
-            return Ok(proxy);
+            .map(|entry| (entry.proxy.clone(), entry.verified_in));
+        if let Some((proxy, verified_in)) = known {
+            let holds = verified_in == self.id
+                || (self.identities_hold && Some(verified_in) == self.previous_id)
+                || self.still_is(&proxy);
+            if holds {
+                if let Some(entry) = lock(&self.identities).get_mut(&key) {
+                    entry.verified_in = entry.verified_in.max(self.id);
+                }
+                return Ok(proxy);
+            }
         }
         let proxy = Arc::new(self.identify(node)?);
-        lock(&self.identities).insert(key, (node.clone(), proxy.clone()));
+        lock(&self.identities).insert(
+            key,
+            StreamIdentity {
+                node: node.clone(),
+                proxy: proxy.clone(),
+                verified_in: self.id,
+            },
+        );
         Ok(proxy)
     }
 
@@ -327,10 +358,9 @@ impl MeshGeneration {
     fn still_is(&self, proxy: &Proxy) -> bool {
         match proxy {
             Proxy::Sidecar(sidecar) => {
-                let key = format!("{}/{}", sidecar.namespace, sidecar.workload);
                 self.mesh
                     .workloads
-                    .get(&key)
+                    .get(&sidecar.workload_key())
                     .is_some_and(|w| w.labels == sidecar.labels)
                     && self.shared.egress_of(&sidecar.namespace, &sidecar.workload)
                         == Some(sidecar.egress.as_deref())
@@ -361,8 +391,10 @@ impl MeshGeneration {
     }
 
     fn inbound_of(&self, sidecar: &Sidecar) -> Vec<(u32, String)> {
-        let key = format!("{}/{}", sidecar.namespace, sidecar.workload);
-        self.inbound.get(&key).cloned().unwrap_or_default()
+        self.inbound
+            .get(&sidecar.workload_key())
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn sidecar_resources(&self, sidecar: &Sidecar, inputs: &OwnInputs) -> Resources {
@@ -404,7 +436,7 @@ impl Generation for MeshGeneration {
     fn release(&self, node: &Arc<Node>) {
         let known = lock(&self.identities).remove(&(Arc::as_ptr(node) as usize));
         let proxy = match known {
-            Some((_, proxy)) => proxy,
+            Some(entry) => entry.proxy,
             None => match self.identify(node) {
                 Ok(proxy) => Arc::new(proxy),
                 Err(_) => return,
@@ -433,23 +465,37 @@ mod tests {
 
     use super::*;
     use crate::control_plane::read_mesh;
-    use crate::envoy::NodeIdentity;
 
     fn bookinfo() -> Arc<Mesh> {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         read_mesh(&[config]).expect("config/ is valid").mesh
     }
 
+    /// A sidecar's node as Envoy presents it, by its Istio-style id alone.
     fn node(mesh: &Mesh, workload: &str) -> Node {
-        let (sidecar, _) = crate::topology::sidecar(mesh, "default", workload, None, None)
-            .expect("a Bookinfo workload");
-        NodeIdentity::sidecar(&sidecar).to_proto()
+        let w = &mesh.workloads[&format!("default/{workload}")];
+        Node {
+            id: format!(
+                "sidecar~{}~{}.{}~{}.svc.cluster.local",
+                w.address, w.name, w.namespace, w.namespace
+            ),
+            ..Node::default()
+        }
+    }
+
+    /// `mesh` with one workload labelled `tier: backend` besides its own labels.
+    fn with_tier_label(mesh: &Mesh, workload: &str) -> Arc<Mesh> {
+        let mut relabelled = mesh.clone();
+        if let Some(w) = Arc::make_mut(&mut relabelled.workloads).get_mut(workload) {
+            w.labels.insert("tier".into(), "backend".into());
+        }
+        Arc::new(relabelled)
     }
 
     fn known(generation: &MeshGeneration, node: &Arc<Node>) -> Option<Arc<Proxy>> {
         lock(&generation.identities)
             .get(&(Arc::as_ptr(node) as usize))
-            .map(|(_, proxy)| proxy.clone())
+            .map(|entry| entry.proxy.clone())
     }
 
     #[test]
@@ -486,22 +532,47 @@ mod tests {
         assert_eq!(second.translations_held(), 0);
     }
 
-    /// A stream that ends while the next generation is being built releases its entry from the generation it
-    /// knew, which has already handed its entries over: the next generation must not keep it.
+    /// A stream may end on any generation, and an ended stream whose task never released its entry (it ended
+    /// abnormally) holds its node no more: either way the next generation does not keep the entry.
     #[test]
-    fn a_stream_that_ended_during_a_build_is_not_remembered_by_the_next_generation() {
+    fn an_ended_stream_is_forgotten_whichever_generation_it_last_saw() {
+        let mesh = bookinfo();
+        let reviews = Arc::new(node(&mesh, "reviews-v1"));
+        let ratings = Arc::new(node(&mesh, "ratings-v1"));
+        let first = MeshGeneration::new(mesh.clone());
+        let held = [&reviews, &ratings].map(|n| first.snapshot_for_stream(n).unwrap());
+        let second = MeshGeneration::succeed(mesh.clone(), &first);
+        // reviews' stream ends before it saw `second`, and releases from `first`.
+        first.release(&reviews);
+        assert!(known(&second, &reviews).is_none());
+        // ratings' stream goes without a word.
+        drop(held);
+        drop(ratings);
+        let third = MeshGeneration::succeed(mesh.clone(), &second);
+        assert!(lock(&third.identities).is_empty());
+    }
+
+    /// A stream that skipped a generation in which its workload changed must not be vouched for by a later
+    /// generation in which nothing identification reads changed.
+    #[test]
+    fn a_stream_that_skipped_a_change_to_its_workload_is_identified_again() {
         let mesh = bookinfo();
         let reviews = Arc::new(node(&mesh, "reviews-v1"));
         let first = MeshGeneration::new(mesh.clone());
-        let held = first.snapshot_for_stream(&reviews).unwrap();
-        let taken = std::mem::take(&mut *lock(&first.identities));
-        // The stream ends now: it releases from `first` (nothing there any more) and drops its node.
-        drop(held);
-        first.release(&reviews);
-        drop(reviews);
-        *lock(&first.identities) = taken;
-        let second = MeshGeneration::succeed(mesh.clone(), &first);
-        assert!(lock(&second.identities).is_empty());
+        let _held = first.snapshot_for_stream(&reviews).unwrap();
+        let relabelled = with_tier_label(&mesh, "default/reviews-v1");
+        // The stream does not look at `second` (it was busy writing to its proxy)...
+        let second = MeshGeneration::succeed(relabelled.clone(), &first);
+        // ...and `third` changes nothing identification reads.
+        let third = MeshGeneration::succeed(relabelled, &second);
+        assert!(third.identities_hold);
+        let Proxy::Sidecar(sidecar) = &*third.identity_of_stream(&reviews).unwrap() else {
+            panic!("a sidecar");
+        };
+        assert_eq!(
+            sidecar.labels.get("tier").map(String::as_str),
+            Some("backend")
+        );
     }
 
     #[test]
@@ -513,13 +584,8 @@ mod tests {
         let _held = [&reviews, &ratings].map(|n| first.snapshot_for_stream(n).unwrap());
         let remembered = known(&first, &ratings).unwrap();
         // reviews-v1 gains a label; ratings-v1 is untouched.
-        let mut relabelled = (*mesh).clone();
-        Arc::make_mut(&mut relabelled.workloads)
-            .get_mut("default/reviews-v1")
-            .unwrap()
-            .labels
-            .insert("tier".into(), "backend".into());
-        let second = MeshGeneration::succeed(Arc::new(relabelled), &first);
+        let relabelled = with_tier_label(&mesh, "default/reviews-v1");
+        let second = MeshGeneration::succeed(relabelled, &first);
         assert!(!second.identities_hold);
         let Proxy::Sidecar(sidecar) = &*second.identity_of_stream(&reviews).unwrap() else {
             panic!("a sidecar");

@@ -150,6 +150,13 @@ fn ip(key: &'static str, value: &str) -> Result<String, IdentityError> {
         })
 }
 
+impl Sidecar {
+    /// Its WorkloadEntry's key in [`crate::mesh::Mesh::workloads`]: `namespace/name`.
+    pub fn workload_key(&self) -> String {
+        format!("{}/{}", self.namespace, self.workload)
+    }
+}
+
 impl Proxy {
     /// Maps an Envoy node to the proxy it is. Metadata wins over the node id's fields; the id is the fallback.
     pub fn identify(mesh: &Mesh, node: &Node) -> Result<Proxy, IdentityError> {

@@ -85,13 +85,13 @@ impl Resolver {
             |diags| Arc::new(workload_entry::resolve(&config.workload_entries, diags)),
         );
         // Every step below that selects workloads depends on them.
-        let last = reuse_workloads;
+        let last_with_same_workloads = reuse_workloads;
         // One index for every label selector below, built only if a step needs it.
         let index = std::cell::OnceCell::new();
         let index = || index.get_or_init(|| WorkloadIndex::new(&workloads));
 
-        let reuse_services =
-            last.filter(|l| same(&config.service_entries, &l.config.service_entries));
+        let reuse_services = last_with_same_workloads
+            .filter(|l| same(&config.service_entries, &l.config.service_entries));
         let services = step(
             &mut diags,
             reuse_services.map(|l| (&l.mesh.services, &l.diagnostics.services[..])),
@@ -125,11 +125,10 @@ impl Resolver {
         );
         let gateways = step(
             &mut diags,
-            last.filter(|l| {
-                same(&config.gateways, &l.config.gateways)
-                    && same(&config.service_entries, &l.config.service_entries)
-            })
-            .map(|l| (&l.mesh.gateways, &l.diagnostics.gateways[..])),
+            // Gateways read the ServiceEntries as written, and the workloads.
+            reuse_services
+                .filter(|l| same(&config.gateways, &l.config.gateways))
+                .map(|l| (&l.mesh.gateways, &l.diagnostics.gateways[..])),
             &mut steps.gateways,
             |diags| {
                 Arc::new(gateway::resolve(
@@ -143,7 +142,8 @@ impl Resolver {
         // With the inferred destinations of the last reading: inference below replaces them all.
         let sidecars = step(
             &mut diags,
-            last.filter(|l| same(&config.sidecars, &l.config.sidecars))
+            last_with_same_workloads
+                .filter(|l| same(&config.sidecars, &l.config.sidecars))
                 .map(|l| (&l.mesh.sidecars, &l.diagnostics.sidecars[..])),
             &mut steps.sidecars,
             |diags| Arc::new(sidecar::resolve(&config.sidecars, index(), diags)),
