@@ -326,18 +326,13 @@ impl MeshGeneration {
     /// [`MeshGeneration::identify`]'s answer, remembered.
     fn identity_of_stream(&self, node: &Arc<Node>) -> Result<Arc<Proxy>, String> {
         let key = Arc::as_ptr(node) as usize;
-        let known = lock(&self.identities)
-            .get(&key)
-            .map(|entry| (entry.proxy.clone(), entry.verified_in));
-        if let Some((proxy, verified_in)) = known {
-            let holds = verified_in == self.id
-                || (self.identities_hold && Some(verified_in) == self.previous_id)
-                || self.still_is(&proxy);
+        if let Some(entry) = lock(&self.identities).get_mut(&key) {
+            let holds = entry.verified_in == self.id
+                || (self.identities_hold && Some(entry.verified_in) == self.previous_id)
+                || self.still_is(&entry.proxy);
             if holds {
-                if let Some(entry) = lock(&self.identities).get_mut(&key) {
-                    entry.verified_in = entry.verified_in.max(self.id);
-                }
-                return Ok(proxy);
+                entry.verified_in = entry.verified_in.max(self.id);
+                return Ok(entry.proxy.clone());
             }
         }
         let proxy = Arc::new(self.identify(node)?);
