@@ -121,7 +121,11 @@ async fn config(State(state): State<AdminState>) -> Response {
     let status: ConfigStatus = state.status.borrow().clone();
     // The first reader of a newly accepted mesh hashes it (tens of ms at 10,000 workloads): off the workers
     // that run the xDS streams.
-    if let Some(fingerprint) = status.accepted_fingerprint.clone() {
+    if let Some(fingerprint) = status
+        .accepted_fingerprint
+        .clone()
+        .filter(|f| !f.is_computed())
+    {
         let _ = tokio::task::spawn_blocking(move || {
             fingerprint.get();
         })

@@ -8,6 +8,7 @@ use serde::{Serialize, Serializer};
 
 use super::Mesh;
 
+/// The hex SHA-256 of `mesh`'s JSON form.
 pub fn fingerprint(mesh: &Mesh) -> String {
     use sha2::{Digest, Sha256};
     let bytes = serde_json::to_vec(mesh).unwrap_or_else(|e| {
@@ -41,6 +42,11 @@ impl LazyFingerprint {
 
     pub fn get(&self) -> &str {
         self.value.get_or_init(|| fingerprint(&self.mesh))
+    }
+
+    /// Whether [`LazyFingerprint::get`] would return at once.
+    pub fn is_computed(&self) -> bool {
+        self.value.get().is_some()
     }
 }
 
