@@ -6,39 +6,53 @@
 //! allocation as large as the largest response it was ever sent (a full CDS or route configuration: 128 KB per
 //! proxy on a 50-service mesh, most of what an idle proxy cost). Here a response is encoded into a buffer of
 //! its exact size, which h2 frees once written; an idle stream holds no encoded bytes at all. Requests are
-//! decoded by tonic as before, and the handlers are the same [`AggregatedDiscoveryService`] methods.
+//! decoded by [`Requests`], which for the same reason holds no buffer between messages.
 
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, SERVICE_NAME,
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::SERVICE_NAME;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use http_body::Frame;
 use prost::Message;
 use tokio_stream::Stream;
 use tonic::body::Body;
-use tonic::codec::{BufferSettings, Streaming};
 use tonic::codegen::{http, BoxFuture, Bytes, Service, StdError};
 use tonic::metadata::GRPC_CONTENT_TYPE;
 use tonic::server::NamedService;
 use tonic::Status;
+
+use super::requests::Requests;
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
-/// Requests are small (a type, a nonce, resource names): start the decode buffer small; it grows to the
-/// largest request if it must.
-const REQUEST_BUFFER: usize = 1024;
-
-/// tonic's default: how much a decoder buffers before it yields.
-const YIELD: usize = 32 * 1024;
-
 /// gRPC's length-prefixed message header: a compression flag and a big-endian length.
 const FRAME_HEADER: usize = 5;
+
+/// What serves the two ADS streams: each request stream in, its response stream out.
+pub trait AdsHandlers: Clone + Send + 'static {
+    type SotwResponses: Stream<Item = Result<DiscoveryResponse, Status>> + Unpin + Send + 'static;
+    type DeltaResponses: Stream<Item = Result<DeltaDiscoveryResponse, Status>>
+        + Unpin
+        + Send
+        + 'static;
+
+    fn sotw(
+        &self,
+        request: tonic::Request<Requests<DiscoveryRequest>>,
+    ) -> Result<Self::SotwResponses, Status>;
+
+    fn delta(
+        &self,
+        request: tonic::Request<Requests<DeltaDiscoveryRequest>>,
+    ) -> Result<Self::DeltaResponses, Status>;
+}
 
 /// The ADS service as tonic's server sees it, around the handlers of `T`.
 #[derive(Clone, Debug)]
@@ -64,9 +78,7 @@ impl<T> NamedService for AdsService<T> {
 
 impl<T, B> Service<http::Request<B>> for AdsService<T>
 where
-    T: AggregatedDiscoveryService + Clone,
-    T::StreamAggregatedResourcesStream: Unpin,
-    T::DeltaAggregatedResourcesStream: Unpin,
+    T: AdsHandlers,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
@@ -81,41 +93,39 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let (server, max) = (self.handlers.clone(), self.max_request);
         match req.uri().path() {
-            SOTW_PATH => Box::pin(async move {
-                let response = server.stream_aggregated_resources(decoded(req, max)).await;
-                Ok(framed(response))
-            }),
-            DELTA_PATH => Box::pin(async move {
-                let response = server.delta_aggregated_resources(decoded(req, max)).await;
-                Ok(framed(response))
-            }),
+            SOTW_PATH => {
+                let response = framed(server.sotw(decoded(req, max)));
+                Box::pin(async move { Ok(response) })
+            }
+            DELTA_PATH => {
+                let response = framed(server.delta(decoded(req, max)));
+                Box::pin(async move { Ok(response) })
+            }
             _ => Box::pin(async move { Ok(Status::unimplemented("").into_http()) }),
         }
     }
 }
 
-/// The request stream, decoded by tonic, with the connection's extensions (the TLS peer's certificates).
-fn decoded<M, B>(req: http::Request<B>, max_request: usize) -> tonic::Request<Streaming<M>>
+/// The request stream with the connection's extensions (the peer's address, its TLS certificates).
+fn decoded<M, B>(req: http::Request<B>, max_request: usize) -> tonic::Request<Requests<M>>
 where
     M: Message + Default + Send + 'static,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
     let (parts, body) = req.into_parts();
-    let decoder =
-        tonic_prost::ProstCodec::<M, M>::raw_decoder(BufferSettings::new(REQUEST_BUFFER, YIELD));
-    let stream = Streaming::new_request(decoder, body, None, Some(max_request));
+    let stream = Requests::new(Body::new(body), max_request);
     tonic::Request::from_http(http::Request::from_parts(parts, stream))
 }
 
 /// The HTTP response of a stream handler: each message one exact-size data frame, then the status trailers.
-fn framed<M, S>(response: Result<tonic::Response<S>, Status>) -> http::Response<Body>
+fn framed<M, S>(response: Result<S, Status>) -> http::Response<Body>
 where
     M: Message + 'static,
     S: Stream<Item = Result<M, Status>> + Unpin + Send + 'static,
 {
     let messages = match response {
-        Ok(response) => response.into_inner(),
+        Ok(messages) => messages,
         Err(status) => return status.into_http(),
     };
     let mut http = http::Response::new(Body::new(Framed {

@@ -3,7 +3,8 @@
 //! - [`snapshot`]: encoded, content-versioned resources, shared between proxies.
 //! - [`cache`]: the current generation, published through a `watch` (latest wins).
 //! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
-//! - [`server`]: the stream tasks that drive them; [`grpc`]: the gRPC service that frames their responses.
+//! - [`server`]: the stream tasks that drive them; [`grpc`]: the gRPC service that frames their responses;
+//!   [`requests`]: the request messages, decoded without a buffer kept between them.
 //! - [`status`]: the per-proxy record of what was sent, acknowledged and rejected, and the totals since start.
 //! - [`metrics`], [`convergence`]: push times, response sizes and how long each proxy took to catch up with a
 //!   change, recorded where they happen.
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod names;
 pub mod outbox;
 mod refusal;
+mod requests;
 pub mod resource_type;
 pub mod server;
 pub mod snapshot;

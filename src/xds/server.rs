@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
@@ -17,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_stream::Stream;
 use tonic::transport::server::Connected;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Status};
 
 use super::cache::{Cache, Generation};
 use super::connections::{Connections, StreamGuard};
@@ -25,10 +24,11 @@ use super::convergence::Convergence;
 use super::csds::CsdsServer;
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
-use super::grpc::AdsService;
+use super::grpc::{AdsHandlers, AdsService};
 use super::identity::{IdentityPolicy, Peer};
 use super::limits::{Limit, LimitCounters, XdsLimits};
 use super::outbox::{Closed, Outbox, OutboxStream, PendingBudget};
+use super::requests::Requests;
 use super::resource_type::ResourceType;
 use super::snapshot::Snapshot;
 use super::sotw::SotwStream;
@@ -184,37 +184,36 @@ impl AdsServer {
 
 type ResponseStream<T> = OutboxStream<T>;
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsServer {
-    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+impl AdsHandlers for AdsServer {
+    type SotwResponses = ResponseStream<DiscoveryResponse>;
+    type DeltaResponses = ResponseStream<DeltaDiscoveryResponse>;
 
-    async fn stream_aggregated_resources(
+    fn sotw(
         &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        request: Request<Requests<DiscoveryRequest>>,
+    ) -> Result<Self::SotwResponses, Status> {
         let connection = self.connections.open_stream(request.remote_addr())?;
         let peer = self.peer(&request);
-        Ok(Response::new(self.spawn_stream(
+        Ok(self.spawn_stream(
             request.into_inner(),
             SotwStream::default(),
             peer,
             connection,
-        )))
+        ))
     }
 
-    async fn delta_aggregated_resources(
+    fn delta(
         &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        request: Request<Requests<DeltaDiscoveryRequest>>,
+    ) -> Result<Self::DeltaResponses, Status> {
         let connection = self.connections.open_stream(request.remote_addr())?;
         let peer = self.peer(&request);
-        Ok(Response::new(self.spawn_stream(
+        Ok(self.spawn_stream(
             request.into_inner(),
             DeltaStream::default(),
             peer,
             connection,
-        )))
+        ))
     }
 }
 
@@ -226,7 +225,7 @@ impl AdsServer {
 
     fn spawn_stream<P: Protocol>(
         &self,
-        inbound: Streaming<P::Request>,
+        inbound: Requests<P::Request>,
         protocol: P,
         peer: Peer,
         connection: Option<StreamGuard>,
@@ -331,7 +330,7 @@ impl Protocol for DeltaStream {
 
 struct StreamTask<P: Protocol> {
     protocol: P,
-    inbound: Streaming<P::Request>,
+    inbound: Requests<P::Request>,
     /// Responses queue here, within the pending-bytes budget; a proxy that does not read makes the task wait,
     /// and when it resumes it computes from the newest snapshot, so nothing piles up.
     outbound: Outbox<P::Response>,
@@ -434,8 +433,8 @@ impl<P: Protocol> StreamTask<P> {
                     let req = match message {
                         Ok(Some(req)) => req,
                         Ok(None) => return End::ClientClosed,
-                        // tonic refuses a request over the size limit before reading it, but would only end
-                        // the stream; the client is told why.
+                        // A request over the size limit is refused from its header, before it is read; the
+                        // client is told why.
                         Err(status) if status.code() == tonic::Code::OutOfRange => {
                             return self.refuse(Limit::RequestSize, Status::resource_exhausted(status.message()))
                         }
