@@ -2,12 +2,15 @@
 //! `switchyard bootstrap` would (the same `BootstrapOptions`), connected to the Switchyard of the run. After
 //! every Envoy has acknowledged its configuration, the weight shift is applied and the time until each has
 //! acknowledged a new route version is read from Switchyard's `/debug/proxies`, the way an operator would.
+//! Those reads are the latencies' resolution and share the cores with the Envoys, so each Envoy's own record
+//! of when it applied the new routes (its `rds.*.config_reload_time_ms` gauge, read once the run is over) is reported
+//! beside them, with the CPU the Envoys spent on the change.
 //!
 //! Every Envoy is an `EnvoyProcess`: killed and reaped when dropped, also when the run fails.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -34,7 +37,15 @@ pub struct EnvoyRun {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub converged: usize,
+    /// From the rename to each Envoy's own `rds.*.config_reload_time_ms` (milliseconds since the epoch, the same clock).
+    pub applied_p50_ms: f64,
+    pub applied_p99_ms: f64,
+    pub applied_max_ms: f64,
     pub cpu_s: Option<f64>,
+    /// What the Envoys together spent from the rename until the last acknowledged.
+    pub envoys_cpu_s: Option<f64>,
+    /// What the Envoys together spend per second when nothing changes.
+    pub envoys_idle_cpu_per_s: Option<f64>,
     pub empty_rss_kb: Option<u64>,
     pub idle_rss_kb: Option<u64>,
     pub rss_per_envoy_kb: Option<f64>,
@@ -131,11 +142,18 @@ pub async fn run(
         tokio::time::sleep(POLL).await;
     };
     let synced_s = started.elapsed().as_secs_f64();
-    // Idle, for memory.
+    // Idle, for memory, and for what the Envoys spend when nothing changes (stats flushes, timers).
+    let idle_cpu_before = envoys_cpu(&envoys);
+    let idle_started = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let envoys_idle_cpu_per_s = idle_cpu_before
+        .zip(envoys_cpu(&envoys))
+        .map(|(a, b)| (b - a) / idle_started.elapsed().as_secs_f64());
     let idle_rss_kb = pid.and_then(|p| process::memory_kb(p).ok()).map(|m| m.0);
 
     let cpu_before = pid.and_then(|p| process::cpu_seconds(p).ok());
+    let envoys_cpu_before = envoys_cpu(&envoys);
+    let changed_at = SystemTime::now().duration_since(UNIX_EPOCH)?;
     change.apply(dir)?;
     let t0 = Instant::now();
     let mut converged_at: BTreeMap<&str, Duration> = BTreeMap::new();
@@ -156,6 +174,19 @@ pub async fn run(
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
+    let envoys_cpu_s = envoys_cpu_before
+        .zip(envoys_cpu(&envoys))
+        .map(|(a, b)| b - a);
+    let changed_at_ms = changed_at.as_secs_f64() * 1e3;
+    let mut applied: Vec<f64> = Vec::new();
+    for envoy in &envoys {
+        if let Some(at) = routes_updated_at_ms(envoy).await? {
+            if at >= changed_at_ms {
+                applied.push(at - changed_at_ms);
+            }
+        }
+    }
+    applied.sort_by(f64::total_cmp);
     let mut latencies: Vec<f64> = converged_at
         .values()
         .map(|d| d.as_secs_f64() * 1e3)
@@ -172,7 +203,12 @@ pub async fn run(
         p99_ms: crate::percentile(&latencies, 99.0),
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
         converged: latencies.len(),
+        applied_p50_ms: crate::percentile(&applied, 50.0),
+        applied_p99_ms: crate::percentile(&applied, 99.0),
+        applied_max_ms: applied.last().copied().unwrap_or(f64::NAN),
         cpu_s,
+        envoys_cpu_s,
+        envoys_idle_cpu_per_s,
         empty_rss_kb,
         idle_rss_kb,
         rss_per_envoy_kb: match (empty_rss_kb, idle_rss_kb) {
@@ -180,6 +216,24 @@ pub async fn run(
             _ => None,
         },
     })
+}
+
+/// When the Envoy last applied a route configuration, in milliseconds since the epoch: the latest of its
+/// `rds.<route>.config_reload_time_ms` gauges (one per RDS route configuration it has).
+async fn routes_updated_at_ms(envoy: &EnvoyProcess) -> anyhow::Result<Option<f64>> {
+    let stats = envoy
+        .admin()
+        .stats_matching(Some(r"\.rds\..*\.config_reload_time_ms$"))
+        .await?;
+    Ok(stats.values().max().map(|&ms| ms as f64))
+}
+
+/// The CPU seconds every Envoy has used so far, if each can be read.
+fn envoys_cpu(envoys: &[EnvoyProcess]) -> Option<f64> {
+    envoys
+        .iter()
+        .map(|e| process::cpu_seconds(e.pid()).ok())
+        .sum()
 }
 
 /// Node id -> route version, for every proxy that has acknowledged the latest response of every type (the
@@ -203,23 +257,33 @@ async fn settled(client: &reqwest::Client, url: &str) -> anyhow::Result<BTreeMap
 
 pub fn print(run: &EnvoyRun) {
     println!(
-        "\n{} real Envoys: started in {:.1} s, all synced after {:.1} s; server RSS {} KB per connected Envoy",
+        "\n{} real Envoys: started in {:.1} s, all synced after {:.1} s; server RSS {} KB per connected Envoy; \
+         idle, the Envoys together use {} s of CPU per second",
         run.envoys,
         run.started_s,
         run.synced_s,
         run.rss_per_envoy_kb
-            .map_or("-".into(), |k| format!("{k:.1}"))
+            .map_or("-".into(), |k| format!("{k:.1}")),
+        run.envoys_idle_cpu_per_s
+            .map_or("-".into(), |c| format!("{c:.2}")),
     );
-    println!("| change | converged | p50 ms | p99 ms | max ms | server CPU s |");
-    println!("|---|---|---|---|---|---|");
     println!(
-        "| {} | {} of {} | {:.0} | {:.0} | {:.0} | {} |",
+        "| change | converged | ACKed p50 / p99 / max ms | applied (Envoy's clock) p50 / p99 / max ms | server CPU s | Envoys' CPU s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let seconds = |s: Option<f64>| s.map_or("-".into(), |c| format!("{c:.2}"));
+    println!(
+        "| {} | {} of {} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {} | {} |",
         run.change,
         run.converged,
         run.envoys,
         run.p50_ms,
         run.p99_ms,
         run.max_ms,
-        run.cpu_s.map_or("-".into(), |c| format!("{c:.2}")),
+        run.applied_p50_ms,
+        run.applied_p99_ms,
+        run.applied_max_ms,
+        seconds(run.cpu_s),
+        seconds(run.envoys_cpu_s),
     );
 }
