@@ -37,6 +37,8 @@ pub struct EnvoyRun {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub converged: usize,
+    /// Envoys whose route configuration was reloaded after the rename (the percentiles below are over them).
+    pub applied: usize,
     /// From the rename to each Envoy's own `rds.*.config_reload_time_ms` (milliseconds since the epoch, the same clock).
     pub applied_p50_ms: f64,
     pub applied_p99_ms: f64,
@@ -203,6 +205,7 @@ pub async fn run(
         p99_ms: crate::percentile(&latencies, 99.0),
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
         converged: latencies.len(),
+        applied: applied.len(),
         applied_p50_ms: crate::percentile(&applied, 50.0),
         applied_p99_ms: crate::percentile(&applied, 99.0),
         applied_max_ms: applied.last().copied().unwrap_or(f64::NAN),
@@ -268,18 +271,20 @@ pub fn print(run: &EnvoyRun) {
             .map_or("-".into(), |c| format!("{c:.2}")),
     );
     println!(
-        "| change | converged | ACKed p50 / p99 / max ms | applied (Envoy's clock) p50 / p99 / max ms | server CPU s | Envoys' CPU s |"
+        "| change | converged | ACKed p50 / p99 / max ms | applied | applied (Envoy's clock) p50 / p99 / max ms | server CPU s | Envoys' CPU s |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let seconds = |s: Option<f64>| s.map_or("-".into(), |c| format!("{c:.2}"));
     println!(
-        "| {} | {} of {} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {} | {} |",
+        "| {} | {} of {} | {:.0} / {:.0} / {:.0} | {} of {} | {:.0} / {:.0} / {:.0} | {} | {} |",
         run.change,
         run.converged,
         run.envoys,
         run.p50_ms,
         run.p99_ms,
         run.max_ms,
+        run.applied,
+        run.envoys,
         run.applied_p50_ms,
         run.applied_p99_ms,
         run.applied_max_ms,

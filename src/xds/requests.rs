@@ -28,7 +28,8 @@ pub struct Requests<M> {
     /// The undecoded bytes: the rest of the last data frame, or a message gathered across frames. Empty
     /// (and holding no allocation) between messages unless the client sent more than one at once.
     pending: Pending,
-    /// The largest message accepted; a larger one is an `OutOfRange` error before any of it is buffered.
+    /// The largest message accepted; a larger one is an `OutOfRange` error as soon as its header arrives, with
+    /// no more of it buffered than the frame that carried the header.
     max_message: usize,
     _message: PhantomData<fn() -> M>,
 }
@@ -49,35 +50,70 @@ impl Pending {
         }
     }
 
+    /// The size of the pending message, header included, once its header is here.
+    fn message_size(&self) -> Option<usize> {
+        let header = self.as_slice().get(..HEADER)?;
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        Some(HEADER + len)
+    }
+
     fn consume(&mut self, n: usize) {
-        let emptied = match self {
+        let rest = match self {
             Pending::Frame(bytes) => {
                 bytes.advance(n);
-                bytes.is_empty()
+                if !bytes.is_empty() {
+                    return;
+                }
+                // An emptied frame still pins the part of h2's read buffer it was cut from.
+                Bytes::new()
             }
+            // The gathering buffer was as large as the message; what follows it (the start of the next one,
+            // at most a frame) moves to an allocation of its own size.
             Pending::Gathering(buf) => {
                 buf.advance(n);
-                buf.is_empty()
+                Bytes::copy_from_slice(buf)
             }
         };
-        if emptied {
-            // Let go of the allocation even though nothing is left of it: a gathering buffer was as large as
-            // the message, and an emptied frame still pins the part of h2's read buffer it was cut from.
-            *self = Pending::Frame(Bytes::new());
-        }
+        *self = Pending::Frame(rest);
     }
 
     fn append(&mut self, data: Bytes) {
-        match self {
-            Pending::Frame(bytes) if bytes.is_empty() => *bytes = data,
-            Pending::Frame(bytes) => {
-                let mut buf = BytesMut::with_capacity(bytes.len() + data.len());
-                buf.extend_from_slice(bytes);
-                buf.extend_from_slice(&data);
-                *self = Pending::Gathering(buf);
-            }
-            Pending::Gathering(buf) => buf.extend_from_slice(&data),
+        if data.is_empty() {
+            return;
         }
+        let held = match self {
+            Pending::Frame(bytes) if bytes.is_empty() => {
+                *bytes = data;
+                return;
+            }
+            Pending::Gathering(buf) if buf.capacity() - buf.len() >= data.len() => {
+                buf.extend_from_slice(&data);
+                return;
+            }
+            Pending::Frame(bytes) => (bytes.len(), bytes.len()),
+            Pending::Gathering(buf) => (buf.len(), buf.capacity()),
+        };
+        let capacity = grown_capacity(held, data.len(), self.message_size());
+        let mut buf = BytesMut::with_capacity(capacity);
+        buf.extend_from_slice(self.as_slice());
+        buf.extend_from_slice(&data);
+        *self = Pending::Gathering(buf);
+    }
+}
+
+/// The next capacity of a gathering buffer holding `(len, capacity)` that must take `incoming` more bytes:
+/// doubled, as a growing buffer would, but never past the message its header announced (unless one frame
+/// already carries more), so a message near the size limit costs its size, not twice it.
+fn grown_capacity(
+    (len, capacity): (usize, usize),
+    incoming: usize,
+    message: Option<usize>,
+) -> usize {
+    let needed = len + incoming;
+    let doubled = needed.max(2 * capacity);
+    match message {
+        Some(message) => doubled.min(needed.max(message)),
+        None => doubled,
     }
 }
 
@@ -125,17 +161,17 @@ impl<M: Message + Default> Requests<M> {
 
     /// A whole message from what is pending, if there is one.
     fn decode_pending(&mut self) -> Result<Option<M>, Status> {
-        let bytes = self.pending.as_slice();
-        let Some(header) = bytes.get(..HEADER) else {
+        let Some(size) = self.pending.message_size() else {
             return Ok(None);
         };
-        if header[0] != 0 {
+        let bytes = self.pending.as_slice();
+        if bytes[0] != 0 {
             // No grpc-encoding is accepted, so a compressed message is a protocol error (gRPC: INTERNAL).
             return Err(Status::internal(
                 "protocol error: a compressed message, and no compression was negotiated",
             ));
         }
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let len = size - HEADER;
         if len > self.max_message {
             return Err(Status::out_of_range(format!(
                 "a request of {len} bytes, more than the {} allowed",
@@ -144,12 +180,12 @@ impl<M: Message + Default> Requests<M> {
         }
         // The buffer grows with what arrives, not with what the header announces: a client that announces
         // a large message and sends nothing more makes the server hold nothing for it.
-        let Some(body) = bytes.get(HEADER..HEADER + len) else {
+        let Some(body) = bytes.get(HEADER..size) else {
             return Ok(None);
         };
         let message = M::decode(body)
             .map_err(|e| Status::internal(format!("a request that is not valid protobuf: {e}")))?;
-        self.pending.consume(HEADER + len);
+        self.pending.consume(size);
         Ok(Some(message))
     }
 }
@@ -163,9 +199,15 @@ mod tests {
 
     use super::*;
 
-    /// A request body that yields the given frames, then ends (or fails).
+    /// What a test body does when polled: yield a frame or an error, or not be ready yet (once).
+    enum Step {
+        Yield(Result<Frame<Bytes>, Status>),
+        NotReady,
+    }
+
+    /// A request body that takes the given steps, then ends.
     struct Frames {
-        frames: VecDeque<Result<Frame<Bytes>, Status>>,
+        steps: VecDeque<Step>,
     }
 
     impl http_body::Body for Frames {
@@ -174,19 +216,26 @@ mod tests {
 
         fn poll_frame(
             mut self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
+            cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-            Poll::Ready(self.frames.pop_front())
+            match self.steps.pop_front() {
+                Some(Step::Yield(frame)) => Poll::Ready(Some(frame)),
+                Some(Step::NotReady) => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                None => Poll::Ready(None),
+            }
         }
     }
 
-    fn requests(
-        frames: impl IntoIterator<Item = Result<Frame<Bytes>, Status>>,
-    ) -> Requests<DiscoveryRequest> {
+    const LIMIT: usize = 1 << 20;
+
+    fn requests(steps: impl IntoIterator<Item = Step>) -> Requests<DiscoveryRequest> {
         let body = Frames {
-            frames: frames.into_iter().collect(),
+            steps: steps.into_iter().collect(),
         };
-        Requests::new(Body::new(body), 1 << 20)
+        Requests::new(Body::new(body), LIMIT)
     }
 
     fn request(names: usize) -> DiscoveryRequest {
@@ -207,28 +256,54 @@ mod tests {
         out
     }
 
-    fn data(bytes: &[u8]) -> Result<Frame<Bytes>, Status> {
-        Ok(Frame::data(Bytes::copy_from_slice(bytes)))
+    fn data(bytes: &[u8]) -> Step {
+        Step::Yield(Ok(Frame::data(Bytes::copy_from_slice(bytes))))
+    }
+
+    /// `message` cut into h2-sized (16 KB) data frames.
+    fn frames_of(message: &[u8]) -> impl Iterator<Item = Step> + '_ {
+        message.chunks(16 << 10).map(data)
     }
 
     #[tokio::test]
-    async fn messages_whole_split_and_several_to_a_frame_decode_in_order() {
-        let (a, b, c) = (request(1), request(2_000), request(3));
+    async fn messages_whole_split_empty_and_several_to_a_frame_decode_in_order() {
+        let (a, empty, b, c) = (
+            request(1),
+            DiscoveryRequest::default(),
+            request(2_000),
+            request(3),
+        );
         let big = framed(&b);
-        let mut two = framed(&a);
-        two.extend_from_slice(&big[..7]);
-        // `a` and the start of `b` in one frame, `b` across 16 KB frames (h2's default), its end with `c`.
-        let mut frames = vec![data(&two)];
-        let rest = &big[7..];
-        let (middle, end) = rest.split_at(rest.len() - 3);
-        frames.extend(middle.chunks(16 << 10).map(data));
+        // `a`, an empty message and the first 3 bytes of `b`'s header in one frame; `b` across 16 KB frames;
+        // its last bytes with `c`; then the trailers that end a request stream.
+        let mut first = framed(&a);
+        first.extend_from_slice(&framed(&empty));
+        first.extend_from_slice(&big[..3]);
+        let (middle, end) = big[3..].split_at(big.len() - 6);
         let mut last = end.to_vec();
         last.extend_from_slice(&framed(&c));
-        frames.push(data(&last));
-        let mut stream = requests(frames);
+        let steps = std::iter::once(data(&first))
+            .chain(frames_of(middle))
+            .chain([data(&last)])
+            .chain([Step::Yield(Ok(Frame::trailers(Default::default())))]);
+        let mut stream = requests(steps);
         assert_eq!(stream.message().await.unwrap(), Some(a));
+        assert_eq!(stream.message().await.unwrap(), Some(empty));
         assert_eq!(stream.message().await.unwrap(), Some(b));
         assert_eq!(stream.message().await.unwrap(), Some(c));
+        assert_eq!(stream.message().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_message_is_neither_lost_nor_repeated_when_waiting_for_it_is_dropped() {
+        let (a, b) = (request(500), request(2));
+        let whole = framed(&a);
+        let (head, tail) = whole.split_at(whole.len() / 2);
+        let mut stream = requests([data(head), Step::NotReady, data(tail), data(&framed(&b))]);
+        // As `select!` does when another branch wins: the wait is dropped with half a message read.
+        assert!(futures::poll!(Box::pin(stream.message())).is_pending());
+        assert_eq!(stream.message().await.unwrap(), Some(a));
+        assert_eq!(stream.message().await.unwrap(), Some(b));
         assert_eq!(stream.message().await.unwrap(), None);
     }
 
@@ -236,15 +311,24 @@ mod tests {
     async fn nothing_is_held_between_messages() {
         let big = framed(&request(2_000));
         assert!(big.len() > 100 << 10);
-        let mut stream = requests(big.chunks(16 << 10).map(data));
+        let mut stream = requests(frames_of(&big));
         stream.message().await.unwrap().expect("the request");
         match &stream.pending {
             Pending::Frame(bytes) => assert!(bytes.is_empty()),
             Pending::Gathering(buf) => panic!("kept a {} byte buffer", buf.capacity()),
         }
+        // The start of the next message in the frame that ended a gathered one: it alone is kept.
+        let mut with_next = big.clone();
+        with_next.extend_from_slice(&[0, 0, 0]);
+        let mut stream = requests(frames_of(&with_next));
+        stream.message().await.unwrap().expect("the request");
+        match &stream.pending {
+            Pending::Frame(bytes) => assert_eq!(bytes.len(), 3),
+            Pending::Gathering(buf) => panic!("kept a {} byte buffer", buf.capacity()),
+        }
         // A frame holding exactly one message: the emptied frame must not keep its allocation either.
         let whole = Bytes::from(framed(&request(10)));
-        let mut stream = requests([Ok(Frame::data(whole.clone()))]);
+        let mut stream = requests([Step::Yield(Ok(Frame::data(whole.clone())))]);
         stream.message().await.unwrap().expect("the request");
         assert!(
             whole.is_unique(),
@@ -252,30 +336,69 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn an_oversized_message_is_refused_from_its_header() {
-        let big = framed(&request(100));
-        let body = Frames {
-            frames: [data(&big[..HEADER])].into_iter().collect(),
-        };
-        let mut stream = Requests::<DiscoveryRequest>::new(Body::new(body), 1024);
-        let status = stream.message().await.unwrap_err();
-        assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
-        assert!(status.message().contains("1024 allowed"), "{status:?}");
+    #[test]
+    fn a_gathering_buffer_doubles_but_never_past_the_announced_message() {
+        let kb = 1 << 10;
+        // 80 KB of a 100 KB message held, 16 KB more arriving: the message's size, not 160 KB.
+        assert_eq!(
+            grown_capacity((80 * kb, 80 * kb), 16 * kb, Some(100 * kb)),
+            100 * kb
+        );
+        // A frame that carries more than the rest of the message is taken whole.
+        assert_eq!(
+            grown_capacity((96 * kb, 96 * kb), 16 * kb, Some(97 * kb)),
+            112 * kb
+        );
+        // Before the header is known, or far from the message's end: doubled.
+        assert_eq!(grown_capacity((3, 3), 16 * kb, None), 16 * kb + 3);
+        assert_eq!(
+            grown_capacity((32 * kb, 32 * kb), 16 * kb, Some(4096 * kb)),
+            64 * kb
+        );
     }
 
     #[tokio::test]
-    async fn a_stream_cut_inside_a_message_is_an_error_and_a_cancelled_one_just_ends() {
+    async fn a_message_at_the_limit_is_read_and_one_past_it_refused_from_its_header() {
+        let message = framed(&request(100));
+        let len = message.len() - HEADER;
+        let at_limit = |limit: usize, steps: Vec<Step>| {
+            let body = Frames {
+                steps: steps.into(),
+            };
+            Requests::<DiscoveryRequest>::new(Body::new(body), limit)
+        };
+        let read = at_limit(len, frames_of(&message).collect()).message().await;
+        assert_eq!(read.unwrap(), Some(request(100)));
+        // Only the header ever arrives: refused all the same.
+        let status = at_limit(len - 1, vec![data(&message[..HEADER])])
+            .message()
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+        assert!(
+            status.message().contains(&format!("{} allowed", len - 1)),
+            "{status:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cut_stream_is_an_error_a_cancelled_one_ends_and_other_errors_pass_through() {
         let whole = framed(&request(10));
         let status = requests([data(&whole[..whole.len() - 1])])
             .message()
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Internal, "{status:?}");
-        let cancelled = requests([data(&whole), Err(Status::cancelled("gone"))]);
-        let mut cancelled = cancelled;
+        let mut cancelled = requests([data(&whole), Step::Yield(Err(Status::cancelled("gone")))]);
         assert!(cancelled.message().await.unwrap().is_some());
         assert_eq!(cancelled.message().await.unwrap(), None);
+        let reset = Status::unknown("error reading a body from connection: connection reset");
+        let status = requests([Step::Yield(Err(reset))])
+            .message()
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unknown, "{status:?}");
+        assert!(status.message().contains("connection reset"), "{status:?}");
     }
 
     #[tokio::test]
