@@ -27,12 +27,12 @@ pub struct MeshGeneration {
     mesh: Arc<Mesh>,
     shared: SharedResources,
     /// Per workload (`namespace/name`): the ports it serves, each with the host of the service exposing it.
-    inbound: BTreeMap<String, Vec<(u32, String)>>,
+    inbound: Arc<InboundPorts>,
     /// Per proxy identity, its own resources and its snapshot, while some stream holds them.
-    own: Mutex<BTreeMap<Proxy, Kept>>,
+    own: Mutex<BTreeMap<Arc<Proxy>, Kept>>,
     /// The previous generation's `own`, taken over when it was replaced: an entry whose inputs are unchanged
     /// is reused rather than translated again.
-    inherited: Mutex<BTreeMap<Proxy, Kept>>,
+    inherited: Mutex<BTreeMap<Arc<Proxy>, Kept>>,
     /// When the pipeline accepted the reading this generation serves (see [`Generation::accepted_at`]).
     accepted_at: Option<Instant>,
     /// Who the node of each stream is, by the node's address (a stream passes the same allocation on every
@@ -118,7 +118,7 @@ impl Kept {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum OwnInputs {
     Sidecar {
-        inbound: Vec<(u32, String)>,
+        inbound: Arc<Vec<(u32, String)>>,
         outbound_ports: Arc<BTreeSet<u32>>,
     },
     /// A gateway's resources depend on Gateways and VirtualServices throughout: always rebuilt (there are few
@@ -146,20 +146,7 @@ impl MeshGeneration {
                 shared: &p.shared,
             }),
         );
-        let inbound = {
-            let index = InboundIndex::new(&mesh);
-            mesh.workloads
-                .keys()
-                .map(|key| {
-                    let ports = index
-                        .ports_of(key)
-                        .iter()
-                        .map(|(port, service)| (*port, service.hostname.clone()))
-                        .collect();
-                    (key.clone(), ports)
-                })
-                .collect()
-        };
+        let inbound = inbound_ports(&mesh, previous.map(|p| (&*p.mesh, &p.inbound)));
         // Only what a connected proxy still holds is worth carrying over.
         let mut inherited = previous
             .map(|p| std::mem::take(&mut *lock(&p.own)))
@@ -203,18 +190,18 @@ impl MeshGeneration {
         &self.mesh
     }
 
-    fn own(&self, proxy: &Proxy) -> Result<Own, String> {
-        if let Some(own) = lock(&self.own).get(proxy).and_then(Kept::upgrade) {
+    fn own(&self, proxy: &Arc<Proxy>) -> Result<Own, String> {
+        if let Some(own) = lock(&self.own).get(&**proxy).and_then(Kept::upgrade) {
             return Ok(own);
         }
         let inherited = lock(&self.inherited)
-            .remove(proxy)
+            .remove(&**proxy)
             .and_then(|kept| kept.upgrade());
         // Built outside the locks: other streams never wait for this proxy's translation.
         let own = self.build_own(proxy, inherited.as_ref())?;
         let mut kept = lock(&self.own);
         // Another stream of the same proxy may have built it meanwhile: everyone shares the first.
-        if let Some(first) = kept.get(proxy).and_then(Kept::upgrade) {
+        if let Some(first) = kept.get(&**proxy).and_then(Kept::upgrade) {
             return Ok(first);
         }
         kept.insert(proxy.clone(), Kept::of(&own));
@@ -385,7 +372,7 @@ impl MeshGeneration {
         })
     }
 
-    fn inbound_of(&self, sidecar: &Sidecar) -> Vec<(u32, String)> {
+    fn inbound_of(&self, sidecar: &Sidecar) -> Arc<Vec<(u32, String)>> {
         self.inbound
             .get(&sidecar.workload_key())
             .cloned()
@@ -412,6 +399,42 @@ impl MeshGeneration {
     }
 }
 
+/// Each workload's inbound ports and the host of the service that exposes each (`namespace/name` ->), as the
+/// sidecar's own listeners and inbound clusters are built from them.
+type InboundPorts = BTreeMap<String, Arc<Vec<(u32, String)>>>;
+
+/// The inbound ports of every workload. They depend on the workloads and the services alone: with both the
+/// very ones of the previous generation (a VirtualService or DestinationRule change), its ports are these;
+/// else each workload whose ports came out the same keeps the previous allocation, so that a proxy's inputs
+/// compare equal by address.
+fn inbound_ports(mesh: &Mesh, previous: Option<(&Mesh, &Arc<InboundPorts>)>) -> Arc<InboundPorts> {
+    if let Some((before, ports)) = previous {
+        if Arc::ptr_eq(&before.workloads, &mesh.workloads)
+            && Arc::ptr_eq(&before.services, &mesh.services)
+        {
+            return ports.clone();
+        }
+    }
+    let index = InboundIndex::new(mesh);
+    let ports = mesh
+        .workloads
+        .keys()
+        .map(|key| {
+            let ports: Vec<(u32, String)> = index
+                .ports_of(key)
+                .iter()
+                .map(|(port, service)| (*port, service.hostname.clone()))
+                .collect();
+            let kept = previous
+                .and_then(|(_, before)| before.get(key))
+                .filter(|before| ***before == ports);
+            let ports = kept.cloned().unwrap_or_else(|| Arc::new(ports));
+            (key.clone(), ports)
+        })
+        .collect();
+    Arc::new(ports)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain memo data: whatever a panicking holder left behind is still valid.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -419,7 +442,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Generation for MeshGeneration {
     fn snapshot_for(&self, node: &Node) -> Result<Arc<Snapshot>, String> {
-        let proxy = self.identify(node)?;
+        let proxy = Arc::new(self.identify(node)?);
         Ok(self.own(&proxy)?.snapshot)
     }
 
