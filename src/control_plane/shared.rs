@@ -66,10 +66,14 @@ impl SharedResources {
         let mut by_host = BTreeMap::new();
         // Services translated again (not reused): only views reaching one of them can differ.
         let mut rebuilt = Vec::new();
+        // The very services and DestinationRules of the previous mesh (a VirtualService change): every host
+        // is unchanged, without comparing each host's endpoints and policies.
+        let hosts_unchanged = previous.as_ref().is_some_and(|p| same_hosts(p.mesh, mesh));
         for (host, service) in mesh.services.iter() {
             let reusable = previous.as_ref().and_then(|p| {
-                let unchanged = p.mesh.services.get(host) == Some(service)
-                    && p.mesh.destination_rules.get(host) == mesh.destination_rules.get(host);
+                let unchanged = hosts_unchanged
+                    || (p.mesh.services.get(host) == Some(service)
+                        && p.mesh.destination_rules.get(host) == mesh.destination_rules.get(host));
                 unchanged.then(|| p.shared.by_host.get(host)).flatten()
             });
             let resources = match reusable {
@@ -317,23 +321,39 @@ fn egress_per_workload(
         .collect()
 }
 
+/// Whether `old` and `new` have the very same services and DestinationRules (the same allocations).
+fn same_hosts(old: &Mesh, new: &Mesh) -> bool {
+    Arc::ptr_eq(&old.services, &new.services)
+        && Arc::ptr_eq(&old.destination_rules, &new.destination_rules)
+}
+
 /// The hosts whose outbound virtual hosts may differ between `old` and `new`: a host whose service or
 /// DestinationRule changed, the hosts of a VirtualService that changed, and the hosts of any VirtualService
 /// that routes to, or mirrors, a changed host (its routes carry that host's ports and hash policies).
 fn dirty_hosts(old: &Mesh, new: &Mesh) -> BTreeSet<String> {
     let mut changed: BTreeSet<String> = BTreeSet::new();
-    for host in old.services.keys().chain(new.services.keys()) {
+    let hosts = if same_hosts(old, new) {
+        None
+    } else {
+        Some(old.services.keys().chain(new.services.keys()))
+    };
+    for host in hosts.into_iter().flatten() {
         if old.services.get(host) != new.services.get(host)
             || old.destination_rules.get(host) != new.destination_rules.get(host)
         {
             changed.insert(host.clone());
         }
     }
-    for host in old
-        .destination_rules
-        .keys()
-        .chain(new.destination_rules.keys())
-    {
+    let rule_hosts = if Arc::ptr_eq(&old.destination_rules, &new.destination_rules) {
+        None
+    } else {
+        Some(
+            old.destination_rules
+                .keys()
+                .chain(new.destination_rules.keys()),
+        )
+    };
+    for host in rule_hosts.into_iter().flatten() {
         if old.destination_rules.get(host) != new.destination_rules.get(host) {
             changed.insert(host.clone());
         }
