@@ -298,6 +298,8 @@ fn egress_per_workload(
     previous: Option<&Previous<'_>>,
     sidecars_unchanged: bool,
 ) -> BTreeMap<String, Option<String>> {
+    // Built only if some workload's answer is not known already.
+    let index = std::cell::OnceCell::new();
     mesh.workloads
         .iter()
         .map(|(key, w)| {
@@ -312,8 +314,9 @@ fn egress_per_workload(
                 .and_then(|p| p.shared.egress_of.get(key));
             let egress = match known {
                 Some(egress) => egress.clone(),
-                None => mesh
-                    .egress_scope_for(&w.namespace, &w.labels)
+                None => index
+                    .get_or_init(|| mesh.egress_index())
+                    .scope_for(&w.namespace, &w.labels)
                     .map(str::to_owned),
             };
             (key.clone(), egress)
