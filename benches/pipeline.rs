@@ -1,7 +1,8 @@
 //! How long each pipeline stage takes on the Bookinfo mesh: `cargo bench --bench pipeline`; and what the
 //! metrics add to a stream's work per response.
 //!
-//! `cargo bench --bench pipeline -- --change-at 10000 [--services 1000] [--sidecar-egress 5] [--remove-workload]`:
+//! `cargo bench --bench pipeline -- --change-at 10000 [--services 1000] [--sidecar-egress 5] [--remove-workload |
+//! --add-service]`:
 //! instead, what one VirtualService weight shift (or one removed WorkloadEntry) costs the server, stage by stage, on a generated mesh of that many
 //! workloads (one proxy each): where the CPU of a change at scale goes, without clients sharing the cores.
 //!
@@ -30,7 +31,13 @@ fn main() {
             workloads,
             flag(&args, "--services"),
             flag(&args, "--sidecar-egress"),
-            args.iter().any(|a| a == "--remove-workload"),
+            if args.iter().any(|a| a == "--remove-workload") {
+                ChangeKind::RemoveWorkload
+            } else if args.iter().any(|a| a == "--add-service") {
+                ChangeKind::AddService
+            } else {
+                ChangeKind::WeightShift
+            },
         );
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -114,6 +121,16 @@ fn flag(args: &[String], name: &str) -> Option<usize> {
     )
 }
 
+/// The change each round of [`change_at_scale`] makes.
+#[derive(Clone, Copy)]
+enum ChangeKind {
+    WeightShift,
+    RemoveWorkload,
+    /// A new service with its workloads (and, with `--sidecar-egress`, its `Sidecar`): the workload set and
+    /// the Sidecars change, so every workload's Sidecar and scope are decided again.
+    AddService,
+}
+
 /// One weight shift on a generated mesh, as the server processes it: the directory re-read (only the changed
 /// file parsed again), resolution, the next generation, and every proxy's
 /// stream looking up its snapshot. Each stage runs once per round; the median of the rounds is reported.
@@ -121,7 +138,7 @@ fn change_at_scale(
     workloads: usize,
     services: Option<usize>,
     sidecar_egress: Option<usize>,
-    remove_workload: bool,
+    kind: ChangeKind,
 ) {
     use switchyard::meshgen::{GeneratedMesh, MeshOptions};
     use switchyard::spec::{LoadOptions, Loader};
@@ -151,10 +168,10 @@ fn change_at_scale(
         .iter()
         .map(|node| previous.snapshot_for_stream(node).expect("known proxy"))
         .collect();
-    let what = if remove_workload {
-        "one removed workload"
-    } else {
-        "one weight shift"
+    let what = match kind {
+        ChangeKind::WeightShift => "one weight shift",
+        ChangeKind::RemoveWorkload => "one removed workload",
+        ChangeKind::AddService => "one new service (with its workloads and Sidecar)",
     };
     println!(
         "{what}: {workloads} workloads, {} services, sidecar egress {sidecar_egress:?}, {} files",
@@ -171,12 +188,14 @@ fn change_at_scale(
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); stages.len()];
     let mut snapshots_changed = Vec::new();
     for _ in 0..5 {
-        let change = if remove_workload {
-            generated.remove_workload().expect("the mesh has workloads")
-        } else {
-            generated
+        let change = match kind {
+            ChangeKind::WeightShift => generated
                 .shift_weight()
-                .expect("the mesh has VirtualServices")
+                .expect("the mesh has VirtualServices"),
+            ChangeKind::RemoveWorkload => {
+                generated.remove_workload().expect("the mesh has workloads")
+            }
+            ChangeKind::AddService => generated.add_service(),
         };
         change.apply(dir.path()).expect("apply the change");
         let mut times = Vec::new();

@@ -673,7 +673,7 @@ proptest! {
     fn generations_built_incrementally_equal_generations_built_from_scratch(
         base in services(),
         changes in proptest::collection::vec(
-            (any::<prop::sample::Index>(), services(), 0..5usize, proptest::collection::vec(any::<bool>(), 0..24)),
+            (any::<prop::sample::Index>(), services(), 0..7usize, proptest::collection::vec(any::<bool>(), 0..24)),
             1..6,
         ),
     ) {
@@ -722,10 +722,26 @@ proptest! {
 
 /// Changes one service of `services` after another drawn at random: only its VirtualService (what changes most),
 /// only its policies (its DestinationRule), only its Sidecar, only its workloads (their versions), or all of it;
-/// some draws are invalid on purpose.
-fn change_service(services: &mut [Svc], index: prop::sample::Index, fresh: Vec<Svc>, part: usize) {
+/// or adds a service (with its workloads, policies and Sidecar), or removes the last one. Some draws are invalid
+/// on purpose (a route to a removed service).
+fn change_service(
+    services: &mut Vec<Svc>,
+    index: prop::sample::Index,
+    fresh: Vec<Svc>,
+    part: usize,
+) {
     let i = index.index(services.len());
     let fresh = fresh[i % fresh.len()].clone();
+    if part == 5 {
+        services.push(fresh);
+        return;
+    }
+    if part == 6 {
+        if services.len() > 1 {
+            services.pop();
+        }
+        return;
+    }
     let service = &mut services[i];
     match part {
         0 => service.vs = fresh.vs,
@@ -793,7 +809,7 @@ proptest! {
     #[test]
     fn readings_resolved_in_turn_equal_readings_resolved_from_scratch(
         base in services(),
-        changes in proptest::collection::vec((any::<prop::sample::Index>(), services(), 0..5usize), 1..6),
+        changes in proptest::collection::vec((any::<prop::sample::Index>(), services(), 0..7usize), 1..6),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut loader = spec::Loader::new(spec::LoadOptions::default());

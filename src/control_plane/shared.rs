@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::mesh::{GatewayRef, Mesh, ResourceKey, RouteScope, VirtualService};
+use crate::mesh::{GatewayRef, Mesh, ResourceKey, RouteScope, Service, VirtualService};
 use crate::translate;
 use crate::xds::{Encoded, Layer};
 
@@ -127,27 +127,22 @@ impl SharedResources {
         let egresses: BTreeSet<Option<String>> = std::iter::once(None)
             .chain(scopes.iter().map(|s| s.egress.clone()))
             .collect();
-        // A view depends on which services exist (and in which namespace), its Sidecar resource and the
-        // resources of the services it reaches. With the first two unchanged and none of those services
-        // rebuilt, the previous view stands, without a walk over every service.
-        let same_service_names = previous.as_ref().is_some_and(|p| {
-            p.mesh.services.len() == mesh.services.len()
-                && p.mesh
-                    .services
-                    .iter()
-                    .zip(mesh.services.iter())
-                    .all(|((h1, s1), (h2, s2))| h1 == h2 && s1.namespace == s2.namespace)
-        });
+        // A view depends on its Sidecar resource, which services it reaches and their resources. With its
+        // Sidecar unchanged, none of the services that appeared, disappeared or changed namespace reached (in
+        // the mesh each is in) and none of the services it reaches rebuilt, the previous view stands, without a
+        // walk over every service: a new service reached by no one leaves every view as it was.
+        let moved = previous.as_ref().map(|p| moved_services(p.mesh, mesh));
         let mut views = BTreeMap::new();
         let mut reused_views = BTreeSet::new();
         for egress in egresses {
             let key = egress.as_deref();
             let before = previous.as_ref().and_then(|p| p.shared.views.get(&egress));
             let still = before.filter(|_| {
-                same_service_names
-                    && previous.as_ref().is_some_and(|p| {
-                        key.map(|k| p.mesh.sidecars.get(k)) == key.map(|k| mesh.sidecars.get(k))
-                    })
+                previous.as_ref().is_some_and(|p| {
+                    key.map(|k| p.mesh.sidecars.get(k)) == key.map(|k| mesh.sidecars.get(k))
+                }) && moved
+                    .as_ref()
+                    .is_some_and(|moved| !moved.iter().any(|(m, s)| m.reaches(key, s)))
                     && !rebuilt.iter().any(|s| mesh.reaches(key, s))
             });
             if let Some(view) = still {
@@ -322,6 +317,28 @@ fn egress_per_workload(
             (key.clone(), egress)
         })
         .collect()
+}
+
+/// The services whose presence differs between `old` and `new` (added, removed, or moved to another
+/// namespace), each with the mesh it is in: a Sidecar's view changes its membership only through them.
+fn moved_services<'m>(old: &'m Mesh, new: &'m Mesh) -> Vec<(&'m Mesh, &'m Service)> {
+    if Arc::ptr_eq(&old.services, &new.services) {
+        return Vec::new();
+    }
+    let mut moved = Vec::new();
+    for (host, before) in old.services.iter() {
+        match new.services.get(host) {
+            Some(after) if after.namespace == before.namespace => {}
+            Some(after) => moved.extend([(old, before), (new, after)]),
+            None => moved.push((old, before)),
+        }
+    }
+    for (host, after) in new.services.iter() {
+        if !old.services.contains_key(host) {
+            moved.push((new, after));
+        }
+    }
+    moved
 }
 
 /// Whether `old` and `new` have the very same services and DestinationRules (the same allocations).
