@@ -352,30 +352,25 @@ fn same_hosts(old: &Mesh, new: &Mesh) -> bool {
 /// that routes to, or mirrors, a changed host (its routes carry that host's ports and hash policies).
 fn dirty_hosts(old: &Mesh, new: &Mesh) -> BTreeSet<String> {
     let mut changed: BTreeSet<String> = BTreeSet::new();
-    let hosts = if same_hosts(old, new) {
-        None
-    } else {
-        Some(old.services.keys().chain(new.services.keys()))
-    };
-    for host in hosts.into_iter().flatten() {
-        if old.services.get(host) != new.services.get(host)
-            || old.destination_rules.get(host) != new.destination_rules.get(host)
-        {
-            changed.insert(host.clone());
+    // The very same services and DestinationRules (a VirtualService change): no host compared.
+    if !same_hosts(old, new) {
+        for host in old.services.keys().chain(new.services.keys()) {
+            if old.services.get(host) != new.services.get(host)
+                || old.destination_rules.get(host) != new.destination_rules.get(host)
+            {
+                changed.insert(host.clone());
+            }
         }
     }
-    let rule_hosts = if Arc::ptr_eq(&old.destination_rules, &new.destination_rules) {
-        None
-    } else {
-        Some(
-            old.destination_rules
-                .keys()
-                .chain(new.destination_rules.keys()),
-        )
-    };
-    for host in rule_hosts.into_iter().flatten() {
-        if old.destination_rules.get(host) != new.destination_rules.get(host) {
-            changed.insert(host.clone());
+    if !Arc::ptr_eq(&old.destination_rules, &new.destination_rules) {
+        for host in old
+            .destination_rules
+            .keys()
+            .chain(new.destination_rules.keys())
+        {
+            if old.destination_rules.get(host) != new.destination_rules.get(host) {
+                changed.insert(host.clone());
+            }
         }
     }
     // VirtualServices bound to sidecars, by identity: one added, removed or changed dirties its hosts.

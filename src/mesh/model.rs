@@ -541,15 +541,17 @@ pub fn labels_match(selector: &Labels, labels: &Labels) -> bool {
 /// per service is workloads x Sidecars (10,000 x 1,000 label matches when a Sidecar is added). Same answers.
 #[derive(Debug)]
 pub struct EgressIndex<'m> {
-    /// Sidecars with a non-empty selector, by namespace and the first label of their selector (a workload they
-    /// match carries it), each list in key order.
-    by_label: BTreeMap<(&'m str, &'m str, &'m str), Vec<&'m str>>,
-    /// Sidecars whose selector is empty (it matches every workload), by namespace, in key order.
-    select_all: BTreeMap<&'m str, Vec<&'m str>>,
+    /// Sidecars with a selector, each key with its selector: those with a non-empty one by namespace and the
+    /// first label of the selector (a workload they match carries it), those with an empty one (it matches
+    /// every workload) by namespace alone. Each list in key order.
+    by_label: BTreeMap<(&'m str, &'m str, &'m str), Vec<Selecting<'m>>>,
+    select_all: BTreeMap<&'m str, Vec<Selecting<'m>>>,
     /// Per namespace, the first Sidecar without a selector.
     namespace_default: BTreeMap<&'m str, &'m str>,
-    sidecars: &'m BTreeMap<String, EgressScope>,
 }
+
+/// A Sidecar's key and its selector.
+type Selecting<'m> = (&'m str, &'m Labels);
 
 impl<'m> EgressIndex<'m> {
     fn new(mesh: &'m Mesh) -> EgressIndex<'m> {
@@ -557,7 +559,6 @@ impl<'m> EgressIndex<'m> {
             by_label: BTreeMap::new(),
             select_all: BTreeMap::new(),
             namespace_default: BTreeMap::new(),
-            sidecars: &mesh.sidecars,
         };
         for (key, sidecar) in mesh.sidecars.iter() {
             let namespace = sidecar.namespace.as_str();
@@ -565,14 +566,15 @@ impl<'m> EgressIndex<'m> {
                 None => {
                     index.namespace_default.entry(namespace).or_insert(key);
                 }
-                Some(selector) => match selector.iter().next() {
-                    Some((label, value)) => index
-                        .by_label
-                        .entry((namespace, label, value))
-                        .or_default()
-                        .push(key),
-                    None => index.select_all.entry(namespace).or_default().push(key),
-                },
+                Some(selector) => {
+                    let list = match selector.iter().next() {
+                        Some((label, value)) => {
+                            index.by_label.entry((namespace, label, value)).or_default()
+                        }
+                        None => index.select_all.entry(namespace).or_default(),
+                    };
+                    list.push((key, selector));
+                }
             }
         }
         index
@@ -588,13 +590,8 @@ impl<'m> EgressIndex<'m> {
             })
             .chain(self.select_all.get(namespace))
             .flatten()
-            .copied()
-            .filter(|key| {
-                self.sidecars
-                    .get(*key)
-                    .and_then(|s| s.selector.as_ref())
-                    .is_some_and(|selector| labels_match(selector, labels))
-            })
+            .filter(|(_, selector)| labels_match(selector, labels))
+            .map(|(key, _)| *key)
             // The first in key order, as a walk of every Sidecar finds it.
             .min();
         selecting

@@ -91,18 +91,14 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let (server, max) = (self.handlers.clone(), self.max_request);
-        match req.uri().path() {
-            SOTW_PATH => {
-                let response = framed(server.sotw(decoded(req, max)));
-                Box::pin(async move { Ok(response) })
-            }
-            DELTA_PATH => {
-                let response = framed(server.delta(decoded(req, max)));
-                Box::pin(async move { Ok(response) })
-            }
-            _ => Box::pin(async move { Ok(Status::unimplemented("").into_http()) }),
-        }
+        let max = self.max_request;
+        // The handlers only spawn the stream's task: nothing to wait for.
+        let response = match req.uri().path() {
+            SOTW_PATH => framed(self.handlers.sotw(decoded(req, max))),
+            DELTA_PATH => framed(self.handlers.delta(decoded(req, max))),
+            _ => Status::unimplemented("").into_http(),
+        };
+        Box::pin(std::future::ready(Ok(response)))
     }
 }
 
