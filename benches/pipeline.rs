@@ -22,7 +22,7 @@ use switchyard::topology;
 use switchyard::translate::translate;
 use switchyard::xds::convergence::Convergence;
 use switchyard::xds::event::Event;
-use switchyard::xds::{Generation, ResourceType, XdsHistograms};
+use switchyard::xds::{Cache, Generation, ResourceType, XdsHistograms};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -150,6 +150,7 @@ fn change_at_scale(
     let mut generated = GeneratedMesh::new(options.clone()).expect("mesh options");
     let dir = tempfile::tempdir().expect("temporary directory");
     generated.write_to(dir.path()).expect("write the mesh");
+    let written = Instant::now();
     let paths = vec![dir.path().to_path_buf()];
     // As streams hold them: one allocation each for the stream's life.
     let nodes: Vec<Arc<Node>> = generated
@@ -162,11 +163,24 @@ fn change_at_scale(
     let config = loader.load_paths(&paths).expect("the generated mesh loads");
     let mut resolver = switchyard::mesh::Resolver::default();
     let mesh = resolver.resolve(&config).expect("valid").mesh;
-    let mut previous = MeshGeneration::new(mesh);
-    // What the streams hold: a generation keeps a proxy's translation only while some stream holds it.
+    let mut previous = Arc::new(MeshGeneration::new(mesh));
+    // An operator edits a directory written well before: its other files' stamps vouch for them by then
+    // (`spec::Loader`). Here the files were written a moment ago.
+    let settle = switchyard::spec::SETTLED + Duration::from_millis(100);
+    std::thread::sleep(settle.saturating_sub(written.elapsed()));
+    // The streams' places on the cache's board, and what they hold: a generation keeps a proxy's translation
+    // only while some stream holds it.
+    let cache = Cache::new(previous.clone());
+    let watches: Vec<_> = nodes.iter().map(|_| cache.watch()).collect();
+    let generation = cache.current();
     let mut held: Vec<_> = nodes
         .iter()
-        .map(|node| previous.snapshot_for_stream(node).expect("known proxy"))
+        .zip(&watches)
+        .map(|(node, watch)| {
+            let snapshot = generation.snapshot_for_stream(node).expect("known proxy");
+            watch.hold(&generation, Some(&snapshot));
+            snapshot
+        })
         .collect();
     let what = match kind {
         ChangeKind::WeightShift => "one weight shift",
@@ -182,11 +196,13 @@ fn change_at_scale(
         "re-read (changed file parsed)",
         "resolve",
         "next generation",
-        "every stream's snapshot lookup",
+        "publish; rung streams' lookups",
         "total",
     ];
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); stages.len()];
     let mut snapshots_changed = Vec::new();
+    let mut streams_rung = Vec::new();
+    let mut files_read = Vec::new();
     for _ in 0..5 {
         let change = match kind {
             ChangeKind::WeightShift => generated
@@ -207,16 +223,25 @@ fn change_at_scale(
         };
         let config = loader.load_paths(&paths).expect("the changed mesh loads");
         stage(&mut times);
+        files_read.push(loader.files_read());
         let mesh = resolver.resolve(&config).expect("valid").mesh;
         stage(&mut times);
-        let next = MeshGeneration::succeed(mesh, &previous);
+        let next = Arc::new(MeshGeneration::succeed(mesh, &previous));
         stage(&mut times);
-        let mut changed = 0;
-        for (node, held) in nodes.iter().zip(held.iter_mut()) {
+        cache.publish(next.clone());
+        let generation = cache.current();
+        let (mut changed, mut rung) = (0, 0);
+        for ((node, held), watch) in nodes.iter().zip(held.iter_mut()).zip(&watches) {
+            // As a stream does: it looks only when rung.
+            if !watch.take_ring() {
+                continue;
+            }
+            rung += 1;
             // A removed workload's proxy is known no more; its stream keeps what it had.
-            let Ok(snapshot) = next.snapshot_for_stream(node) else {
+            let Ok(snapshot) = generation.snapshot_for_stream(node) else {
                 continue;
             };
+            watch.hold(&generation, Some(&snapshot));
             // A stream acts on a change only when its snapshot is another one.
             if !Arc::ptr_eq(&snapshot, held) {
                 changed += 1;
@@ -224,6 +249,7 @@ fn change_at_scale(
             *held = snapshot;
         }
         stage(&mut times);
+        streams_rung.push(rung);
         times.push(start.elapsed());
         for (s, t) in samples.iter_mut().zip(times) {
             s.push(t);
@@ -236,7 +262,9 @@ fn change_at_scale(
         println!("{name:<40} {:>10.1} ms", s[s.len() / 2].as_secs_f64() * 1e3);
     }
     println!(
-        "proxies given another snapshot per change: {snapshots_changed:?} of {}",
+        "files read per change: {files_read:?} of {}; streams rung: {streams_rung:?}; given another snapshot: \
+         {snapshots_changed:?}; of {}",
+        generated.files().len(),
         nodes.len()
     );
 }

@@ -667,8 +667,9 @@ proptest! {
     /// Each generation is built from the one before, reusing what did not change (the resolver's shared mesh
     /// parts, each stream's remembered identity, kept snapshots); a proxy must nevertheless get exactly what a
     /// generation built from nothing gives it. As in the server: the meshes are read from a directory where only
-    /// the changed files change, each proxy's stream keeps one node and the snapshot it last got, and a stream
-    /// may skip generations (the cache keeps only the latest).
+    /// the changed files change, each generation is published to a cache, each proxy's stream keeps one node and
+    /// the snapshot it last got, looks again only when the cache rings it, and may be busy and look at a later
+    /// generation only. A stream the cache did not ring must hold what it would look up.
     #[test]
     fn generations_built_incrementally_equal_generations_built_from_scratch(
         base in services(),
@@ -680,40 +681,70 @@ proptest! {
         use std::collections::BTreeMap;
         use std::sync::Arc;
         use switchyard::control_plane::MeshGeneration;
-        use switchyard::xds::{Generation, Snapshot};
+        use switchyard::xds::{Cache, CacheWatch, Generation, Snapshot};
+
+        /// A stream: its node (one allocation for the stream's life), its watch on the cache, whether it was
+        /// rung and has not looked since, and what it holds.
+        struct Stream {
+            node: Arc<Node>,
+            watch: CacheWatch,
+            owed: bool,
+            held: Option<Arc<Snapshot>>,
+        }
 
         let dir = tempfile::tempdir().unwrap();
         let mut loader = spec::Loader::new(spec::LoadOptions::default());
         let mut resolver = mesh::Resolver::default();
         let mut current = base;
         let Some(mesh) = read_services(dir.path(), &mut loader, &mut resolver, &current) else { return Ok(()) };
-        let mut incremental = MeshGeneration::new(mesh.clone());
-        // Per node id, its stream: the node, one allocation for the stream's life, and what it holds.
-        let mut streams: BTreeMap<String, (Arc<Node>, Option<Arc<Snapshot>>)> = BTreeMap::new();
-        for node in sidecar_nodes(&mesh) {
-            let node = Arc::new(node);
-            let held = incremental.snapshot_for_stream(&node).ok();
-            streams.insert(node.id.clone(), (node, held));
-        }
-        for (k, (index, fresh, part, looks)) in changes.into_iter().enumerate() {
-            change_service(&mut current, index, fresh, part);
-            let Some(mesh) = read_services(dir.path(), &mut loader, &mut resolver, &current) else { continue };
-            incremental = MeshGeneration::succeed(mesh.clone(), &incremental);
-            let scratch = MeshGeneration::new(mesh.clone());
-            for node in sidecar_nodes(&mesh) {
-                streams.entry(node.id.clone()).or_insert_with(|| (Arc::new(node), None));
+        let mut incremental = Arc::new(MeshGeneration::new(mesh.clone()));
+        let cache = Cache::new(incremental.clone());
+        let mut streams: BTreeMap<String, Stream> = BTreeMap::new();
+        let connect = |streams: &mut BTreeMap<String, Stream>, mesh: &Mesh| {
+            for node in sidecar_nodes(mesh) {
+                streams.entry(node.id.clone()).or_insert_with(|| Stream {
+                    node: Arc::new(node),
+                    watch: cache.watch(),
+                    owed: true,
+                    held: None,
+                });
             }
-            for (i, (id, (node, held))) in streams.iter_mut().enumerate() {
+        };
+        connect(&mut streams, &mesh);
+        let mut scratch = MeshGeneration::new(mesh.clone());
+        // First every stream looks up its snapshot, then come the changes.
+        let steps = std::iter::once(None).chain(changes.into_iter().map(Some));
+        for (k, step) in steps.enumerate() {
+            let mut looks = Vec::new();
+            if let Some((index, fresh, part, busy)) = step {
+                change_service(&mut current, index, fresh, part);
+                let Some(mesh) = read_services(dir.path(), &mut loader, &mut resolver, &current) else { continue };
+                incremental = Arc::new(MeshGeneration::succeed(mesh.clone(), &incremental));
+                cache.publish(incremental.clone());
+                scratch = MeshGeneration::new(mesh.clone());
+                connect(&mut streams, &mesh);
+                looks = busy;
+            }
+            let generation = cache.current();
+            for (i, (id, stream)) in streams.iter_mut().enumerate() {
+                stream.owed |= stream.watch.take_ring();
+                let expected = scratch.snapshot_for(&stream.node);
                 // Some streams are busy and look at a later generation only.
-                if !looks.get(i).copied().unwrap_or(true) {
-                    continue;
-                }
-                match (incremental.snapshot_for_stream(node), scratch.snapshot_for(node)) {
-                    (Ok(a), Ok(b)) => {
-                        prop_assert!(a == b, "change {k}, {id}: {:#?}\n!=\n{:#?}", a.listing(), b.listing());
-                        *held = Some(a);
+                if stream.owed && looks.get(i).copied().unwrap_or(true) {
+                    let found = generation.snapshot_for_stream(&stream.node);
+                    stream.watch.hold(&generation, found.as_ref().ok().map(|s| &**s));
+                    stream.owed = false;
+                    match (&found, &expected) {
+                        (Ok(a), Ok(b)) => prop_assert!(a == b, "change {k}, {id}: {:#?}\n!=\n{:#?}", a.listing(), b.listing()),
+                        (a, b) => prop_assert_eq!(a.as_ref().err(), b.as_ref().err(), "change {}, {}", k, id),
                     }
-                    (a, b) => prop_assert_eq!(a.err(), b.err(), "change {}, {}", k, id),
+                    stream.held = found.ok();
+                } else if !stream.owed {
+                    match (&stream.held, &expected) {
+                        (Some(a), Ok(b)) => prop_assert!(a == b, "change {k}, {id}, not rung: {:#?}\n!=\n{:#?}", a.listing(), b.listing()),
+                        (None, Err(_)) => {}
+                        (a, b) => prop_assert!(false, "change {k}, {id}, not rung: holds {:?}, would get {:?}", a.is_some(), b.as_ref().err()),
+                    }
                 }
             }
         }

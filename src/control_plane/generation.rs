@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::shared::{Previous, SharedResources, View};
 use crate::mesh::{Mesh, Proxy, Router, Sidecar};
 use crate::translate::{self, InboundIndex, Resources};
-use crate::xds::{Encoded, Generation, Layer, PerType, ResourceType, Snapshot};
+use crate::xds::{Encoded, Generation, Layer, PerType, Reach, ResourceType, Snapshot};
 
 #[derive(Debug)]
 pub struct MeshGeneration {
@@ -41,17 +41,20 @@ pub struct MeshGeneration {
     /// One map for every generation, handed from each to the next, so a stream that ends releases its entry
     /// whichever generation it last saw ([`Generation::release`]).
     identities: Arc<Mutex<BTreeMap<usize, StreamIdentity>>>,
-    /// This generation, and the one it was built from: an identity verified in the previous generation holds in
-    /// this one without a check when `identities_hold`.
+    /// This generation, and the one it was built from.
     id: u64,
     previous_id: Option<u64>,
-    /// Whether nothing identification reads changed since the previous generation (see `build`).
-    identities_hold: bool,
+    /// The first generation of the line since which nothing identification reads changed (see `build`): an
+    /// identity confirmed by it or a later one, up to this one, holds here without a check.
+    identities_since: u64,
+    /// The layers of the previous generation this one replaced, for the streams whose proxy is the same in both
+    /// ([`Generation::reach_after`]); `None`: every stream may be concerned.
+    replaced: Option<BTreeSet<u64>>,
 }
 
 /// A stream's node (held, so its address stays its own), the proxy it is, and the generation that last
-/// confirmed it: a stream may skip generations (the cache keeps only the latest), so "unchanged since the
-/// previous generation" vouches only for identities the previous generation confirmed.
+/// confirmed it: a stream may skip generations (the cache keeps only the latest, and rings only the streams a
+/// generation concerns), so "unchanged since" vouches only for identities confirmed since.
 #[derive(Debug)]
 struct StreamIdentity {
     node: Arc<Node>,
@@ -147,10 +150,28 @@ impl MeshGeneration {
             }),
         );
         let inbound = inbound_ports(&mesh, previous.map(|p| (&*p.mesh, &p.inbound)));
-        // Only what a connected proxy still holds is worth carrying over.
-        let mut inherited = previous
-            .map(|p| std::mem::take(&mut *lock(&p.own)))
-            .unwrap_or_default();
+        // Only what a connected proxy still holds is worth carrying over: what the previous generation built,
+        // and what it inherited that no stream looked up since (streams a generation does not concern don't).
+        let mut inherited = BTreeMap::new();
+        if let Some(p) = previous {
+            let (carried, built) = (
+                std::mem::take(&mut *lock(&p.inherited)),
+                std::mem::take(&mut *lock(&p.own)),
+            );
+            // The smaller map into the larger (after a change at scale, a few built among thousands carried);
+            // what was built wins, it is newer.
+            inherited = if built.len() >= carried.len() {
+                let mut built = built;
+                for (proxy, kept) in carried {
+                    built.entry(proxy).or_insert(kept);
+                }
+                built
+            } else {
+                let mut carried = carried;
+                carried.extend(built);
+                carried
+            };
+        }
         inherited.retain(|_, kept| kept.is_held());
         // A node is the same proxy as long as the workloads, the Gateways and which Sidecar resource applies to
         // each workload are (`Proxy::identify_with` reads nothing else of the mesh). When one of them changed
@@ -160,6 +181,13 @@ impl MeshGeneration {
                 && p.mesh.gateways == mesh.gateways
                 && p.shared.same_egress(&shared)
         });
+        let id = NEXT_GENERATION_ID.fetch_add(1, Ordering::Relaxed);
+        // A sidecar that is the same proxy, with the same inbound ports, has the same own layers (its view's
+        // outbound ports are compared with its layers): only streams holding a replaced shared layer can get
+        // another snapshot. A gateway's snapshot is volatile: looked up again on every generation.
+        let replaced = previous
+            .filter(|p| identities_hold && Arc::ptr_eq(&p.inbound, &inbound))
+            .and_then(|p| shared.replaced_since(&p.shared));
         let identities: Arc<Mutex<BTreeMap<usize, StreamIdentity>>> =
             previous.map(|p| p.identities.clone()).unwrap_or_default();
         // A running stream holds its node: an entry that is the node's only holder belongs to a stream that
@@ -173,9 +201,13 @@ impl MeshGeneration {
             inherited: Mutex::new(inherited),
             accepted_at: None,
             identities,
-            id: NEXT_GENERATION_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             previous_id: previous.map(|p| p.id),
-            identities_hold,
+            identities_since: match previous {
+                Some(p) if identities_hold => p.identities_since,
+                _ => id,
+            },
+            replaced,
         }
     }
 
@@ -297,7 +329,11 @@ impl MeshGeneration {
         layers[ResourceType::Route] = vec![route_layer];
         let snapshot = match inherited {
             Some(previous) if previous.snapshot.is_made_of(&layers) => previous.snapshot.clone(),
-            _ => Arc::new(Snapshot::from_layers(layers)),
+            _ => match proxy {
+                Proxy::Sidecar(_) => Arc::new(Snapshot::from_layers(layers)),
+                // Its routes come from every Gateway and VirtualService: no list of replaced layers covers it.
+                Proxy::Router(_) => Arc::new(Snapshot::from_layers(layers).marked_volatile()),
+            },
         };
         Ok(Own {
             inputs,
@@ -314,8 +350,7 @@ impl MeshGeneration {
     fn identity_of_stream(&self, node: &Arc<Node>) -> Result<Arc<Proxy>, String> {
         let key = Arc::as_ptr(node) as usize;
         if let Some(entry) = lock(&self.identities).get_mut(&key) {
-            let holds = entry.verified_in == self.id
-                || (self.identities_hold && Some(entry.verified_in) == self.previous_id)
+            let holds = (self.identities_since..=self.id).contains(&entry.verified_in)
                 || self.still_is(&entry.proxy);
             if holds {
                 entry.verified_in = entry.verified_in.max(self.id);
@@ -475,6 +510,19 @@ impl Generation for MeshGeneration {
     fn accepted_at(&self) -> Option<Instant> {
         self.accepted_at
     }
+
+    fn reach_after(&self, previous: &dyn Generation) -> Reach<'_> {
+        match &self.replaced {
+            Some(replaced) if previous.id().is_some() && previous.id() == self.previous_id => {
+                Reach::Holding(replaced)
+            }
+            _ => Reach::Every,
+        }
+    }
+
+    fn id(&self) -> Option<u64> {
+        Some(self.id)
+    }
 }
 
 #[cfg(test)]
@@ -583,7 +631,10 @@ mod tests {
         let second = MeshGeneration::succeed(relabelled.clone(), &first);
         // ...and `third` changes nothing identification reads.
         let third = MeshGeneration::succeed(relabelled, &second);
-        assert!(third.identities_hold);
+        assert_eq!(
+            third.identities_since, second.id,
+            "nothing identification reads changed since second"
+        );
         let Proxy::Sidecar(sidecar) = &*third.identity_of_stream(&reviews).unwrap() else {
             panic!("a sidecar");
         };
@@ -604,7 +655,7 @@ mod tests {
         // reviews-v1 gains a label; ratings-v1 is untouched.
         let relabelled = with_tier_label(&mesh, "default/reviews-v1");
         let second = MeshGeneration::succeed(relabelled, &first);
-        assert!(!second.identities_hold);
+        assert_eq!(second.identities_since, second.id);
         let Proxy::Sidecar(sidecar) = &*second.identity_of_stream(&reviews).unwrap() else {
             panic!("a sidecar");
         };
@@ -616,5 +667,28 @@ mod tests {
             &second.identity_of_stream(&ratings).unwrap(),
             &remembered
         ));
+    }
+
+    /// What a published generation tells the cache: a gateway looks on every generation; the same mesh again
+    /// replaces no layer; a relabelled workload may make any stream another proxy.
+    #[test]
+    fn a_generation_names_the_layers_it_replaced_only_when_every_proxy_is_the_one_it_was() {
+        let mesh = bookinfo();
+        let reviews = Arc::new(node(&mesh, "reviews-v1"));
+        let gateway = Arc::new(Node {
+            id: "router~127.0.0.1~ingress.istio-system~istio-system.svc.cluster.local".into(),
+            ..Node::default()
+        });
+        let first = MeshGeneration::new(mesh.clone());
+        assert!(!first.snapshot_for_stream(&reviews).unwrap().volatile());
+        assert!(first.snapshot_for_stream(&gateway).unwrap().volatile());
+        let second = MeshGeneration::succeed(mesh.clone(), &first);
+        assert!(
+            matches!(second.reach_after(&first), Reach::Holding(replaced) if replaced.is_empty())
+        );
+        // Published after some other generation than the one it was built from: it cannot say.
+        assert!(matches!(second.reach_after(&second), Reach::Every));
+        let third = MeshGeneration::succeed(with_tier_label(&mesh, "default/reviews-v1"), &second);
+        assert!(matches!(third.reach_after(&second), Reach::Every));
     }
 }

@@ -284,6 +284,42 @@ impl SharedResources {
     pub fn routes(&self, scope: &RouteScope) -> Option<&Arc<Layer>> {
         self.routes.get(scope).map(|r| &r.layer)
     }
+
+    /// The layers of `previous` this generation no longer serves (by id), for a sidecar that is the same proxy
+    /// in both; `None` when that cannot say which sidecars changed (the labels route scopes are projected on
+    /// are others, so a sidecar's scope may be another one even though its old scope's layer stands).
+    pub fn replaced_since(&self, previous: &SharedResources) -> Option<BTreeSet<u64>> {
+        if self.label_keys != previous.label_keys {
+            return None;
+        }
+        let mut replaced = BTreeSet::new();
+        for (egress, before) in &previous.views {
+            match self.views.get(egress) {
+                Some(now) if now.outbound_ports == before.outbound_ports => {
+                    for (now, before) in [
+                        (&now.clusters, &before.clusters),
+                        (&now.endpoints, &before.endpoints),
+                    ] {
+                        if !Arc::ptr_eq(now, before) {
+                            replaced.insert(before.id());
+                        }
+                    }
+                }
+                // Gone, or reaching other ports: its sidecars' own listeners are others too.
+                _ => replaced.extend([before.clusters.id(), before.endpoints.id()]),
+            }
+        }
+        for (scope, before) in &previous.routes {
+            let stands = self
+                .routes
+                .get(scope)
+                .is_some_and(|now| Arc::ptr_eq(&now.layer, &before.layer));
+            if !stands {
+                replaced.insert(before.layer.id());
+            }
+        }
+        Some(replaced)
+    }
 }
 
 /// Per workload, the Sidecar resource that applies to it. Which one applies depends on the workload's namespace

@@ -1,7 +1,8 @@
 //! The snapshot cache and the ADS server (State-of-the-World and Delta).
 //!
 //! - [`snapshot`]: encoded, content-versioned resources, shared between proxies.
-//! - [`cache`]: the current generation, published through a `watch` (latest wins).
+//! - [`generation`]: what a configuration serves each node; [`cache`]: the current generation (latest wins);
+//!   [`board`]: which streams a new one concerns.
 //! - [`sotw`], [`delta`]: per-stream protocol state machines, free of I/O.
 //! - [`server`]: the stream tasks that drive them; [`grpc`]: the gRPC service that frames their responses;
 //!   [`requests`]: the request messages, decoded without a buffer kept between them.
@@ -14,12 +15,14 @@
 //! - [`limits`], [`connections`], [`outbox`]: what any client may make the port hold (connections, streams,
 //!   request and node sizes, queued response bytes), and closing connections that carry no stream.
 
+pub mod board;
 pub mod cache;
 pub mod connections;
 pub mod convergence;
 pub mod csds;
 pub mod delta;
 pub mod event;
+pub mod generation;
 mod grpc;
 pub mod identity;
 pub mod limits;
@@ -36,7 +39,9 @@ pub mod status;
 pub mod subscription;
 pub mod tls;
 
-pub use cache::{Cache, Generation, NoConfig, Uniform};
+pub use board::CacheWatch;
+pub use cache::Cache;
+pub use generation::{Generation, NoConfig, Reach, Uniform};
 pub use limits::{Limit, LimitCounters, XdsLimits};
 pub use metrics::XdsHistograms;
 pub use resource_type::{PerType, ResourceType};

@@ -18,7 +18,8 @@ use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Status};
 
-use super::cache::{Cache, Generation};
+use super::board::CacheWatch;
+use super::cache::Cache;
 use super::connections::{Connections, StreamGuard};
 use super::convergence::Convergence;
 use super::csds::CsdsServer;
@@ -235,7 +236,7 @@ impl AdsServer {
             protocol,
             inbound,
             outbound: outbox,
-            generations: self.cache.subscribe(),
+            cache: self.cache.watch(),
             closing: self.closing.subscribe(),
             registry: self.registry.clone(),
             peer,
@@ -334,7 +335,8 @@ struct StreamTask<P: Protocol> {
     /// Responses queue here, within the pending-bytes budget; a proxy that does not read makes the task wait,
     /// and when it resumes it computes from the newest snapshot, so nothing piles up.
     outbound: Outbox<P::Response>,
-    generations: watch::Receiver<Arc<dyn Generation>>,
+    /// Rung when a new generation may give this proxy another snapshot.
+    cache: CacheWatch,
     closing: watch::Receiver<bool>,
     registry: ProxyRegistry,
     peer: Peer,
@@ -415,8 +417,7 @@ impl<P: Protocol> StreamTask<P> {
         // let the generation forget it unless another stream of the same identity still holds it.
         self.snapshot = None;
         if let Some(node) = &self.node {
-            let generation = self.generations.borrow().clone();
-            generation.release(node);
+            self.cache.current().release(node);
         }
         // Dropping self releases the registration and everything else the stream held.
     }
@@ -496,10 +497,7 @@ impl<P: Protocol> StreamTask<P> {
                     Closed::Gone => End::ClientClosed,
                     Closed::Evicted => End::Evicted,
                 },
-                changed = self.generations.changed() => {
-                    if changed.is_err() {
-                        return End::ServerClosed;
-                    }
+                _ = self.cache.rung() => {
                     if let Some(NewSnapshot { accepted_at }) = self.refresh_snapshot() {
                         let Some(snapshot) = self.snapshot.clone() else { continue };
                         let started = Instant::now();
@@ -523,7 +521,6 @@ impl<P: Protocol> StreamTask<P> {
         tracing::info!(node = ?node.id, cluster = ?node.cluster, mode = ?P::MODE, "proxy connected");
         self.registration = Some(self.registry.register(&node, P::MODE));
         self.node = Some(Arc::new(node));
-        self.generations.mark_unchanged();
         self.refresh_snapshot();
     }
 
@@ -532,7 +529,7 @@ impl<P: Protocol> StreamTask<P> {
         let Some(node) = &self.node else {
             return None;
         };
-        let generation = self.generations.borrow_and_update().clone();
+        let generation = self.cache.current();
         let next = match generation.snapshot_for_stream(node) {
             Ok(snapshot) => {
                 self.set_identity_error(None);
@@ -549,6 +546,7 @@ impl<P: Protocol> StreamTask<P> {
             (None, None) => false,
             _ => true,
         };
+        self.cache.hold(&generation, next.as_deref());
         self.snapshot = next;
         changed.then(|| NewSnapshot {
             accepted_at: generation.accepted_at(),

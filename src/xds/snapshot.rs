@@ -244,6 +244,9 @@ impl Layer {
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     layers: PerType<Vec<Arc<Layer>>>,
+    /// Its generation cannot tell which changes concern it (a gateway's routes depend on every
+    /// VirtualService): its stream looks again on every generation ([`super::Reach`]).
+    volatile: bool,
 }
 
 impl Snapshot {
@@ -256,7 +259,21 @@ impl Snapshot {
 
     /// A snapshot of these layers. Their names must not overlap within a type.
     pub fn from_layers(layers: PerType<Vec<Arc<Layer>>>) -> Snapshot {
-        Snapshot { layers }
+        Snapshot {
+            layers,
+            volatile: false,
+        }
+    }
+
+    /// This snapshot, looked up again on every generation (see [`Snapshot::volatile`]).
+    pub fn marked_volatile(mut self) -> Snapshot {
+        self.volatile = true;
+        self
+    }
+
+    /// Whether its stream looks it up again on every generation, whatever the generation says it replaced.
+    pub fn volatile(&self) -> bool {
+        self.volatile
     }
 
     pub fn layers(&self, t: ResourceType) -> &[Arc<Layer>] {
@@ -412,16 +429,14 @@ impl<'a> SnapshotBuilder<'a> {
 
     pub fn build(self) -> Snapshot {
         let mut resources = self.resources;
-        Snapshot {
-            layers: PerType::from_fn(|t| {
-                let list = std::mem::take(&mut resources[t]);
-                if list.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![Arc::new(Layer::new(list.into_values()))]
-                }
-            }),
-        }
+        Snapshot::from_layers(PerType::from_fn(|t| {
+            let list = std::mem::take(&mut resources[t]);
+            if list.is_empty() {
+                Vec::new()
+            } else {
+                vec![Arc::new(Layer::new(list.into_values()))]
+            }
+        }))
     }
 }
 
