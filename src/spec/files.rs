@@ -3,6 +3,7 @@
 //! read a directory here, so they always see the same files and the same documents.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -16,6 +17,9 @@ pub(crate) struct Listing {
     /// Entries that are not read, with the reason: not a regular file, or a directory already read.
     pub skipped: Vec<(PathBuf, String)>,
     pub errors: Vec<(PathBuf, io::Error)>,
+    /// What `stat` said of each file of `files` when it was listed (following symlinks), if it said; by path
+    /// as bytes (compared with `memcmp`, not component by component).
+    pub stamps: BTreeMap<OsString, Stamp>,
     /// Directories read so far, by canonical path, with the path they were first read as: a symlink loop
     /// (`ln -s . spec/loop`) or a second link to a directory is read once and named.
     visited: BTreeMap<PathBuf, PathBuf>,
@@ -29,7 +33,7 @@ impl Listing {
     pub fn collect(&mut self, path: &Path) {
         match fs::metadata(path) {
             Ok(m) if m.is_dir() => self.directory(path),
-            Ok(m) => self.file(path, m.file_type()),
+            Ok(m) => self.file(path, &m),
             Err(e) => self.errors.push((path.to_path_buf(), e)),
         }
     }
@@ -61,7 +65,7 @@ impl Listing {
             }
             match fs::metadata(&path) {
                 Ok(m) if m.is_dir() => self.directory(&path),
-                Ok(m) if is_spec_file(&path) => self.file(&path, m.file_type()),
+                Ok(m) if is_spec_file(&path) => self.file(&path, &m),
                 Ok(_) => {}
                 // A symlink named like a spec that leads nowhere: reading it says why.
                 Err(_) if is_spec_file(&path) => self.files.push(path),
@@ -70,11 +74,56 @@ impl Listing {
         }
     }
 
-    fn file(&mut self, path: &Path, file_type: fs::FileType) {
-        match not_regular(file_type) {
-            None => self.files.push(path.to_path_buf()),
+    fn file(&mut self, path: &Path, metadata: &fs::Metadata) {
+        match not_regular(metadata.file_type()) {
+            None => {
+                self.files.push(path.to_path_buf());
+                self.stamps
+                    .insert(path.as_os_str().to_owned(), Stamp::of(metadata));
+            }
             Some(what) => self.skipped.push((path.to_path_buf(), skip_reason(what))),
         }
+    }
+}
+
+/// What `stat` says of a file that changes whenever its content does: which file it is (a symlink or a
+/// ConfigMap's `..data` swapped leads to another), its size, and when its content and its inode last changed,
+/// to the nanosecond the file system keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    fn of(metadata: &fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            size: metadata.size(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
+
+    /// Whether a file with this stamp, stamped at `at`, is older than `margin` then. A file system stamps a
+    /// write with its clock's coarse tick, so two writes within one tick can leave the same stamp (with the
+    /// same size): only a stamp older than any tick says that the content is the one that was there when
+    /// stamped, as git's "racily clean" index entries are re-read.
+    pub fn settled_at(&self, at: std::time::SystemTime, margin: std::time::Duration) -> bool {
+        let Ok(at) = at.duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let limit = at.saturating_sub(margin);
+        let before = |(secs, nanos): (i64, i64)| match (u64::try_from(secs), u32::try_from(nanos)) {
+            (Ok(secs), Ok(nanos)) => std::time::Duration::new(secs, nanos) < limit,
+            _ => false,
+        };
+        before(self.modified) && before(self.changed)
     }
 }
 

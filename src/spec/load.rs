@@ -1,6 +1,7 @@
 //! Reading spec files: multi-document YAML with provenance. The only module that names the YAML crate.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -163,20 +164,35 @@ pub fn load_paths_with(paths: &[PathBuf], options: &LoadOptions) -> Result<Confi
     Loader::new(*options).load_paths(paths)
 }
 
-/// Loads the same paths again and again, parsing only the files whose text changed since the last load.
+/// Loads the same paths again and again, reading only the files whose `stat` changed and parsing only those
+/// whose text changed since the last load.
 ///
 /// Parsing YAML is most of the cost of a reading (the typed pass parses each document a second time); a
-/// change usually touches one file of hundreds, so a watcher re-reads every file (cheap) but re-parses one.
-/// Keyed by path and the whole text: a file that reads the same loads the same, whatever its timestamps.
+/// change usually touches one file of hundreds, so a watcher lists every file but reads and parses one. A
+/// file is read again unless its stamp ([`files::Stamp`]: inode, size, modification and change times) is
+/// the one it had when last read and was already settled then (older than [`SETTLED`]); a file read again
+/// that reads the same loads the same, whatever its timestamps.
 #[derive(Debug, Default)]
 pub struct Loader {
     options: LoadOptions,
-    parsed: BTreeMap<PathBuf, ParsedFile>,
+    /// By path, as bytes: compared with `memcmp`, not component by component as `Path`s are (a reading of
+    /// thousands of files looks each up).
+    parsed: BTreeMap<OsString, ParsedFile>,
+    /// How many files the last load read (the others were vouched for by their stamps).
+    files_read: usize,
+    /// [`SETTLED`], but in tests, which cannot make a change time older.
+    settled: std::time::Duration,
 }
+
+/// How much older than its reading a file's stamp must be for the stamp alone to vouch for its content later:
+/// far more than any file system's timestamp tick.
+pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug)]
 struct ParsedFile {
     text: String,
+    /// The file's stamp when listed before this reading, if it was settled then.
+    settled: Option<files::Stamp>,
     config: Config,
     errors: Vec<LoadError>,
 }
@@ -186,12 +202,20 @@ impl Loader {
         Loader {
             options,
             parsed: BTreeMap::new(),
+            files_read: 0,
+            settled: SETTLED,
         }
+    }
+
+    /// How many files the last load read; the others had not changed since they were read.
+    pub fn files_read(&self) -> usize {
+        self.files_read
     }
 
     /// As [`load_paths_with`]; files seen before with the same text are not parsed again. Only the files of
     /// this load are remembered.
     pub fn load_paths(&mut self, paths: &[PathBuf]) -> Result<Config, LoadErrors> {
+        let listed_at = std::time::SystemTime::now();
         let mut listing = Listing::default();
         for path in paths {
             listing.collect(path);
@@ -211,7 +235,24 @@ impl Loader {
         files.dedup();
         let mut previous = std::mem::take(&mut self.parsed);
         let mut config = Config::default();
+        self.files_read = 0;
         for file in files {
+            let stamp = listing.stamps.get(file.as_os_str()).copied();
+            let settled = stamp.filter(|s| s.settled_at(listed_at, self.settled));
+            // Stamped as it was when last read, and settled then: not read again.
+            let unchanged = previous
+                .get(file.as_os_str())
+                .is_some_and(|seen| seen.settled.is_some() && seen.settled == stamp);
+            if let Some(seen) = unchanged
+                .then(|| previous.remove(file.as_os_str()))
+                .flatten()
+            {
+                config.extend(seen.config.clone());
+                errors.extend(seen.errors.iter().cloned());
+                self.parsed.insert(file.into_os_string(), seen);
+                continue;
+            }
+            self.files_read += 1;
             let text = match files::read(&file, self.options.max_file_size) {
                 Ok(text) => text,
                 Err(ReadError::Skipped(reason)) => {
@@ -223,11 +264,12 @@ impl Loader {
                     continue;
                 }
             };
-            let parsed = match previous.remove(&file) {
-                Some(seen) if seen.text == text => seen,
+            let parsed = match previous.remove(file.as_os_str()) {
+                Some(seen) if seen.text == text => ParsedFile { settled, ..seen },
                 _ => {
                     let mut parsed = ParsedFile {
                         text,
+                        settled,
                         config: Config::default(),
                         errors: Vec::new(),
                     };
@@ -237,7 +279,7 @@ impl Loader {
             };
             config.extend(parsed.config.clone());
             errors.extend(parsed.errors.iter().cloned());
-            self.parsed.insert(file, parsed);
+            self.parsed.insert(file.into_os_string(), parsed);
         }
         skipped.sort_by(|a, b| a.file.cmp(&b.file));
         if errors.is_empty() {
@@ -631,7 +673,69 @@ fn strip_location(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, SystemTime};
+
     use super::*;
+
+    const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: NAME}\nspec: {hosts: [reviews]}\n";
+
+    fn write(path: &Path, name: &str, modified: Option<SystemTime>) {
+        std::fs::write(path, VS.replace("NAME", name)).unwrap();
+        if let Some(at) = modified {
+            let file = std::fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(at).unwrap();
+        }
+    }
+
+    fn names(config: &Config) -> Vec<String> {
+        config
+            .virtual_services
+            .iter()
+            .map(|vs| vs.metadata.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_file_is_read_again_only_when_its_stamp_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        write(&a, "aaa", Some(an_hour_ago));
+        write(&b, "bbb", None);
+        // Every stamp settled as soon as it is older than the reading (no test can age a change time).
+        let mut loader = Loader {
+            settled: Duration::ZERO,
+            ..Loader::new(LoadOptions::default())
+        };
+        let paths = [dir.path().to_path_buf()];
+        assert_eq!(names(&loader.load_paths(&paths).unwrap()), ["aaa", "bbb"]);
+        assert_eq!(loader.files_read(), 2);
+        assert_eq!(names(&loader.load_paths(&paths).unwrap()), ["aaa", "bbb"]);
+        assert_eq!(loader.files_read(), 0);
+        // Rewritten with the same size and its modification time put back: its change time tells.
+        write(&a, "ccc", Some(an_hour_ago));
+        assert_eq!(names(&loader.load_paths(&paths).unwrap()), ["ccc", "bbb"]);
+        assert_eq!(loader.files_read(), 1);
+        // Replaced by another file (as an atomic write or a ConfigMap's swap does), stamped as the old one.
+        let c = dir.path().join("c.tmp");
+        write(&c, "ddd", Some(an_hour_ago));
+        std::fs::rename(&c, &a).unwrap();
+        assert_eq!(names(&loader.load_paths(&paths).unwrap()), ["ddd", "bbb"]);
+        assert_eq!(loader.files_read(), 1);
+    }
+
+    #[test]
+    fn a_file_stamped_within_the_settling_margin_is_read_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("a.yaml"), "aaa", None);
+        let mut loader = Loader::new(LoadOptions::default());
+        let paths = [dir.path().to_path_buf()];
+        for _ in 0..2 {
+            assert_eq!(names(&loader.load_paths(&paths).unwrap()), ["aaa"]);
+            // Another write within the same timestamp tick could leave the same stamp.
+            assert_eq!(loader.files_read(), 1);
+        }
+    }
 
     #[test]
     fn yaml_lines_map_to_the_lines_people_see() {

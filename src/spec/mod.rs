@@ -27,7 +27,7 @@ pub use files::is_spec_file;
 pub use gateway::*;
 pub use load::{
     load_paths, load_paths_with, load_str, LoadCode, LoadError, LoadErrors, LoadOptions, Loader,
-    DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_MAX_FILE_SIZE, SETTLED,
 };
 pub use locate::{field_line, Source};
 pub use nesting::MAX_NESTING;

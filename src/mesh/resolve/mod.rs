@@ -157,30 +157,76 @@ pub(crate) fn meta_of<T>(item: &Sourced<T>, kind: Kind) -> Meta {
 }
 
 /// SY0104: the same kind/namespace/name twice. Reported on the later definition, naming the earlier one.
-fn check_duplicates(config: &Config, diags: &mut Diags<'_>) {
-    fn check<T>(items: &[Arc<Sourced<T>>], kind: Kind, diags: &mut Diags<'_>) {
-        let mut seen: BTreeMap<_, &Sourced<T>> = BTreeMap::new();
+/// Reports resources defined twice. A kind whose resources are the very ones of `last`, the last valid
+/// reading, has none: that reading had none.
+fn check_duplicates(config: &Config, last: Option<&Config>, diags: &mut Diags<'_>) {
+    fn check<T>(
+        items: &[Arc<Sourced<T>>],
+        last: Option<&[Arc<Sourced<T>>]>,
+        kind: Kind,
+        diags: &mut Diags<'_>,
+    ) {
+        if last.is_some_and(|last| same(items, last)) {
+            return;
+        }
+        let mut seen: BTreeMap<(&str, &str), &Sourced<T>> = BTreeMap::new();
         for item in items {
-            let key = item.key(kind);
-            if let Some(first) = seen.get(&key) {
+            let name = (item.namespace(), item.metadata.name.as_str());
+            if let Some(first) = seen.get(&name) {
                 diags.error(
                     &meta_of(item, kind),
                     Code::DuplicateResource,
                     "metadata.name",
                     format!(
-                        "{key} is defined twice: here and at {} (delete one of them)",
+                        "{} is defined twice: here and at {} (delete one of them)",
+                        item.key(kind),
                         first.origin
                     ),
                 );
             } else {
-                seen.insert(key, item);
+                seen.insert(name, item);
             }
         }
     }
-    check(&config.virtual_services, Kind::VirtualService, diags);
-    check(&config.destination_rules, Kind::DestinationRule, diags);
-    check(&config.gateways, Kind::Gateway, diags);
-    check(&config.service_entries, Kind::ServiceEntry, diags);
-    check(&config.workload_entries, Kind::WorkloadEntry, diags);
-    check(&config.sidecars, Kind::Sidecar, diags);
+    check(
+        &config.virtual_services,
+        last.map(|l| &l.virtual_services[..]),
+        Kind::VirtualService,
+        diags,
+    );
+    check(
+        &config.destination_rules,
+        last.map(|l| &l.destination_rules[..]),
+        Kind::DestinationRule,
+        diags,
+    );
+    check(
+        &config.gateways,
+        last.map(|l| &l.gateways[..]),
+        Kind::Gateway,
+        diags,
+    );
+    check(
+        &config.service_entries,
+        last.map(|l| &l.service_entries[..]),
+        Kind::ServiceEntry,
+        diags,
+    );
+    check(
+        &config.workload_entries,
+        last.map(|l| &l.workload_entries[..]),
+        Kind::WorkloadEntry,
+        diags,
+    );
+    check(
+        &config.sidecars,
+        last.map(|l| &l.sidecars[..]),
+        Kind::Sidecar,
+        diags,
+    );
+}
+
+/// The same resources in the same order: the same allocations, not merely equal values.
+fn same<T>(a: &[Arc<Sourced<T>>], b: &[Arc<Sourced<T>>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
 }

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use super::workload_index::WorkloadIndex;
 use super::{
-    check_duplicates, destination_rule, gateway, service_entry, sidecar, virtual_service,
+    check_duplicates, destination_rule, gateway, same, service_entry, sidecar, virtual_service,
     workload_entry, Diags,
 };
 use crate::mesh::{Diagnostic, Mesh, Resolved};
-use crate::spec::{Config, Sourced};
+use crate::spec::Config;
 
 /// Resolves readings in turn. [`super::resolve`] is one reading with nothing before it.
 #[derive(Debug, Default)]
@@ -38,11 +38,6 @@ struct Steps {
     destination_rules: Vec<Diagnostic>,
     gateways: Vec<Diagnostic>,
     sidecars: Vec<Diagnostic>,
-}
-
-/// The same resources in the same order: the same allocations, not merely equal values.
-fn same<T>(a: &[Arc<Sourced<T>>], b: &[Arc<Sourced<T>>]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
 }
 
 /// Runs a step, or takes its result and diagnostics from the last reading (`reuse`); either way records the
@@ -74,7 +69,7 @@ impl Resolver {
         let last = self.last.as_ref();
         let mut diags = Diags::new(config);
         let mut steps = Steps::default();
-        check_duplicates(config, &mut diags);
+        check_duplicates(config, last.map(|l| &l.config), &mut diags);
 
         let reuse_workloads =
             last.filter(|l| same(&config.workload_entries, &l.config.workload_entries));
@@ -161,7 +156,7 @@ impl Resolver {
         // changes most, and cost little).
         mesh.virtual_services =
             virtual_service::resolve(&config.virtual_services, &mesh, &mut diags);
-        sidecar::infer_destinations(&mut mesh);
+        sidecar::infer_destinations(&mut mesh, last.map(|l| &*l.mesh));
 
         let outcome = diags.finish(mesh, &config.skipped);
         if let Ok(resolved) = &outcome {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
-use crate::mesh::{Code, EgressHost, EgressScope, GatewayRef, Mesh, VirtualService};
+use crate::mesh::{Code, EgressHost, EgressScope, GatewayRef, Mesh, ResourceKey, VirtualService};
 use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
@@ -77,16 +77,36 @@ pub(super) fn resolve(
 /// VirtualService they do not admit a default route. Switchyard routes every service a sidecar sees by its
 /// VirtualService, so it follows those too, until no new destination appears: every route a scoped sidecar
 /// is given then finds its cluster.
-pub(super) fn infer_destinations(mesh: &mut Mesh) {
+///
+/// `last`: the mesh of the last reading. When its Sidecars (with the destinations inferred for them) and its
+/// services are the very ones of `mesh`, a Sidecar that sees none of the VirtualServices that differ between
+/// the two keeps its inference. Its destinations are closed under the new VirtualServices (those it saw are
+/// all still there, and it sees none of the others), and they are the least such set: the VirtualServices
+/// that led to them are all still there.
+pub(super) fn infer_destinations(mesh: &mut Mesh, last: Option<&Mesh>) {
     let bound: Vec<&VirtualService> = mesh
         .virtual_services
         .iter()
         .filter(|vs| vs.gateways.contains(&GatewayRef::Mesh))
         .collect();
+    let differing = last
+        .filter(|l| {
+            Arc::ptr_eq(&l.sidecars, &mesh.sidecars) && Arc::ptr_eq(&l.services, &mesh.services)
+        })
+        .map(|l| differing_virtual_services(&l.virtual_services, &mesh.virtual_services));
     let changed: Vec<(String, BTreeSet<String>)> = mesh
         .sidecars
         .iter()
         .filter(|(_, scope)| scope.hosts.is_some())
+        .filter(|(_, scope)| {
+            differing.as_ref().is_none_or(|differing| {
+                differing.iter().any(|vs| {
+                    vs.hosts.iter().any(|h| {
+                        scope.admits(&vs.meta.resource.namespace, h) || scope.inferred.contains(h)
+                    })
+                })
+            })
+        })
         .filter_map(|(key, scope)| {
             let mut inferred: BTreeSet<String> = BTreeSet::new();
             loop {
@@ -121,6 +141,26 @@ pub(super) fn infer_destinations(mesh: &mut Mesh) {
             scope.inferred = inferred;
         }
     }
+}
+
+/// The VirtualServices of `old` and of `new` that are not in the other one as they are (both versions of a
+/// changed one).
+fn differing_virtual_services<'a>(
+    old: &'a [VirtualService],
+    new: &'a [VirtualService],
+) -> Vec<&'a VirtualService> {
+    let mut before: BTreeMap<&ResourceKey, &VirtualService> =
+        old.iter().map(|vs| (&vs.meta.resource, vs)).collect();
+    let mut differing = Vec::new();
+    for vs in new {
+        match before.remove(&vs.meta.resource) {
+            Some(was) if was == vs => {}
+            Some(was) => differing.extend([was, vs]),
+            None => differing.push(vs),
+        }
+    }
+    differing.extend(before.into_values());
+    differing
 }
 
 /// Parses `namespace/dnsName`. `Ok(None)`: the host admits nothing (`~/...`).
