@@ -118,7 +118,7 @@ impl Kept {
 }
 
 /// What a proxy's own resources are built from, besides its identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum OwnInputs {
     Sidecar {
         inbound: Arc<Vec<(u32, String)>>,
@@ -127,6 +127,28 @@ enum OwnInputs {
     /// A gateway's resources depend on Gateways and VirtualServices throughout: always rebuilt (there are few
     /// gateways), and kept as the same layers when the bytes did not change.
     Router,
+}
+
+impl PartialEq for OwnInputs {
+    /// A workload's inbound ports compare by address: they are another allocation exactly when they, or a
+    /// service exposing them, changed ([`inbound_ports`]); the services are what the inbound resources are
+    /// translated from.
+    fn eq(&self, other: &OwnInputs) -> bool {
+        match (self, other) {
+            (
+                OwnInputs::Sidecar {
+                    inbound,
+                    outbound_ports,
+                },
+                OwnInputs::Sidecar {
+                    inbound: other_inbound,
+                    outbound_ports: other_outbound,
+                },
+            ) => Arc::ptr_eq(inbound, other_inbound) && outbound_ports == other_outbound,
+            (OwnInputs::Router, OwnInputs::Router) => true,
+            _ => false,
+        }
+    }
 }
 
 impl MeshGeneration {
@@ -440,8 +462,9 @@ type InboundPorts = BTreeMap<String, Arc<Vec<(u32, String)>>>;
 
 /// The inbound ports of every workload. They depend on the workloads and the services alone: with both the
 /// very ones of the previous generation (a VirtualService or DestinationRule change), its ports are these;
-/// else each workload whose ports came out the same keeps the previous allocation, so that a proxy's inputs
-/// compare equal by address.
+/// else each workload whose ports came out the same, exposed by unchanged services, keeps the previous
+/// allocation, so that a proxy's inputs compare equal by address (and differ when a service they are
+/// translated from changed).
 fn inbound_ports(mesh: &Mesh, previous: Option<(&Mesh, &Arc<InboundPorts>)>) -> Arc<InboundPorts> {
     if let Some((before, ports)) = previous {
         if Arc::ptr_eq(&before.workloads, &mesh.workloads)
@@ -460,9 +483,14 @@ fn inbound_ports(mesh: &Mesh, previous: Option<(&Mesh, &Arc<InboundPorts>)>) -> 
                 .iter()
                 .map(|(port, service)| (*port, service.hostname.clone()))
                 .collect();
-            let kept = previous
-                .and_then(|(_, before)| before.get(key))
-                .filter(|before| ***before == ports);
+            let kept = previous.and_then(|(before_mesh, before)| {
+                before.get(key).filter(|before| {
+                    ***before == ports
+                        && ports.iter().all(|(_, host)| {
+                            before_mesh.services.get(host) == mesh.services.get(host)
+                        })
+                })
+            });
             let ports = kept.cloned().unwrap_or_else(|| Arc::new(ports));
             (key.clone(), ports)
         })
@@ -690,5 +718,28 @@ mod tests {
         assert!(matches!(second.reach_after(&second), Reach::Every));
         let third = MeshGeneration::succeed(with_tier_label(&mesh, "default/reviews-v1"), &second);
         assert!(matches!(third.reach_after(&second), Reach::Every));
+    }
+
+    /// A proxy's own resources read the services exposing its ports (their names are stamped on the inbound
+    /// clusters): a ServiceEntry renamed with the same hosts and ports must not leave the old name there.
+    #[test]
+    fn a_sidecar_kept_across_a_change_to_the_service_it_exposes_is_translated_again() {
+        let mesh = bookinfo();
+        let reviews = Arc::new(node(&mesh, "reviews-v1"));
+        let first = MeshGeneration::new(mesh.clone());
+        let _held = first.snapshot_for_stream(&reviews).unwrap();
+        let mut renamed = (*mesh).clone();
+        for service in Arc::make_mut(&mut renamed.services).values_mut() {
+            if service.hostname.starts_with("reviews.") {
+                service.meta.resource.name = "reviews-renamed".into();
+            }
+        }
+        let renamed = Arc::new(renamed);
+        let second = MeshGeneration::succeed(renamed.clone(), &first);
+        let scratch = MeshGeneration::new(renamed);
+        assert_eq!(
+            *second.snapshot_for_stream(&reviews).unwrap(),
+            *scratch.snapshot_for(&reviews).unwrap()
+        );
     }
 }

@@ -182,11 +182,13 @@ pub struct Loader {
     files_read: usize,
     /// [`SETTLED`], but in tests, which cannot make a change time older.
     settled: std::time::Duration,
+    /// When the last load listed the files: a clock set back since makes every stamp suspect.
+    last_listed: Option<std::time::SystemTime>,
 }
 
 /// How much older than its reading a file's stamp must be for the stamp alone to vouch for its content later:
 /// far more than any file system's timestamp tick.
-pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+pub const SETTLED: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Debug)]
 struct ParsedFile {
@@ -204,6 +206,7 @@ impl Loader {
             parsed: BTreeMap::new(),
             files_read: 0,
             settled: SETTLED,
+            last_listed: None,
         }
     }
 
@@ -216,6 +219,9 @@ impl Loader {
     /// this load are remembered.
     pub fn load_paths(&mut self, paths: &[PathBuf]) -> Result<Config, LoadErrors> {
         let listed_at = std::time::SystemTime::now();
+        // The wall clock was set back: a later write may carry a stamp that looks settled.
+        let clock_trusted = self.last_listed.is_none_or(|last| last <= listed_at);
+        self.last_listed = Some(listed_at);
         let mut listing = Listing::default();
         for path in paths {
             listing.collect(path);
@@ -240,9 +246,9 @@ impl Loader {
             let stamp = listing.stamps.get(file.as_os_str()).copied();
             let settled = stamp.filter(|s| s.settled_at(listed_at, self.settled));
             // Stamped as it was when last read, and settled then: not read again.
-            let unchanged = previous
-                .get(file.as_os_str())
-                .is_some_and(|seen| seen.settled.is_some() && seen.settled == stamp);
+            let unchanged = previous.get(file.as_os_str()).is_some_and(|seen| {
+                clock_trusted && seen.settled.is_some() && seen.settled == stamp
+            });
             if let Some(seen) = unchanged
                 .then(|| previous.remove(file.as_os_str()))
                 .flatten()

@@ -50,8 +50,10 @@ impl Board {
         &self.current
     }
 
-    /// Replaces the current generation and rings the streams it concerns.
-    pub(super) fn publish(&mut self, generation: Arc<dyn Generation>) {
+    /// Replaces the current generation and rings the streams it concerns. Returns the replaced generation,
+    /// for the caller to drop once the board is unlocked (freeing a generation at scale takes a while).
+    #[must_use]
+    pub(super) fn publish(&mut self, generation: Arc<dyn Generation>) -> Arc<dyn Generation> {
         let previous = std::mem::replace(&mut self.current, generation);
         match self.current.reach_after(&*previous) {
             Reach::Every => self.posts.values().for_each(|p| p.doorbell.notify_one()),
@@ -68,6 +70,7 @@ impl Board {
                 }
             }
         }
+        previous
     }
 
     fn post(&mut self) -> (u64, Arc<Notify>) {
@@ -84,16 +87,14 @@ impl Board {
         (id, doorbell)
     }
 
-    /// Records what post `id` holds, looked up in `generation`.
-    fn hold(&mut self, id: u64, generation: &Arc<dyn Generation>, snapshot: Option<&Snapshot>) {
-        let layers: Vec<u64> = snapshot
-            .map(|s| {
-                ResourceType::ALL
-                    .into_iter()
-                    .flat_map(|t| s.layers(t).iter().map(|l| l.id()))
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// Records what post `id` holds (`layers`, `volatile`), looked up in `generation`.
+    fn hold(
+        &mut self,
+        id: u64,
+        generation: &Arc<dyn Generation>,
+        layers: Vec<u64>,
+        volatile: bool,
+    ) {
         let Some(post) = self.posts.get_mut(&id) else {
             return;
         };
@@ -101,7 +102,7 @@ impl Board {
             // Replaced after the lookup: the publication rang the posts as they were, perhaps not this one.
             post.doorbell.notify_one();
         }
-        if snapshot.is_some_and(Snapshot::volatile) {
+        if volatile {
             self.volatile.insert(id);
         } else {
             self.volatile.remove(&id);
@@ -181,7 +182,17 @@ impl CacheWatch {
 
     /// Posts the snapshot (`None`: none could be found) the stream looked up in `generation` and now holds.
     pub fn hold(&self, generation: &Arc<dyn Generation>, snapshot: Option<&Snapshot>) {
-        lock(&self.board).hold(self.id, generation, snapshot);
+        // Worked out before taking the lock every stream and the publisher share.
+        let layers: Vec<u64> = snapshot
+            .map(|s| {
+                ResourceType::ALL
+                    .into_iter()
+                    .flat_map(|t| s.layers(t).iter().map(|l| l.id()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let volatile = snapshot.is_some_and(Snapshot::volatile);
+        lock(&self.board).hold(self.id, generation, layers, volatile);
     }
 }
 

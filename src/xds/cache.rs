@@ -30,7 +30,9 @@ impl Cache {
 
     /// Publishes a new generation; every stream it may concern re-evaluates what it owes its proxy.
     pub fn publish(&self, generation: Arc<dyn Generation>) {
-        board::lock(&self.board).publish(generation);
+        let replaced = board::lock(&self.board).publish(generation);
+        // Outside the lock: streams looking up or posting do not wait for a generation to be freed.
+        drop(replaced);
     }
 
     pub fn set_uniform(&self, snapshot: Snapshot) {
