@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::shared::{Previous, SharedResources, View};
 use crate::mesh::{Mesh, Proxy, Router, Sidecar};
 use crate::translate::{self, InboundIndex, Resources};
-use crate::xds::{Encoded, Generation, Layer, PerType, Reach, ResourceType, Snapshot};
+use crate::xds::{Encoded, Generation, Layer, PerType, Reach, Replaced, ResourceType, Snapshot};
 
 #[derive(Debug)]
 pub struct MeshGeneration {
@@ -47,9 +47,9 @@ pub struct MeshGeneration {
     /// The first generation of the line since which nothing identification reads changed (see `build`): an
     /// identity confirmed by it or a later one, up to this one, holds here without a check.
     identities_since: u64,
-    /// The layers of the previous generation this one replaced, for the streams whose proxy is the same in both
-    /// ([`Generation::reach_after`]); `None`: every stream may be concerned.
-    replaced: Option<BTreeSet<u64>>,
+    /// What of the previous generation this one replaced ([`Generation::reach_after`]); `None`: every stream
+    /// may be concerned.
+    replaced: Option<Replaced>,
 }
 
 /// A stream's node (held, so its address stays its own), the proxy it is, and the generation that last
@@ -204,12 +204,19 @@ impl MeshGeneration {
                 && p.shared.same_egress(&shared)
         });
         let id = NEXT_GENERATION_ID.fetch_add(1, Ordering::Relaxed);
-        // A sidecar that is the same proxy, with the same inbound ports, has the same own layers (its view's
-        // outbound ports are compared with its layers): only streams holding a replaced shared layer can get
-        // another snapshot. A gateway's snapshot is volatile: looked up again on every generation.
-        let replaced = previous
-            .filter(|p| identities_hold && Arc::ptr_eq(&p.inbound, &inbound))
-            .and_then(|p| shared.replaced_since(&p.shared));
+        // A sidecar whose workload is the same proxy, with the same inbound ports, has the same own layers (its
+        // view's outbound ports are compared with its layers): it can get another snapshot only if it holds a
+        // replaced shared layer. The sidecars of the other workloads are named by their workload. A gateway's
+        // snapshot is volatile: looked up again on every generation.
+        let replaced = previous.and_then(|p| {
+            let layers = shared.replaced_since(&p.shared)?;
+            let subjects = if identities_hold && Arc::ptr_eq(&p.inbound, &inbound) {
+                BTreeSet::new()
+            } else {
+                changed_workloads(p, &mesh, &shared, &inbound)
+            };
+            Some(Replaced { layers, subjects })
+        });
         let identities: Arc<Mutex<BTreeMap<usize, StreamIdentity>>> =
             previous.map(|p| p.identities.clone()).unwrap_or_default();
         // A running stream holds its node: an entry that is the node's only holder belongs to a stream that
@@ -352,7 +359,9 @@ impl MeshGeneration {
         let snapshot = match inherited {
             Some(previous) if previous.snapshot.is_made_of(&layers) => previous.snapshot.clone(),
             _ => match proxy {
-                Proxy::Sidecar(_) => Arc::new(Snapshot::from_layers(layers)),
+                Proxy::Sidecar(sidecar) => Arc::new(
+                    Snapshot::from_layers(layers).with_subject(subject_of(&sidecar.workload_key())),
+                ),
                 // Its routes come from every Gateway and VirtualService: no list of replaced layers covers it.
                 Proxy::Router(_) => Arc::new(Snapshot::from_layers(layers).marked_volatile()),
             },
@@ -496,6 +505,40 @@ fn inbound_ports(mesh: &Mesh, previous: Option<(&Mesh, &Arc<InboundPorts>)>) -> 
         })
         .collect();
     Arc::new(ports)
+}
+
+/// The subject of a sidecar's snapshot ([`Snapshot::subject`]): its workload (`namespace/name`), hashed. Two
+/// workloads with the same hash only ring each other's streams for nothing.
+fn subject_of(workload: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    workload.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The subjects of the workloads whose sidecars may be other proxies than in `previous`, or have other own
+/// resources: WorkloadEntries added, removed or changed, another `Sidecar` resource applying, other inbound ports
+/// (or services exposing them). Everything else of a sidecar's snapshot is in the shared layers.
+fn changed_workloads(
+    previous: &MeshGeneration,
+    mesh: &Mesh,
+    shared: &SharedResources,
+    inbound: &InboundPorts,
+) -> BTreeSet<u64> {
+    let (before, now) = (&previous.mesh.workloads, &mesh.workloads);
+    let keys: BTreeSet<&String> = before.keys().chain(now.keys()).collect();
+    keys.into_iter()
+        .filter(|key| {
+            let ports_changed = match (previous.inbound.get(*key), inbound.get(*key)) {
+                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                (a, b) => a.is_some() != b.is_some(),
+            };
+            before.get(*key) != now.get(*key)
+                || previous.shared.egress_by_key(key) != shared.egress_by_key(key)
+                || ports_changed
+        })
+        .map(|key| subject_of(key))
+        .collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -698,9 +741,9 @@ mod tests {
     }
 
     /// What a published generation tells the cache: a gateway looks on every generation; the same mesh again
-    /// replaces no layer; a relabelled workload may make any stream another proxy.
+    /// replaces nothing; a relabelled workload replaces its own sidecar's snapshot.
     #[test]
-    fn a_generation_names_the_layers_it_replaced_only_when_every_proxy_is_the_one_it_was() {
+    fn a_generation_names_the_layers_and_the_workloads_it_replaced() {
         let mesh = bookinfo();
         let reviews = Arc::new(node(&mesh, "reviews-v1"));
         let gateway = Arc::new(Node {
@@ -708,16 +751,25 @@ mod tests {
             ..Node::default()
         });
         let first = MeshGeneration::new(mesh.clone());
-        assert!(!first.snapshot_for_stream(&reviews).unwrap().volatile());
+        let held = first.snapshot_for_stream(&reviews).unwrap();
+        assert!(!held.volatile());
+        assert_eq!(held.subject(), Some(subject_of("default/reviews-v1")));
         assert!(first.snapshot_for_stream(&gateway).unwrap().volatile());
         let second = MeshGeneration::succeed(mesh.clone(), &first);
         assert!(
-            matches!(second.reach_after(&first), Reach::Holding(replaced) if replaced.is_empty())
+            matches!(second.reach_after(&first), Reach::Holding(replaced) if *replaced == Replaced::default())
         );
         // Published after some other generation than the one it was built from: it cannot say.
         assert!(matches!(second.reach_after(&second), Reach::Every));
+        // A relabelled workload: its sidecar may be another proxy; the others are the ones they were.
         let third = MeshGeneration::succeed(with_tier_label(&mesh, "default/reviews-v1"), &second);
-        assert!(matches!(third.reach_after(&second), Reach::Every));
+        let Reach::Holding(replaced) = third.reach_after(&second) else {
+            panic!("the other sidecars are the proxies they were");
+        };
+        assert_eq!(
+            replaced.subjects,
+            BTreeSet::from([subject_of("default/reviews-v1")])
+        );
     }
 
     /// A proxy's own resources read the services exposing its ports (their names are stamped on the inbound

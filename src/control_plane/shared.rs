@@ -265,6 +265,11 @@ impl SharedResources {
             .map(Option::as_deref)
     }
 
+    /// [`SharedResources::egress_of`] by workload key (`namespace/name`).
+    pub fn egress_by_key(&self, workload: &str) -> Option<Option<&str>> {
+        self.egress_of.get(workload).map(Option::as_deref)
+    }
+
     /// Whether every workload has the same Sidecar resource here as in `other`.
     pub fn same_egress(&self, other: &SharedResources) -> bool {
         self.egress_of == other.egress_of

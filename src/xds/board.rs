@@ -26,13 +26,45 @@ pub(super) struct Board {
     posts: BTreeMap<u64, Post>,
     /// Per layer id, the posts holding it.
     holders: BTreeMap<u64, BTreeSet<u64>>,
-    /// Posts whose snapshot is volatile: rung on every publication.
+    /// Per subject, the posts holding a snapshot made for it.
+    subjects: BTreeMap<u64, BTreeSet<u64>>,
+    /// Posts whose snapshot is volatile, or who have none: rung on every publication.
     volatile: BTreeSet<u64>,
 }
 
 struct Post {
     doorbell: Arc<Notify>,
     layers: Vec<u64>,
+    subject: Option<u64>,
+}
+
+/// What a stream posts: what it holds, worked out before taking the board's lock.
+pub(super) struct Holding {
+    layers: Vec<u64>,
+    subject: Option<u64>,
+    volatile: bool,
+}
+
+impl Holding {
+    /// A stream that found no snapshot looks again on every generation: whatever kept it from one (an identity
+    /// no workload matches yet) may be gone in the next.
+    fn of(snapshot: Option<&Snapshot>) -> Holding {
+        match snapshot {
+            Some(s) => Holding {
+                layers: ResourceType::ALL
+                    .into_iter()
+                    .flat_map(|t| s.layers(t).iter().map(|l| l.id()))
+                    .collect(),
+                subject: s.subject(),
+                volatile: s.volatile(),
+            },
+            None => Holding {
+                layers: Vec::new(),
+                subject: None,
+                volatile: true,
+            },
+        }
+    }
 }
 
 impl Board {
@@ -42,6 +74,7 @@ impl Board {
             next_post: 0,
             posts: BTreeMap::new(),
             holders: BTreeMap::new(),
+            subjects: BTreeMap::new(),
             volatile: BTreeSet::new(),
         }
     }
@@ -57,12 +90,16 @@ impl Board {
         let previous = std::mem::replace(&mut self.current, generation);
         match self.current.reach_after(&*previous) {
             Reach::Every => self.posts.values().for_each(|p| p.doorbell.notify_one()),
-            Reach::Holding(stale) => {
-                let rung = stale
+            Reach::Holding(replaced) => {
+                let by_layer = replaced
+                    .layers
                     .iter()
-                    .filter_map(|layer| self.holders.get(layer))
-                    .flatten()
-                    .chain(&self.volatile);
+                    .filter_map(|layer| self.holders.get(layer));
+                let by_subject = replaced
+                    .subjects
+                    .iter()
+                    .filter_map(|subject| self.subjects.get(subject));
+                let rung = by_layer.chain(by_subject).flatten().chain(&self.volatile);
                 for id in rung {
                     if let Some(post) = self.posts.get(id) {
                         post.doorbell.notify_one();
@@ -82,19 +119,19 @@ impl Board {
             Post {
                 doorbell: doorbell.clone(),
                 layers: Vec::new(),
+                subject: None,
             },
         );
         (id, doorbell)
     }
 
-    /// Records what post `id` holds (`layers`, `volatile`), looked up in `generation`.
-    fn hold(
-        &mut self,
-        id: u64,
-        generation: &Arc<dyn Generation>,
-        layers: Vec<u64>,
-        volatile: bool,
-    ) {
+    /// Records what post `id` holds, looked up in `generation`.
+    fn hold(&mut self, id: u64, generation: &Arc<dyn Generation>, holding: Holding) {
+        let Holding {
+            layers,
+            subject,
+            volatile,
+        } = holding;
         let Some(post) = self.posts.get_mut(&id) else {
             return;
         };
@@ -107,19 +144,26 @@ impl Board {
         } else {
             self.volatile.remove(&id);
         }
-        if post.layers == layers {
-            return;
+        if post.subject != subject {
+            let before = std::mem::replace(&mut post.subject, subject);
+            unindex(&mut self.subjects, id, before.as_slice());
+            if let Some(subject) = subject {
+                self.subjects.entry(subject).or_default().insert(id);
+            }
         }
-        let before = std::mem::replace(&mut post.layers, layers);
-        unindex(&mut self.holders, id, &before);
-        for layer in &post.layers {
-            self.holders.entry(*layer).or_default().insert(id);
+        if post.layers != layers {
+            let before = std::mem::replace(&mut post.layers, layers);
+            unindex(&mut self.holders, id, &before);
+            for layer in &post.layers {
+                self.holders.entry(*layer).or_default().insert(id);
+            }
         }
     }
 
     fn remove(&mut self, id: u64) {
         if let Some(post) = self.posts.remove(&id) {
             unindex(&mut self.holders, id, &post.layers);
+            unindex(&mut self.subjects, id, post.subject.as_slice());
         }
         self.volatile.remove(&id);
     }
@@ -129,12 +173,12 @@ impl Board {
     }
 }
 
-fn unindex(holders: &mut BTreeMap<u64, BTreeSet<u64>>, id: u64, layers: &[u64]) {
-    for layer in layers {
-        if let Some(posts) = holders.get_mut(layer) {
+fn unindex(index: &mut BTreeMap<u64, BTreeSet<u64>>, id: u64, keys: &[u64]) {
+    for key in keys {
+        if let Some(posts) = index.get_mut(key) {
             posts.remove(&id);
             if posts.is_empty() {
-                holders.remove(layer);
+                index.remove(key);
             }
         }
     }
@@ -183,16 +227,8 @@ impl CacheWatch {
     /// Posts the snapshot (`None`: none could be found) the stream looked up in `generation` and now holds.
     pub fn hold(&self, generation: &Arc<dyn Generation>, snapshot: Option<&Snapshot>) {
         // Worked out before taking the lock every stream and the publisher share.
-        let layers: Vec<u64> = snapshot
-            .map(|s| {
-                ResourceType::ALL
-                    .into_iter()
-                    .flat_map(|t| s.layers(t).iter().map(|l| l.id()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let volatile = snapshot.is_some_and(Snapshot::volatile);
-        lock(&self.board).hold(self.id, generation, layers, volatile);
+        let holding = Holding::of(snapshot);
+        lock(&self.board).hold(self.id, generation, holding);
     }
 }
 
@@ -215,14 +251,14 @@ mod tests {
     use envoy_types::pb::envoy::config::core::v3::Node;
 
     use super::*;
-    use crate::xds::{Cache, Layer, PerType};
+    use crate::xds::{Cache, Layer, PerType, Replaced};
 
     /// A generation serving one fixed snapshot, which says it replaced `replaced` of generation `after`.
     #[derive(Debug)]
     struct Fixed {
         id: u64,
         after: u64,
-        replaced: BTreeSet<u64>,
+        replaced: Replaced,
         snapshot: Arc<Snapshot>,
     }
 
@@ -251,7 +287,10 @@ mod tests {
         Arc::new(Fixed {
             id,
             after,
-            replaced: replaced.iter().map(|l| l.id()).collect(),
+            replaced: Replaced {
+                layers: replaced.iter().map(|l| l.id()).collect(),
+                subjects: BTreeSet::new(),
+            },
             snapshot: Arc::new(Snapshot::default()),
         })
     }
@@ -309,6 +348,30 @@ mod tests {
         assert_eq!(cache.watches(), 1);
         // The board forgot the closed stream's layers as well.
         assert!(!lock(&cache_board(&cache)).holders.contains_key(&a.id()));
+    }
+
+    #[test]
+    fn a_generation_rings_the_streams_of_the_subjects_it_names_and_those_without_a_snapshot() {
+        let a = Arc::new(Layer::new([]));
+        let cache = Cache::new(generation(1, 0, &[]));
+        let (mine, other, lost) = (cache.watch(), cache.watch(), cache.watch());
+        let current = cache.current();
+        mine.hold(&current, Some(&snapshot_of(&a).with_subject(7)));
+        other.hold(&current, Some(&snapshot_of(&a).with_subject(8)));
+        // Found no snapshot (its identity matches no workload yet).
+        lost.hold(&current, None);
+        cache.publish(Arc::new(Fixed {
+            id: 2,
+            after: 1,
+            replaced: Replaced {
+                layers: BTreeSet::new(),
+                subjects: BTreeSet::from([7]),
+            },
+            snapshot: Arc::new(Snapshot::default()),
+        }));
+        assert!(mine.take_ring());
+        assert!(!other.take_ring());
+        assert!(lost.take_ring());
     }
 
     fn cache_board(cache: &Cache) -> Arc<Mutex<Board>> {

@@ -75,7 +75,16 @@ impl Generation for NoConfig {
 pub enum Reach<'a> {
     /// Every stream looks its snapshot up again.
     Every,
-    /// The streams holding one of these layers (by [`Layer::id`](super::Layer::id)), and those whose snapshot is
-    /// [volatile](Snapshot::volatile). Every other stream's snapshot is the one it would look up.
-    Holding(&'a BTreeSet<u64>),
+    /// The streams holding what it replaced, and those whose snapshot is [volatile](Snapshot::volatile) or who
+    /// have none. Every other stream's snapshot is the one it would look up.
+    Holding(&'a Replaced),
+}
+
+/// What a generation replaced of the one before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replaced {
+    /// Layers (by [`Layer::id`](super::Layer::id)) it no longer serves.
+    pub layers: BTreeSet<u64>,
+    /// Subjects ([`Snapshot::subject`]) whose snapshot may be another one, whatever layers they hold.
+    pub subjects: BTreeSet<u64>,
 }

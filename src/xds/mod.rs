@@ -41,7 +41,7 @@ pub mod tls;
 
 pub use board::CacheWatch;
 pub use cache::Cache;
-pub use generation::{Generation, NoConfig, Reach, Uniform};
+pub use generation::{Generation, NoConfig, Reach, Replaced, Uniform};
 pub use limits::{Limit, LimitCounters, XdsLimits};
 pub use metrics::XdsHistograms;
 pub use resource_type::{PerType, ResourceType};

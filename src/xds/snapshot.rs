@@ -247,6 +247,9 @@ pub struct Snapshot {
     /// Its generation cannot tell which changes concern it (a gateway's routes depend on every
     /// VirtualService): its stream looks again on every generation ([`super::Reach`]).
     volatile: bool,
+    /// Whom it was made for, as its generation names it (a sidecar's workload): a generation may replace the
+    /// snapshots of some subjects whatever layers they hold ([`super::Replaced::subjects`]).
+    subject: Option<u64>,
 }
 
 impl Snapshot {
@@ -262,7 +265,18 @@ impl Snapshot {
         Snapshot {
             layers,
             volatile: false,
+            subject: None,
         }
+    }
+
+    /// This snapshot, made for `subject` (see [`Snapshot::subject`]).
+    pub fn with_subject(mut self, subject: u64) -> Snapshot {
+        self.subject = Some(subject);
+        self
+    }
+
+    pub fn subject(&self) -> Option<u64> {
+        self.subject
     }
 
     /// This snapshot, looked up again on every generation (see [`Snapshot::volatile`]).
