@@ -1,10 +1,12 @@
 //! Which streams a new generation concerns, so that a change to one host wakes the streams that hold it and not
 //! ten thousand others.
 //!
-//! Every stream posts on the board the layers of the snapshot it holds. A published generation says which
-//! layers of the one before it it replaced ([`Reach`]); the board rings the streams holding one of them, and
-//! every stream when the generation cannot say. A stream that is not rung holds only layers the new generation
-//! still serves, so it owes its proxy nothing and does not look.
+//! Every stream posts on the board the layers of the snapshot it holds, and whom the snapshot was made for (its
+//! subject: a sidecar's workload). A published generation says which layers of the one before it it replaced
+//! and which subjects may get another snapshot ([`Reach`]); the board rings the streams holding one of them,
+//! the streams with a volatile snapshot or none, and every stream when the generation cannot say. A stream that
+//! is not rung holds what it would look up in the new generation, so it owes its proxy nothing and does not
+//! look.
 //!
 //! The board and the current generation change under one lock: a stream that looked its snapshot up in a
 //! generation replaced before it posted rings itself and looks again, so no publication slips between a lookup
