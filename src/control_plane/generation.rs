@@ -483,6 +483,16 @@ fn inbound_ports(mesh: &Mesh, previous: Option<(&Mesh, &Arc<InboundPorts>)>) -> 
         }
     }
     let index = InboundIndex::new(mesh);
+    // The services that are not what they were, compared once rather than once per workload exposing them.
+    let changed: BTreeSet<&str> = match previous {
+        Some((before, _)) if !Arc::ptr_eq(&before.services, &mesh.services) => mesh
+            .services
+            .iter()
+            .filter(|(host, service)| before.services.get(*host) != Some(*service))
+            .map(|(host, _)| host.as_str())
+            .collect(),
+        _ => BTreeSet::new(),
+    };
     let ports = mesh
         .workloads
         .keys()
@@ -492,12 +502,12 @@ fn inbound_ports(mesh: &Mesh, previous: Option<(&Mesh, &Arc<InboundPorts>)>) -> 
                 .iter()
                 .map(|(port, service)| (*port, service.hostname.clone()))
                 .collect();
-            let kept = previous.and_then(|(before_mesh, before)| {
+            let kept = previous.and_then(|(_, before)| {
                 before.get(key).filter(|before| {
                     ***before == ports
-                        && ports.iter().all(|(_, host)| {
-                            before_mesh.services.get(host) == mesh.services.get(host)
-                        })
+                        && !ports
+                            .iter()
+                            .any(|(_, host)| changed.contains(host.as_str()))
                 })
             });
             let ports = kept.cloned().unwrap_or_else(|| Arc::new(ports));
@@ -526,19 +536,42 @@ fn changed_workloads(
     inbound: &InboundPorts,
 ) -> BTreeSet<u64> {
     let (before, now) = (&previous.mesh.workloads, &mesh.workloads);
-    let keys: BTreeSet<&String> = before.keys().chain(now.keys()).collect();
-    keys.into_iter()
-        .filter(|key| {
-            let ports_changed = match (previous.inbound.get(*key), inbound.get(*key)) {
-                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-                (a, b) => a.is_some() != b.is_some(),
-            };
-            before.get(*key) != now.get(*key)
-                || previous.shared.egress_by_key(key) != shared.egress_by_key(key)
-                || ports_changed
-        })
-        .map(|key| subject_of(key))
-        .collect()
+    // Both maps are sorted by key: walked side by side, each workload once.
+    let (mut old, mut new) = (before.iter().peekable(), now.iter().peekable());
+    let mut changed = BTreeSet::new();
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        let (key, was, is) = match order {
+            std::cmp::Ordering::Less => match old.next() {
+                Some((key, was)) => (key, Some(was), None),
+                None => break,
+            },
+            std::cmp::Ordering::Greater => match new.next() {
+                Some((key, is)) => (key, None, Some(is)),
+                None => break,
+            },
+            std::cmp::Ordering::Equal => match (old.next(), new.next()) {
+                (Some((key, was)), Some((_, is))) => (key, Some(was), Some(is)),
+                _ => break,
+            },
+        };
+        let ports_changed = match (previous.inbound.get(key), inbound.get(key)) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (a, b) => a.is_some() != b.is_some(),
+        };
+        if was != is
+            || previous.shared.egress_by_key(key) != shared.egress_by_key(key)
+            || ports_changed
+        {
+            changed.insert(subject_of(key));
+        }
+    }
+    changed
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

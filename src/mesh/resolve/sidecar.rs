@@ -78,58 +78,49 @@ pub(super) fn resolve(
 /// VirtualService, so it follows those too, until no new destination appears: every route a scoped sidecar
 /// is given then finds its cluster.
 ///
-/// `last`: the mesh of the last reading. When its Sidecars (with the destinations inferred for them) and its
-/// services are the very ones of `mesh`, a Sidecar that sees none of the VirtualServices that differ between
-/// the two keeps its inference. Its destinations are closed under the new VirtualServices (those it saw are
-/// all still there, and it sees none of the others), and they are the least such set: the VirtualServices
-/// that led to them are all still there.
+/// `last`: the mesh of the last reading. When its services are the same hosts as `mesh`'s, a Sidecar that admits
+/// the same hosts as it did then and sees none of the VirtualServices that differ between the two keeps the
+/// destinations inferred for it then. They are closed under the new VirtualServices (those it saw are all still
+/// there, and it sees none of the others), and they are the least such set: the VirtualServices that led to them
+/// are all still there.
 pub(super) fn infer_destinations(mesh: &mut Mesh, last: Option<&Mesh>) {
     let bound: Vec<&VirtualService> = mesh
         .virtual_services
         .iter()
         .filter(|vs| vs.gateways.contains(&GatewayRef::Mesh))
         .collect();
-    let differing = last
+    let reusable = last
         .filter(|l| {
-            Arc::ptr_eq(&l.sidecars, &mesh.sidecars) && Arc::ptr_eq(&l.services, &mesh.services)
+            Arc::ptr_eq(&l.services, &mesh.services) || l.services.keys().eq(mesh.services.keys())
         })
-        .map(|l| differing_virtual_services(&l.virtual_services, &mesh.virtual_services));
-    let changed: Vec<(String, BTreeSet<String>)> = mesh
-        .sidecars
-        .iter()
-        .filter(|(_, scope)| scope.hosts.is_some())
-        .filter(|(_, scope)| {
-            differing.as_ref().is_none_or(|differing| {
-                differing.iter().any(|vs| {
-                    vs.hosts.iter().any(|h| {
-                        scope.admits(&vs.meta.resource.namespace, h) || scope.inferred.contains(h)
-                    })
-                })
+        .map(|l| {
+            let differing = differing_virtual_services(&l.virtual_services, &mesh.virtual_services);
+            (l, differing)
+        });
+    // What the last reading inferred for a Sidecar, if it stands.
+    let kept = |key: &String, scope: &EgressScope| -> Option<&EgressScope> {
+        let (last, differing) = reusable.as_ref()?;
+        let before = last.sidecars.get(key)?;
+        let same_scope = before.namespace == scope.namespace && before.hosts == scope.hosts;
+        let sees_a_change = differing.iter().any(|vs| {
+            vs.hosts.iter().any(|h| {
+                before.admits(&vs.meta.resource.namespace, h) || before.inferred.contains(h)
             })
-        })
-        .filter_map(|(key, scope)| {
-            let mut inferred: BTreeSet<String> = BTreeSet::new();
-            loop {
-                let seen = |vs: &VirtualService| {
-                    vs.hosts.iter().any(|h| {
-                        scope.admits(&vs.meta.resource.namespace, h) || inferred.contains(h)
-                    })
-                };
-                let more: Vec<String> = bound
-                    .iter()
-                    .filter(|vs| seen(vs))
-                    .flat_map(|vs| vs.referenced_hosts())
-                    .filter(|host| mesh.services.contains_key(*host) && !inferred.contains(*host))
-                    .map(str::to_owned)
-                    .collect();
-                if more.is_empty() {
-                    break;
-                }
-                inferred.extend(more);
-            }
-            (inferred != scope.inferred).then(|| (key.clone(), inferred))
-        })
-        .collect();
+        });
+        (same_scope && !sees_a_change).then_some(before)
+    };
+    let changed: Vec<(String, BTreeSet<String>)> =
+        mesh.sidecars
+            .iter()
+            .filter(|(_, scope)| scope.hosts.is_some())
+            .filter_map(|(key, scope)| match kept(key, scope) {
+                // The very scope of the last reading (its Sidecars were reused): nothing to copy.
+                Some(before) if std::ptr::eq(before, scope) => None,
+                Some(before) => (before.inferred != scope.inferred)
+                    .then(|| (key.clone(), before.inferred.clone())),
+                None => infer(mesh, &bound, scope).map(|inferred| (key.clone(), inferred)),
+            })
+            .collect();
     // The Sidecars are often the very ones of the last reading, shared with its mesh: copied only if an
     // inference differs, so that an unchanged set stays the same allocation.
     if changed.is_empty() {
@@ -141,6 +132,30 @@ pub(super) fn infer_destinations(mesh: &mut Mesh, last: Option<&Mesh>) {
             scope.inferred = inferred;
         }
     }
+}
+
+/// The destinations inferred for `scope` from the sidecar-bound VirtualServices, if they are not the ones it has.
+fn infer(mesh: &Mesh, bound: &[&VirtualService], scope: &EgressScope) -> Option<BTreeSet<String>> {
+    let mut inferred: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let seen = |vs: &VirtualService| {
+            vs.hosts
+                .iter()
+                .any(|h| scope.admits(&vs.meta.resource.namespace, h) || inferred.contains(h))
+        };
+        let more: Vec<String> = bound
+            .iter()
+            .filter(|vs| seen(vs))
+            .flat_map(|vs| vs.referenced_hosts())
+            .filter(|host| mesh.services.contains_key(*host) && !inferred.contains(*host))
+            .map(str::to_owned)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        inferred.extend(more);
+    }
+    (inferred != scope.inferred).then_some(inferred)
 }
 
 /// The VirtualServices of `old` and of `new` that are not in the other one as they are (both versions of a
