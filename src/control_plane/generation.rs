@@ -536,42 +536,21 @@ fn changed_workloads(
     inbound: &InboundPorts,
 ) -> BTreeSet<u64> {
     let (before, now) = (&previous.mesh.workloads, &mesh.workloads);
-    // Both maps are sorted by key: walked side by side, each workload once.
-    let (mut old, mut new) = (before.iter().peekable(), now.iter().peekable());
-    let mut changed = BTreeSet::new();
-    loop {
-        let order = match (old.peek(), new.peek()) {
-            (None, None) => break,
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some((a, _)), Some((b, _))) => a.cmp(b),
-        };
-        let (key, was, is) = match order {
-            std::cmp::Ordering::Less => match old.next() {
-                Some((key, was)) => (key, Some(was), None),
-                None => break,
-            },
-            std::cmp::Ordering::Greater => match new.next() {
-                Some((key, is)) => (key, None, Some(is)),
-                None => break,
-            },
-            std::cmp::Ordering::Equal => match (old.next(), new.next()) {
-                (Some((key, was)), Some((_, is))) => (key, Some(was), Some(is)),
-                _ => break,
-            },
-        };
+    let removed = before.keys().filter(|key| !now.contains_key(*key));
+    let added_or_changed = now.iter().filter_map(|(key, is)| {
         let ports_changed = match (previous.inbound.get(key), inbound.get(key)) {
             (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
             (a, b) => a.is_some() != b.is_some(),
         };
-        if was != is
+        let changed = before.get(key) != Some(is)
             || previous.shared.egress_by_key(key) != shared.egress_by_key(key)
-            || ports_changed
-        {
-            changed.insert(subject_of(key));
-        }
-    }
-    changed
+            || ports_changed;
+        changed.then_some(key)
+    });
+    removed
+        .chain(added_or_changed)
+        .map(|key| subject_of(key))
+        .collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -617,7 +596,7 @@ impl Generation for MeshGeneration {
 
     fn reach_after(&self, previous: &dyn Generation) -> Reach<'_> {
         match &self.replaced {
-            Some(replaced) if previous.id().is_some() && previous.id() == self.previous_id => {
+            Some(replaced) if self.previous_id.is_some() && previous.id() == self.previous_id => {
                 Reach::Holding(replaced)
             }
             _ => Reach::Every,

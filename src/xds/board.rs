@@ -26,24 +26,27 @@ pub(super) struct Board {
     current: Arc<dyn Generation>,
     next_post: u64,
     posts: BTreeMap<u64, Post>,
-    /// Per layer id, the posts holding it.
-    holders: BTreeMap<u64, BTreeSet<u64>>,
-    /// Per subject, the posts holding a snapshot made for it.
-    subjects: BTreeMap<u64, BTreeSet<u64>>,
+    /// Per layer and per subject, the posts holding it.
+    holders: BTreeMap<Held, BTreeSet<u64>>,
     /// Posts whose snapshot is volatile, or who have none: rung on every publication.
     volatile: BTreeSet<u64>,
 }
 
+/// What a post holds that a generation may replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Held {
+    Layer(u64),
+    Subject(u64),
+}
+
 struct Post {
     doorbell: Arc<Notify>,
-    layers: Vec<u64>,
-    subject: Option<u64>,
+    held: Vec<Held>,
 }
 
 /// What a stream posts: what it holds, worked out before taking the board's lock.
 pub(super) struct Holding {
-    layers: Vec<u64>,
-    subject: Option<u64>,
+    held: Vec<Held>,
     volatile: bool,
 }
 
@@ -53,16 +56,15 @@ impl Holding {
     fn of(snapshot: Option<&Snapshot>) -> Holding {
         match snapshot {
             Some(s) => Holding {
-                layers: ResourceType::ALL
+                held: ResourceType::ALL
                     .into_iter()
-                    .flat_map(|t| s.layers(t).iter().map(|l| l.id()))
+                    .flat_map(|t| s.layers(t).iter().map(|l| Held::Layer(l.id())))
+                    .chain(s.subject().map(Held::Subject))
                     .collect(),
-                subject: s.subject(),
                 volatile: s.volatile(),
             },
             None => Holding {
-                layers: Vec::new(),
-                subject: None,
+                held: Vec::new(),
                 volatile: true,
             },
         }
@@ -76,7 +78,6 @@ impl Board {
             next_post: 0,
             posts: BTreeMap::new(),
             holders: BTreeMap::new(),
-            subjects: BTreeMap::new(),
             volatile: BTreeSet::new(),
         }
     }
@@ -93,15 +94,13 @@ impl Board {
         match self.current.reach_after(&*previous) {
             Reach::Every => self.posts.values().for_each(|p| p.doorbell.notify_one()),
             Reach::Holding(replaced) => {
-                let by_layer = replaced
-                    .layers
-                    .iter()
-                    .filter_map(|layer| self.holders.get(layer));
-                let by_subject = replaced
-                    .subjects
-                    .iter()
-                    .filter_map(|subject| self.subjects.get(subject));
-                let rung = by_layer.chain(by_subject).flatten().chain(&self.volatile);
+                let layers = replaced.layers.iter().map(|l| Held::Layer(*l));
+                let subjects = replaced.subjects.iter().map(|s| Held::Subject(*s));
+                let rung = layers
+                    .chain(subjects)
+                    .filter_map(|held| self.holders.get(&held))
+                    .flatten()
+                    .chain(&self.volatile);
                 for id in rung {
                     if let Some(post) = self.posts.get(id) {
                         post.doorbell.notify_one();
@@ -120,8 +119,7 @@ impl Board {
             id,
             Post {
                 doorbell: doorbell.clone(),
-                layers: Vec::new(),
-                subject: None,
+                held: Vec::new(),
             },
         );
         (id, doorbell)
@@ -129,11 +127,7 @@ impl Board {
 
     /// Records what post `id` holds, looked up in `generation`.
     fn hold(&mut self, id: u64, generation: &Arc<dyn Generation>, holding: Holding) {
-        let Holding {
-            layers,
-            subject,
-            volatile,
-        } = holding;
+        let Holding { held, volatile } = holding;
         let Some(post) = self.posts.get_mut(&id) else {
             return;
         };
@@ -146,26 +140,18 @@ impl Board {
         } else {
             self.volatile.remove(&id);
         }
-        if post.subject != subject {
-            let before = std::mem::replace(&mut post.subject, subject);
-            unindex(&mut self.subjects, id, before.as_slice());
-            if let Some(subject) = subject {
-                self.subjects.entry(subject).or_default().insert(id);
-            }
-        }
-        if post.layers != layers {
-            let before = std::mem::replace(&mut post.layers, layers);
+        if post.held != held {
+            let before = std::mem::replace(&mut post.held, held);
             unindex(&mut self.holders, id, &before);
-            for layer in &post.layers {
-                self.holders.entry(*layer).or_default().insert(id);
+            for key in &post.held {
+                self.holders.entry(*key).or_default().insert(id);
             }
         }
     }
 
     fn remove(&mut self, id: u64) {
         if let Some(post) = self.posts.remove(&id) {
-            unindex(&mut self.holders, id, &post.layers);
-            unindex(&mut self.subjects, id, post.subject.as_slice());
+            unindex(&mut self.holders, id, &post.held);
         }
         self.volatile.remove(&id);
     }
@@ -175,7 +161,7 @@ impl Board {
     }
 }
 
-fn unindex(index: &mut BTreeMap<u64, BTreeSet<u64>>, id: u64, keys: &[u64]) {
+fn unindex(index: &mut BTreeMap<Held, BTreeSet<u64>>, id: u64, keys: &[Held]) {
     for key in keys {
         if let Some(posts) = index.get_mut(key) {
             posts.remove(&id);
@@ -349,7 +335,9 @@ mod tests {
         drop(first);
         assert_eq!(cache.watches(), 1);
         // The board forgot the closed stream's layers as well.
-        assert!(!lock(&cache_board(&cache)).holders.contains_key(&a.id()));
+        assert!(!lock(&cache_board(&cache))
+            .holders
+            .contains_key(&Held::Layer(a.id())));
     }
 
     #[test]

@@ -188,41 +188,19 @@ fn check_duplicates(config: &Config, last: Option<&Config>, diags: &mut Diags<'_
             }
         }
     }
-    check(
-        &config.virtual_services,
-        last.map(|l| &l.virtual_services[..]),
-        Kind::VirtualService,
-        diags,
-    );
-    check(
-        &config.destination_rules,
-        last.map(|l| &l.destination_rules[..]),
-        Kind::DestinationRule,
-        diags,
-    );
-    check(
-        &config.gateways,
-        last.map(|l| &l.gateways[..]),
-        Kind::Gateway,
-        diags,
-    );
-    check(
-        &config.service_entries,
-        last.map(|l| &l.service_entries[..]),
-        Kind::ServiceEntry,
-        diags,
-    );
-    check(
-        &config.workload_entries,
-        last.map(|l| &l.workload_entries[..]),
-        Kind::WorkloadEntry,
-        diags,
-    );
-    check(
-        &config.sidecars,
-        last.map(|l| &l.sidecars[..]),
-        Kind::Sidecar,
-        diags,
+    // Each kind against the same kind of the last valid reading.
+    macro_rules! check_kind {
+        ($($field:ident: $kind:ident),*) => {
+            $(check(&config.$field, last.map(|l| &l.$field[..]), Kind::$kind, diags);)*
+        };
+    }
+    check_kind!(
+        virtual_services: VirtualService,
+        destination_rules: DestinationRule,
+        gateways: Gateway,
+        service_entries: ServiceEntry,
+        workload_entries: WorkloadEntry,
+        sidecars: Sidecar
     );
 }
 
