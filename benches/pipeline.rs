@@ -2,7 +2,7 @@
 //! metrics add to a stream's work per response.
 //!
 //! `cargo bench --bench pipeline -- --change-at 10000 [--services 1000] [--sidecar-egress 5] [--remove-workload |
-//! --add-service]`:
+//! --add-service] [--changes 5]`:
 //! instead, what one VirtualService weight shift (or one removed WorkloadEntry) costs the server, stage by stage, on a generated mesh of that many
 //! workloads (one proxy each): where the CPU of a change at scale goes, without clients sharing the cores.
 //!
@@ -31,6 +31,8 @@ fn main() {
             workloads,
             flag(&args, "--services"),
             flag(&args, "--sidecar-egress"),
+            // More rounds than the default 5 when profiling, so that the changes outweigh the first reading.
+            flag(&args, "--changes").unwrap_or(5),
             if args.iter().any(|a| a == "--remove-workload") {
                 ChangeKind::RemoveWorkload
             } else if args.iter().any(|a| a == "--add-service") {
@@ -138,6 +140,7 @@ fn change_at_scale(
     workloads: usize,
     services: Option<usize>,
     sidecar_egress: Option<usize>,
+    changes: usize,
     kind: ChangeKind,
 ) {
     use switchyard::meshgen::{GeneratedMesh, MeshOptions};
@@ -203,7 +206,7 @@ fn change_at_scale(
     let mut snapshots_changed = Vec::new();
     let mut streams_rung = Vec::new();
     let mut files_read = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..changes {
         let change = match kind {
             ChangeKind::WeightShift => generated
                 .shift_weight()

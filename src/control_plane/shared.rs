@@ -18,8 +18,9 @@ use crate::xds::{Encoded, Layer};
 /// The shared part of one generation. Immutable once built.
 #[derive(Debug)]
 pub struct SharedResources {
-    /// Per service host, its encoded outbound clusters and endpoints: what the next generation reuses.
-    by_host: BTreeMap<String, HostResources>,
+    /// Per service host, its encoded outbound clusters and endpoints: what the next generation reuses (all of
+    /// it, the same allocation, when the services and DestinationRules are).
+    by_host: Arc<BTreeMap<String, HostResources>>,
     /// Per workload (`namespace/name`), the Sidecar resource that applies to it ([`Mesh::egress_scope_for`]).
     egress_of: Arc<BTreeMap<String, Option<String>>>,
     /// Per Sidecar resource that applies to some workload (`None`: no Sidecar, every service), what its
@@ -63,37 +64,33 @@ impl SharedResources {
     pub fn build(mesh: &Mesh, previous: Option<Previous<'_>>) -> SharedResources {
         let label_keys = mesh.source_label_keys();
 
-        let mut by_host = BTreeMap::new();
         // Services translated again (not reused): only views reaching one of them can differ.
         let mut rebuilt = Vec::new();
-        // The very services and DestinationRules of the previous mesh (a VirtualService change): every host
-        // is unchanged, without comparing each host's endpoints and policies.
-        let hosts_unchanged = previous.as_ref().is_some_and(|p| same_hosts(p.mesh, mesh));
-        for (host, service) in mesh.services.iter() {
-            let reusable = previous.as_ref().and_then(|p| {
-                let unchanged = hosts_unchanged
-                    || (p.mesh.services.get(host) == Some(service)
-                        && p.mesh.destination_rules.get(host) == mesh.destination_rules.get(host));
-                unchanged.then(|| p.shared.by_host.get(host)).flatten()
-            });
-            let resources = match reusable {
-                Some(kept) => kept.clone(),
-                None => {
-                    rebuilt.push(service);
-                    HostResources {
-                        clusters: translate::service_clusters(mesh, service)
-                            .iter()
-                            .map(|c| Arc::new(Encoded::cluster(c)))
-                            .collect(),
-                        endpoints: translate::service_endpoints(mesh, service)
-                            .iter()
-                            .map(|e| Arc::new(Encoded::endpoint(e)))
-                            .collect(),
-                    }
-                }
-            };
-            by_host.insert(host.clone(), resources);
-        }
+        let by_host = match previous.as_ref() {
+            // The very services and DestinationRules of the previous mesh (a VirtualService change): every
+            // host is unchanged, without comparing each host's endpoints and policies.
+            Some(p) if same_hosts(p.mesh, mesh) => p.shared.by_host.clone(),
+            _ => Arc::new(
+                mesh.services
+                    .iter()
+                    .map(|(host, service)| {
+                        let kept = previous
+                            .as_ref()
+                            .filter(|p| {
+                                p.mesh.services.get(host) == Some(service)
+                                    && p.mesh.destination_rules.get(host)
+                                        == mesh.destination_rules.get(host)
+                            })
+                            .and_then(|p| p.shared.by_host.get(host));
+                        let resources = kept.cloned().unwrap_or_else(|| {
+                            rebuilt.push(service);
+                            HostResources::translate(mesh, service)
+                        });
+                        (host.clone(), resources)
+                    })
+                    .collect(),
+            ),
+        };
         // Every workload's egress view and route scope: a sidecar is a workload, so these are all there are.
         let sidecars_unchanged = previous
             .as_ref()
@@ -138,11 +135,12 @@ impl SharedResources {
             let key = egress.as_deref();
             let before = previous.as_ref().and_then(|p| p.shared.views.get(&egress));
             let still = before.filter(|_| {
-                previous.as_ref().is_some_and(|p| {
-                    key.map(|k| p.mesh.sidecars.get(k)) == key.map(|k| mesh.sidecars.get(k))
-                }) && moved
+                previous
                     .as_ref()
-                    .is_some_and(|moved| !moved.iter().any(|(m, s)| m.reaches(key, s)))
+                    .is_some_and(|p| same_sidecar(p.mesh, mesh, key))
+                    && moved
+                        .as_ref()
+                        .is_some_and(|moved| !moved.iter().any(|(m, s)| m.reaches(key, s)))
                     && !rebuilt.iter().any(|s| mesh.reaches(key, s))
             });
             if let Some(view) = still {
@@ -212,12 +210,17 @@ impl SharedResources {
                 .unwrap_or_default();
             let kept = previous
                 .as_ref()
-                .filter(|p| {
-                    p.shared.label_keys == label_keys
-                        && egress.map(|k| p.mesh.sidecars.get(k))
-                            == egress.map(|k| mesh.sidecars.get(k))
-                })
+                .filter(|p| p.shared.label_keys == label_keys && same_sidecar(p.mesh, mesh, egress))
                 .and_then(|p| Some((p.mesh, p.shared.routes.get(&scope)?)));
+            // Every port the scope had, each clean: the scope's very configurations and layer stand.
+            if let Some((old_mesh, k)) = kept {
+                if k.by_port.keys().eq(ports.iter())
+                    && ports.iter().all(|&port| is_clean(old_mesh, egress, port))
+                {
+                    routes.insert(scope, k.clone());
+                    continue;
+                }
+            }
             let by_port: BTreeMap<u32, Arc<Encoded>> = ports
                 .iter()
                 .map(|&port| {
@@ -325,6 +328,30 @@ impl SharedResources {
         }
         Some(replaced)
     }
+}
+
+impl HostResources {
+    fn translate(mesh: &Mesh, service: &Service) -> HostResources {
+        HostResources {
+            clusters: translate::service_clusters(mesh, service)
+                .iter()
+                .map(|c| Arc::new(Encoded::cluster(c)))
+                .collect(),
+            endpoints: translate::service_endpoints(mesh, service)
+                .iter()
+                .map(|e| Arc::new(Encoded::endpoint(e)))
+                .collect(),
+        }
+    }
+}
+
+/// Whether the Sidecar resource named `key` (`None`: none) is the same in `old` and `new`. Compared only when
+/// the two meshes do not share their Sidecars (the resolver keeps them when no Sidecar and no inference
+/// changed): a weight shift then compares none of the thousand a scoped mesh has, for every view and scope.
+fn same_sidecar(old: &Mesh, new: &Mesh, key: Option<&str>) -> bool {
+    key.is_none_or(|k| {
+        Arc::ptr_eq(&old.sidecars, &new.sidecars) || old.sidecars.get(k) == new.sidecars.get(k)
+    })
 }
 
 /// Per workload, the Sidecar resource that applies to it. Which one applies depends on the workload's namespace

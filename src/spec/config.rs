@@ -182,8 +182,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Appends `other`'s resources after this one's, as loading its files after this one's would.
-    pub fn extend(&mut self, other: Config) {
+    /// Appends `other`'s resources after this one's, as loading its files after this one's would. The resources
+    /// are shared, not copied: a reading keeps each file's part and appends it to every later reading.
+    pub fn extend_from(&mut self, other: &Config) {
         let Config {
             virtual_services,
             destination_rules,
@@ -193,13 +194,13 @@ impl Config {
             sidecars,
             skipped,
         } = other;
-        self.virtual_services.extend(virtual_services);
-        self.destination_rules.extend(destination_rules);
-        self.gateways.extend(gateways);
-        self.service_entries.extend(service_entries);
-        self.workload_entries.extend(workload_entries);
-        self.sidecars.extend(sidecars);
-        self.skipped.extend(skipped);
+        self.virtual_services.extend_from_slice(virtual_services);
+        self.destination_rules.extend_from_slice(destination_rules);
+        self.gateways.extend_from_slice(gateways);
+        self.service_entries.extend_from_slice(service_entries);
+        self.workload_entries.extend_from_slice(workload_entries);
+        self.sidecars.extend_from_slice(sidecars);
+        self.skipped.extend_from_slice(skipped);
     }
 
     /// Adds `other` on top of `self` the way `kubectl apply` would: a resource with the same kind/namespace/name

@@ -57,13 +57,20 @@ impl Listing {
             Ok(entries) => entries,
             Err(e) => return self.errors.push((dir.to_path_buf(), e)),
         };
-        entries.sort_by_key(fs::DirEntry::file_name);
+        // Each name once (a plain sort would allocate both names of every comparison).
+        entries.sort_by_cached_key(fs::DirEntry::file_name);
         for entry in entries {
             let path = entry.path();
             if is_hidden(&path) {
                 continue;
             }
-            match fs::metadata(&path) {
+            // A symlink is followed (ConfigMap volumes are symlinks into a `..data` directory); anything else is
+            // stat'ed relative to the open directory, without resolving its whole path again.
+            let metadata = match entry.file_type() {
+                Ok(kind) if !kind.is_symlink() => entry.metadata(),
+                _ => fs::metadata(&path),
+            };
+            match metadata {
                 Ok(m) if m.is_dir() => self.directory(&path),
                 Ok(m) if is_spec_file(&path) => self.file(&path, &m),
                 Ok(_) => {}

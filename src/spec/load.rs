@@ -253,7 +253,7 @@ impl Loader {
                 .then(|| previous.remove(file.as_os_str()))
                 .flatten()
             {
-                config.extend(seen.config.clone());
+                config.extend_from(&seen.config);
                 errors.extend(seen.errors.iter().cloned());
                 self.parsed.insert(file.into_os_string(), seen);
                 continue;
@@ -283,7 +283,7 @@ impl Loader {
                     parsed
                 }
             };
-            config.extend(parsed.config.clone());
+            config.extend_from(&parsed.config);
             errors.extend(parsed.errors.iter().cloned());
             self.parsed.insert(file.into_os_string(), parsed);
         }
