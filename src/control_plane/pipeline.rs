@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::generation::MeshGeneration;
 use crate::admin::{ConfigMetrics, ConfigStatus};
-use crate::mesh::{Diagnostic, LazyFingerprint, Resolved};
+use crate::mesh::{Diagnostic, Fingerprints, LazyFingerprint, Resolved};
 use crate::source::SpecState;
 use crate::xds::Cache;
 
@@ -23,6 +23,8 @@ pub struct Pipeline {
     /// The warnings last logged: a reading with the same ones (an edit elsewhere, or the fix of a rejected
     /// edit, whose reading had none) does not repeat them.
     logged_warnings: Vec<Diagnostic>,
+    /// Remembers the digests of the last fingerprinted mesh's parts: a change hashes only what it replaced.
+    fingerprints: Arc<Fingerprints>,
 }
 
 impl Pipeline {
@@ -37,6 +39,7 @@ impl Pipeline {
             metrics,
             current: None,
             logged_warnings: Vec::new(),
+            fingerprints: Arc::default(),
         }
     }
 
@@ -74,7 +77,8 @@ impl Pipeline {
 
     fn accepted(&mut self, state: &SpecState, resolved: &Resolved) {
         // Not hashed here: only when someone asks (`/debug/config`, `apply --wait`).
-        let accepted_fingerprint = LazyFingerprint::of(resolved.mesh.clone());
+        let accepted_fingerprint =
+            LazyFingerprint::of(resolved.mesh.clone(), self.fingerprints.clone());
         // Once per change, not once per reading.
         if self.logged_warnings != resolved.warnings {
             for w in &resolved.warnings {

@@ -16,7 +16,7 @@ mod resolve;
 
 pub use code::{markdown_table as diagnostic_codes_table, Code};
 pub use diagnostic::{load_diagnostics, Diagnostic, Severity};
-pub use fingerprint::{fingerprint, LazyFingerprint};
+pub use fingerprint::{fingerprint, Fingerprints, LazyFingerprint};
 pub use model::*;
 pub use proxy::{node_metadata_keys, IdentityError, Proxy, RouteScope, Router, Sidecar};
 pub use resolve::{resolve, Resolver};
