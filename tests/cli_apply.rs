@@ -250,6 +250,24 @@ fn refuses_when_a_later_file_breaks_the_result() {
 }
 
 #[test]
+fn refuses_sidecars_the_server_would_reject() {
+    // Two Sidecars without a selector in one namespace: the server rejects the reading, so apply must too.
+    let c = Checkout::new();
+    c.write(
+        "sidecars.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: first\nspec:\n  egress:\n  - hosts: [\"./*\"]\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: second\nspec:\n  egress:\n  - hosts: [\"./*\"]\n",
+    );
+    assert_refused(
+        &c,
+        &["apply", "-f", "sidecars.yaml"],
+        &[
+            "Error [IST0111]",
+            "the spec directory `config` would not be valid with these resources; nothing was changed",
+        ],
+    );
+}
+
+#[test]
 fn refuses_a_missing_file() {
     let c = Checkout::new();
     assert_refused(

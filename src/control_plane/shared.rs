@@ -95,6 +95,12 @@ impl SharedResources {
         let sidecars_unchanged = previous
             .as_ref()
             .is_some_and(|p| p.mesh.sidecars == mesh.sidecars);
+        // Whether the Sidecar resource `key` (`None`: none) is the one of `old`: compared by value only when the
+        // Sidecars are not all the same (a weight shift then compares none of a scoped mesh's thousand, for
+        // every view and every scope).
+        let same_sidecar = |old: &Mesh, key: Option<&str>| {
+            key.is_none_or(|k| sidecars_unchanged || old.sidecars.get(k) == mesh.sidecars.get(k))
+        };
         // The very workloads of the last reading (the resolver shares them when no WorkloadEntry changed) and
         // the same Sidecars: every answer stands, and so does every route scope.
         let same_workloads = previous
@@ -135,9 +141,7 @@ impl SharedResources {
             let key = egress.as_deref();
             let before = previous.as_ref().and_then(|p| p.shared.views.get(&egress));
             let still = before.filter(|_| {
-                previous
-                    .as_ref()
-                    .is_some_and(|p| same_sidecar(p.mesh, mesh, key))
+                previous.as_ref().is_some_and(|p| same_sidecar(p.mesh, key))
                     && moved
                         .as_ref()
                         .is_some_and(|moved| !moved.iter().any(|(m, s)| m.reaches(key, s)))
@@ -210,7 +214,7 @@ impl SharedResources {
                 .unwrap_or_default();
             let kept = previous
                 .as_ref()
-                .filter(|p| p.shared.label_keys == label_keys && same_sidecar(p.mesh, mesh, egress))
+                .filter(|p| p.shared.label_keys == label_keys && same_sidecar(p.mesh, egress))
                 .and_then(|p| Some((p.mesh, p.shared.routes.get(&scope)?)));
             // Every port the scope had, each clean: the scope's very configurations and layer stand.
             if let Some((old_mesh, k)) = kept {
@@ -343,15 +347,6 @@ impl HostResources {
                 .collect(),
         }
     }
-}
-
-/// Whether the Sidecar resource named `key` (`None`: none) is the same in `old` and `new`. Compared only when
-/// the two meshes do not share their Sidecars (the resolver keeps them when no Sidecar and no inference
-/// changed): a weight shift then compares none of the thousand a scoped mesh has, for every view and scope.
-fn same_sidecar(old: &Mesh, new: &Mesh, key: Option<&str>) -> bool {
-    key.is_none_or(|k| {
-        Arc::ptr_eq(&old.sidecars, &new.sidecars) || old.sidecars.get(k) == new.sidecars.get(k)
-    })
 }
 
 /// Per workload, the Sidecar resource that applies to it. Which one applies depends on the workload's namespace

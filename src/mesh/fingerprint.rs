@@ -9,7 +9,7 @@
 //! changes only the VirtualServices.
 
 use std::any::Any;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
@@ -25,9 +25,17 @@ pub fn fingerprint(mesh: &Mesh) -> String {
 /// last mesh it fingerprinted.
 #[derive(Default)]
 pub struct Fingerprints {
-    /// The shared parts of the last mesh fingerprinted, with their digests. Holding a part keeps its address
-    /// from being reused by another allocation, so an equal address is the same content.
-    last: Mutex<Vec<(SharedPart, [u8; 32])>>,
+    memo: Mutex<Memo>,
+}
+
+#[derive(Default)]
+struct Memo {
+    /// The shared parts of the last mesh fingerprinted, with their digests. A weak reference keeps the
+    /// allocation (not the part) from being freed, so its address cannot be another part's while it is here,
+    /// and an old mesh is not kept alive by a fingerprint nobody asks for again.
+    last: Vec<(Weak<dyn Any + Send + Sync>, [u8; 32])>,
+    /// How many parts were hashed, in all.
+    hashed: usize,
 }
 
 /// A part of a mesh as the allocation it is shared as.
@@ -43,23 +51,27 @@ struct Part<'a> {
 impl Fingerprints {
     /// The fingerprint of `mesh`, equal to [`fingerprint`]`(mesh)`.
     pub fn of(&self, mesh: &Mesh) -> String {
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
         let mut kept = Vec::new();
         let mut whole = Sha256::new();
         for part in parts(mesh) {
             let known = part.shared.as_ref().and_then(|shared| {
-                last.iter()
-                    .find(|(held, _)| same_allocation(held, shared))
+                memo.last
+                    .iter()
+                    .find(|(held, _)| std::ptr::addr_eq(held.as_ptr(), Arc::as_ptr(shared)))
                     .map(|(_, digest)| *digest)
             });
-            let digest = known.unwrap_or_else(|| (part.digest)());
+            let digest = known.unwrap_or_else(|| {
+                memo.hashed += 1;
+                (part.digest)()
+            });
             whole.update(part.name.as_bytes());
             whole.update(digest);
             if let Some(shared) = part.shared {
-                kept.push((shared, digest));
+                kept.push((Arc::downgrade(&shared), digest));
             }
         }
-        *last = kept;
+        memo.last = kept;
         whole
             .finalize()
             .iter()
@@ -68,14 +80,21 @@ impl Fingerprints {
     }
 }
 
+#[cfg(test)]
+impl Fingerprints {
+    /// How many parts were hashed so far (not taken from the last mesh).
+    fn hashed(&self) -> usize {
+        self.memo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .hashed
+    }
+}
+
 impl std::fmt::Debug for Fingerprints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fingerprints").finish_non_exhaustive()
     }
-}
-
-fn same_allocation(a: &SharedPart, b: &SharedPart) -> bool {
-    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
 }
 
 /// Every part of `mesh`, in declaration order. The destructuring names every field, so a part added to [`Mesh`]
@@ -89,7 +108,7 @@ fn parts(mesh: &Mesh) -> [Part<'_>; 6] {
         gateways,
         sidecars,
     } = mesh;
-    fn shared<'a, T: Serialize + Send + Sync + 'static>(
+    fn shared<'a, T: Serialize + std::fmt::Debug + Send + Sync + 'static>(
         name: &'static str,
         part: &'a Arc<T>,
     ) -> Part<'a> {
@@ -114,12 +133,14 @@ fn parts(mesh: &Mesh) -> [Part<'_>; 6] {
 }
 
 /// The SHA-256 of `value`'s JSON form.
-fn digest<T: Serialize + ?Sized>(value: &T) -> [u8; 32] {
+fn digest<T: Serialize + std::fmt::Debug + ?Sized>(value: &T) -> [u8; 32] {
     let bytes = serde_json::to_vec(value).unwrap_or_else(|e| {
         // Every map in the mesh is keyed by strings, so JSON cannot fail; should a future field break that,
-        // its (equally deterministic) error text still fingerprints something, and the test below fails.
-        tracing::debug!("a part of the mesh does not serialize to JSON ({e})");
-        e.to_string().into_bytes()
+        // the (equally deterministic) debug form still fingerprints the content.
+        tracing::debug!(
+            "a part of the mesh does not serialize to JSON ({e}); fingerprinting its debug form"
+        );
+        format!("{value:?}").into_bytes()
     });
     Sha256::digest(&bytes).into()
 }
@@ -232,9 +253,31 @@ spec: {address: 127.0.0.11, labels: {app: reviews, version: v1}}
         }
         two.workloads = Arc::new(workloads);
         assert!(Arc::ptr_eq(&one.services, &two.services));
+        let hashed = fingerprints.hashed();
         assert_eq!(fingerprints.of(&two), fingerprint(&two));
         assert_ne!(fingerprint(&two), fingerprint(&one));
+        // The workloads and the VirtualServices (never shared) were hashed; the other four parts were not.
+        assert_eq!(fingerprints.hashed() - hashed, 2);
         // And back: the first mesh's workloads are not the ones remembered any more.
         assert_eq!(fingerprints.of(&one), fingerprint(&one));
+    }
+
+    #[test]
+    fn a_bookinfo_mesh_fingerprints_its_json_form() {
+        // The debug form is only a fallback: every part of a real mesh (the Mesh serializes exactly when each of
+        // its parts does) has a JSON form.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = crate::spec::load_paths(&[
+            root.join("config"),
+            root.join("../shared/istio-bookinfo/virtual-service-all-v1.yaml"),
+        ])
+        .unwrap();
+        let mesh = crate::mesh::resolve(&config).unwrap().mesh;
+        assert!(
+            !mesh.virtual_services.is_empty()
+                && !mesh.destination_rules.is_empty()
+                && !mesh.gateways.is_empty()
+        );
+        serde_json::to_vec(&*mesh).unwrap();
     }
 }

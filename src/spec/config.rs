@@ -182,8 +182,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Appends `other`'s resources after this one's, as loading its files after this one's would. The resources
-    /// are shared, not copied: a reading keeps each file's part and appends it to every later reading.
+    /// Appends `other`'s resources after this one's, as loading its files after this one's would. A reading
+    /// keeps each file's part and appends it to every later reading, sharing each resource (`Arc`).
     pub fn extend_from(&mut self, other: &Config) {
         let Config {
             virtual_services,

@@ -65,9 +65,16 @@ impl Listing {
                 continue;
             }
             // A symlink is followed (ConfigMap volumes are symlinks into a `..data` directory); anything else is
-            // stat'ed relative to the open directory, without resolving its whole path again.
+            // stat'ed relative to the open directory, without resolving its whole path again. Followed too when
+            // the entry became a symlink after the directory was read (`ln -sfn`).
             let metadata = match entry.file_type() {
-                Ok(kind) if !kind.is_symlink() => entry.metadata(),
+                Ok(kind) if !kind.is_symlink() => entry.metadata().and_then(|m| {
+                    if m.is_symlink() {
+                        fs::metadata(&path)
+                    } else {
+                        Ok(m)
+                    }
+                }),
                 _ => fs::metadata(&path),
             };
             match metadata {

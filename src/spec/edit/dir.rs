@@ -169,13 +169,9 @@ impl SpecDir {
         for (path, text) in self.texts() {
             let Some(text) = text else { continue };
             match load_str(path, &text) {
-                Ok(c) => {
-                    config.virtual_services.extend(c.virtual_services);
-                    config.destination_rules.extend(c.destination_rules);
-                    config.gateways.extend(c.gateways);
-                    config.service_entries.extend(c.service_entries);
-                    config.workload_entries.extend(c.workload_entries);
-                }
+                // Every kind, as the loader appends them (Sidecars were once left out here, so `apply`
+                // accepted Sidecars the server then rejected).
+                Ok(c) => config.extend_from(&c),
                 Err(e) => errors.extend(e.0),
             }
         }
