@@ -61,14 +61,14 @@ pub struct ProxyStatus {
     /// Why this proxy is not being served, if it is not (for example: no workload matches its identity).
     pub identity_error: Option<String>,
     pub types: BTreeMap<ResourceType, TypeStatus>,
-    /// The node as the proxy sent it, to look up its snapshot again.
+    /// The node as the proxy sent it, to look up its snapshot again: the stream's own allocation, not a copy.
     #[serde(skip)]
-    node: Node,
+    node: Arc<Node>,
 }
 
 impl ProxyStatus {
     pub fn node(&self) -> Node {
-        self.node.clone()
+        (*self.node).clone()
     }
 
     fn apply(&mut self, event: &Event) {
@@ -143,7 +143,7 @@ impl ProxyRegistry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn register(&self, node: &Node, mode: Mode) -> Registration {
+    pub fn register(&self, node: Arc<Node>, mode: Mode) -> Registration {
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
         let status = ProxyStatus {
             stream,
@@ -158,7 +158,7 @@ impl ProxyRegistry {
             connected_at: SystemTime::now(),
             identity_error: None,
             types: BTreeMap::new(),
-            node: node.clone(),
+            node,
         };
         self.lock().insert(stream, status);
         Registration {
