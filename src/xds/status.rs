@@ -28,7 +28,9 @@ pub struct TypeStatus {
     pub sent_version: Option<String>,
     pub sent_nonce: Option<String>,
     pub acked_version: Option<String>,
-    pub last_nack: Option<Nack>,
+    /// Boxed: the registry keeps a `TypeStatus` per type for every connected proxy, in a map node with room for
+    /// eleven, and a rejection is rare.
+    pub last_nack: Option<Box<Nack>>,
     /// True while the latest response is rejected (a later ACK clears it; `last_nack` stays as history).
     pub rejected: bool,
 }
@@ -93,7 +95,7 @@ impl ProxyStatus {
             }
             Event::Nacked { type_, nack } => {
                 let s = self.types.entry(*type_).or_default();
-                s.last_nack = Some(nack.clone());
+                s.last_nack = Some(Box::new(nack.clone()));
                 s.rejected = true;
             }
             Event::Ignored { .. } => {}
