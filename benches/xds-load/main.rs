@@ -82,6 +82,10 @@ struct Args {
     /// Skip the floor.
     #[arg(long)]
     no_floor: bool,
+    /// Keep Switchyard's proxies connected and idle this many seconds after the idle RSS is read, before the
+    /// first change: time for a heap profiler or `gdb` to look at the idle server.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    hold_idle_s: u64,
     /// The `peer-nebucloud` binary (`benches/peer-nebucloud`): after the floor, run the connect storm and the
     /// idle phase against it, fed the same recording.
     #[arg(long, value_name = "PATH", conflicts_with = "envoys")]
@@ -195,6 +199,8 @@ enum Driver<'a> {
         admin: Option<SocketAddr>,
         /// One client for every poll of the admin endpoint (its connection is kept), not one per request.
         http: reqwest::Client,
+        /// How long the proxies stay connected and idle after the idle figure is taken (`--hold-idle-s`).
+        hold_idle: Duration,
     },
     Floor {
         stdin: ChildStdin,
@@ -368,6 +374,7 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
         changes: &changes,
         admin,
         http: reqwest::Client::new(),
+        hold_idle: Duration::from_secs(args.hold_idle_s),
     };
     let (switchyard, recording) = run_phases(
         "switchyard",
@@ -622,6 +629,16 @@ async fn run_phases(
         let peak_rss_kb = pid.and_then(|p| process::memory_kb(p).ok()).map(|m| m.1);
         if k == 0 {
             idle_rss_kb = pid.and_then(|p| process::memory_kb(p).ok()).map(|m| m.0);
+            if let Driver::Files { hold_idle, .. } = driver {
+                if !hold_idle.is_zero() {
+                    eprintln!(
+                        "{name}: idle RSS {} KB; holding the proxies idle for {hold_idle:?}",
+                        idle_rss_kb.unwrap_or(0)
+                    );
+                    // A fixed hold, not synchronisation: the idle state is observed from outside.
+                    tokio::time::sleep(*hold_idle).await;
+                }
+            }
         }
         let result = PhaseResult {
             phase: if k == 0 {

@@ -325,9 +325,9 @@ mod tests {
         let state = state(registry.clone());
         let metrics = super::registry(&state);
         // The old stream of `a` lingers while its reconnect is already registered.
-        let _old = registry.register(&node("a"), Mode::Sotw);
-        let _new = registry.register(&node("a"), Mode::Sotw);
-        let _b = registry.register(&node("b"), Mode::Delta);
+        let _old = registry.register(std::sync::Arc::new(node("a")), Mode::Sotw);
+        let _new = registry.register(std::sync::Arc::new(node("a")), Mode::Sotw);
+        let _b = registry.register(std::sync::Arc::new(node("b")), Mode::Delta);
         let out = text(&metrics);
         assert!(
             out.contains("switchyard_proxies{mode=\"sotw\"} 1\n"),

@@ -13,9 +13,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::SERVICE_NAME;
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
+use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use http_body::Frame;
 use prost::Message;
 use tokio_stream::Stream;
@@ -33,15 +31,14 @@ const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
 /// gRPC's length-prefixed message header: a compression flag and a big-endian length.
-const FRAME_HEADER: usize = 5;
+pub const FRAME_HEADER: usize = 5;
 
-/// What serves the two ADS streams: each request stream in, its response stream out.
+/// What serves the two ADS streams: each request stream in, its response stream out, each response already
+/// framed by [`frame`] (a `DiscoveryResponse` on the SotW stream, a `DeltaDiscoveryResponse` on the Delta one):
+/// a queued response is one allocation, not a message holding a copy of every resource it carries.
 pub trait AdsHandlers: Clone + Send + 'static {
-    type SotwResponses: Stream<Item = Result<DiscoveryResponse, Status>> + Unpin + Send + 'static;
-    type DeltaResponses: Stream<Item = Result<DeltaDiscoveryResponse, Status>>
-        + Unpin
-        + Send
-        + 'static;
+    type SotwResponses: Stream<Item = Result<Bytes, Status>> + Unpin + Send + 'static;
+    type DeltaResponses: Stream<Item = Result<Bytes, Status>> + Unpin + Send + 'static;
 
     fn sotw(
         &self,
@@ -114,11 +111,10 @@ where
     tonic::Request::from_http(http::Request::from_parts(parts, stream))
 }
 
-/// The HTTP response of a stream handler: each message one exact-size data frame, then the status trailers.
-fn framed<M, S>(response: Result<S, Status>) -> http::Response<Body>
+/// The HTTP response of a stream handler: each framed message one data frame, then the status trailers.
+fn framed<S>(response: Result<S, Status>) -> http::Response<Body>
 where
-    M: Message + 'static,
-    S: Stream<Item = Result<M, Status>> + Unpin + Send + 'static,
+    S: Stream<Item = Result<Bytes, Status>> + Unpin + Send + 'static,
 {
     let messages = match response {
         Ok(messages) => messages,
@@ -138,10 +134,9 @@ struct Framed<S> {
     ended: bool,
 }
 
-impl<M, S> http_body::Body for Framed<S>
+impl<S> http_body::Body for Framed<S>
 where
-    M: Message,
-    S: Stream<Item = Result<M, Status>> + Unpin,
+    S: Stream<Item = Result<Bytes, Status>> + Unpin,
 {
     type Data = Bytes;
     type Error = Status;
@@ -154,7 +149,7 @@ where
             return Poll::Ready(None);
         }
         let status = match ready!(Pin::new(&mut self.messages).poll_next(cx)) {
-            Some(Ok(message)) => return Poll::Ready(Some(Ok(Frame::data(encode(&message))))),
+            Some(Ok(frame)) => return Poll::Ready(Some(Ok(Frame::data(frame)))),
             Some(Err(status)) => status,
             None => Status::ok(""),
         };
@@ -170,8 +165,8 @@ where
     }
 }
 
-/// One gRPC message, uncompressed, in a buffer of exactly its size.
-fn encode<M: Message>(message: &M) -> Bytes {
+/// One gRPC message, uncompressed, in a buffer of exactly its size: what a response stream carries.
+pub fn frame<M: Message>(message: &M) -> Bytes {
     let len = message.encoded_len();
     let mut buf = Vec::with_capacity(FRAME_HEADER + len);
     buf.push(0);
@@ -193,7 +188,7 @@ mod tests {
             nonce: "7".into(),
             ..Default::default()
         };
-        let frame = encode(&response);
+        let frame = frame(&response);
         let body = response.encode_to_vec();
         assert_eq!(frame.len(), FRAME_HEADER + body.len());
         assert_eq!(frame[0], 0, "uncompressed");

@@ -28,7 +28,9 @@ pub struct TypeStatus {
     pub sent_version: Option<String>,
     pub sent_nonce: Option<String>,
     pub acked_version: Option<String>,
-    pub last_nack: Option<Nack>,
+    /// Boxed: the registry keeps a `TypeStatus` per type for every connected proxy, in a map node with room for
+    /// eleven, and a rejection is rare.
+    pub last_nack: Option<Box<Nack>>,
     /// True while the latest response is rejected (a later ACK clears it; `last_nack` stays as history).
     pub rejected: bool,
 }
@@ -61,14 +63,14 @@ pub struct ProxyStatus {
     /// Why this proxy is not being served, if it is not (for example: no workload matches its identity).
     pub identity_error: Option<String>,
     pub types: BTreeMap<ResourceType, TypeStatus>,
-    /// The node as the proxy sent it, to look up its snapshot again.
+    /// The node as the proxy sent it, to look up its snapshot again: the stream's own allocation, not a copy.
     #[serde(skip)]
-    node: Node,
+    node: Arc<Node>,
 }
 
 impl ProxyStatus {
     pub fn node(&self) -> Node {
-        self.node.clone()
+        (*self.node).clone()
     }
 
     fn apply(&mut self, event: &Event) {
@@ -93,7 +95,7 @@ impl ProxyStatus {
             }
             Event::Nacked { type_, nack } => {
                 let s = self.types.entry(*type_).or_default();
-                s.last_nack = Some(nack.clone());
+                s.last_nack = Some(Box::new(nack.clone()));
                 s.rejected = true;
             }
             Event::Ignored { .. } => {}
@@ -143,7 +145,7 @@ impl ProxyRegistry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn register(&self, node: &Node, mode: Mode) -> Registration {
+    pub fn register(&self, node: Arc<Node>, mode: Mode) -> Registration {
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
         let status = ProxyStatus {
             stream,
@@ -158,7 +160,7 @@ impl ProxyRegistry {
             connected_at: SystemTime::now(),
             identity_error: None,
             types: BTreeMap::new(),
-            node: node.clone(),
+            node,
         };
         self.lock().insert(stream, status);
         Registration {
