@@ -455,7 +455,7 @@ impl MeshGeneration {
         };
         let inbound: Vec<_> = inbound
             .iter()
-            .filter_map(|(port, host)| self.mesh.services.get(host).map(|s| (*port, s)))
+            .filter_map(|(port, host)| self.mesh.services.get(host).map(|s| (*port, &**s)))
             .collect();
         translate::sidecar_own(sidecar, &inbound, outbound_ports)
     }
@@ -636,7 +636,9 @@ mod tests {
     fn with_tier_label(mesh: &Mesh, workload: &str) -> Arc<Mesh> {
         let mut relabelled = mesh.clone();
         if let Some(w) = Arc::make_mut(&mut relabelled.workloads).get_mut(workload) {
-            w.labels.insert("tier".into(), "backend".into());
+            Arc::make_mut(w)
+                .labels
+                .insert("tier".into(), "backend".into());
         }
         Arc::new(relabelled)
     }
@@ -795,7 +797,7 @@ mod tests {
         let mut renamed = (*mesh).clone();
         for service in Arc::make_mut(&mut renamed.services).values_mut() {
             if service.hostname.starts_with("reviews.") {
-                service.meta.resource.name = "reviews-renamed".into();
+                Arc::make_mut(service).meta.resource.name = "reviews-renamed".into();
             }
         }
         let renamed = Arc::new(renamed);

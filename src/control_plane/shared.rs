@@ -392,13 +392,13 @@ fn moved_services<'m>(old: &'m Mesh, new: &'m Mesh) -> Vec<(&'m Mesh, &'m Servic
     for (host, before) in old.services.iter() {
         match new.services.get(host) {
             Some(after) if after.namespace == before.namespace => {}
-            Some(after) => moved.extend([(old, before), (new, after)]),
-            None => moved.push((old, before)),
+            Some(after) => moved.extend([(old, &**before), (new, &**after)]),
+            None => moved.push((old, &**before)),
         }
     }
     for (host, after) in new.services.iter() {
         if !old.services.contains_key(host) {
-            moved.push((new, after));
+            moved.push((new, &**after));
         }
     }
     moved

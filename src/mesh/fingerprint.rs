@@ -249,7 +249,7 @@ spec: {address: 127.0.0.11, labels: {app: reviews, version: v1}}
         let mut two = one.clone();
         let mut workloads = (*two.workloads).clone();
         for workload in workloads.values_mut() {
-            workload.address = "127.0.0.12".into();
+            Arc::make_mut(workload).address = "127.0.0.12".into();
         }
         two.workloads = Arc::new(workloads);
         assert!(Arc::ptr_eq(&one.services, &two.services));

@@ -48,9 +48,9 @@ impl Meta {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Mesh {
     /// By FQDN (ServiceEntry hosts, verbatim).
-    pub services: Arc<BTreeMap<String, Service>>,
+    pub services: Arc<BTreeMap<String, Arc<Service>>>,
     /// By `namespace/name`.
-    pub workloads: Arc<BTreeMap<String, Workload>>,
+    pub workloads: Arc<BTreeMap<String, Arc<Workload>>>,
     /// By the FQDN of their host.
     pub destination_rules: Arc<BTreeMap<String, DestinationRule>>,
     /// Sorted by namespace, then name.

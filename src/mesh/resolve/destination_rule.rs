@@ -15,7 +15,7 @@ use crate::spec::{self, Kind, SimpleLb, Sourced};
 
 pub(super) fn resolve(
     items: &[Arc<Sourced<spec::DestinationRule>>],
-    services: &BTreeMap<String, Service>,
+    services: &BTreeMap<String, Arc<Service>>,
     diags: &mut Diags<'_>,
 ) -> BTreeMap<String, DestinationRule> {
     let mut out: BTreeMap<String, DestinationRule> = BTreeMap::new();

@@ -6,6 +6,8 @@
 //! they were. A VirtualService edit at 10,000 workloads then resolves only VirtualServices and what depends on
 //! them, rather than every workload, ServiceEntry, DestinationRule, Gateway and Sidecar again.
 
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::workload_index::WorkloadIndex;
@@ -14,7 +16,25 @@ use super::{
     workload_entry, Diags,
 };
 use crate::mesh::{Diagnostic, Mesh, Resolved};
-use crate::spec::Config;
+use crate::spec::{Config, Sourced, WorkloadEntry};
+
+/// The resources of a reading, by address. The loader shares the resources of the files it did not read
+/// again, so a resource of this reading found among the last valid reading's is the very one that reading
+/// resolved (which had no error, and kept them alive, so no other allocation can have their address).
+pub(super) struct Vouched<T>(BTreeSet<usize>, PhantomData<T>);
+
+impl<T> Vouched<T> {
+    fn of(items: &[Arc<Sourced<T>>]) -> Vouched<T> {
+        Vouched(
+            items.iter().map(|i| Arc::as_ptr(i) as usize).collect(),
+            PhantomData,
+        )
+    }
+
+    pub(super) fn contains(&self, item: &Arc<Sourced<T>>) -> bool {
+        self.0.contains(&(Arc::as_ptr(item) as usize))
+    }
+}
 
 /// Resolves readings in turn. [`super::resolve`] is one reading with nothing before it.
 #[derive(Debug, Default)]
@@ -77,8 +97,27 @@ impl Resolver {
             &mut diags,
             reuse_workloads.map(|l| (&l.mesh.workloads, &l.diagnostics.workloads[..])),
             &mut steps.workloads,
-            |diags| Arc::new(workload_entry::resolve(&config.workload_entries, diags)),
+            |diags| {
+                // The entries of the last valid reading keep their workloads (it had no diagnostics for them).
+                let vouched = last.map(|l| (Vouched::of(&l.config.workload_entries), l));
+                let kept = |entry: &Arc<Sourced<WorkloadEntry>>, key: &str| {
+                    let (vouched, last) = vouched.as_ref()?;
+                    vouched
+                        .contains(entry)
+                        .then(|| last.mesh.workloads.get(key).cloned())?
+                };
+                Arc::new(workload_entry::resolve(
+                    &config.workload_entries,
+                    kept,
+                    diags,
+                ))
+            },
         );
+        // What a selector may now select differently: the workloads added, removed or changed since the last
+        // valid reading (each as it was and as it is).
+        let changed_workloads = last
+            .filter(|l| !Arc::ptr_eq(&l.mesh.workloads, &workloads))
+            .map(|l| workload_entry::changed(&l.mesh.workloads, &workloads));
         // Every step below that selects workloads depends on them.
         let last_with_same_workloads = reuse_workloads;
         // One index for every label selector below, built only if a step needs it.
@@ -92,9 +131,17 @@ impl Resolver {
             reuse_services.map(|l| (&l.mesh.services, &l.diagnostics.services[..])),
             &mut steps.services,
             |diags| {
+                // The entries of the last valid reading that select none of the changed workloads keep their
+                // services (it had no diagnostics for them).
+                let kept = last.map(|l| service_entry::Kept {
+                    entries: Vouched::of(&l.config.service_entries),
+                    services: &l.mesh.services,
+                    changed_workloads: changed_workloads.as_deref(),
+                });
                 Arc::new(service_entry::resolve(
                     &config.service_entries,
-                    index(),
+                    index,
+                    kept.as_ref(),
                     diags,
                 ))
             },

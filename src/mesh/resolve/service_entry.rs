@@ -5,53 +5,62 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::resolver::Vouched;
 use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
-use crate::mesh::{Endpoint, Meta, Resolution, Service, ServicePort};
+use crate::mesh::{labels_match, Endpoint, Meta, Resolution, Service, ServicePort, Workload};
 use crate::spec::{self, Kind, Location, ServiceEntry, Sourced};
 
-pub(super) fn resolve(
-    items: &[Arc<Sourced<ServiceEntry>>],
-    index: &WorkloadIndex<'_>,
-    diags: &mut Diags<'_>,
-) -> BTreeMap<String, Service> {
-    let mut out: BTreeMap<String, Service> = BTreeMap::new();
-    // VIPs become route domains; Envoy rejects a route configuration with one domain in two virtual hosts.
-    let mut vips: BTreeMap<String, Meta> = BTreeMap::new();
-    for item in items {
-        let meta = meta_of(item, Kind::ServiceEntry);
-        let ServiceEntry {
-            hosts,
-            addresses,
-            ports,
-            location,
-            resolution,
-            endpoints,
-            workload_selector,
-            export_to: _,
-            subject_alt_names: _,
-        } = &item.value;
+/// What the last valid reading resolved, for the ServiceEntries of this one that are its very entries.
+pub(super) struct Kept<'l> {
+    pub entries: Vouched<ServiceEntry>,
+    pub services: &'l BTreeMap<String, Arc<Service>>,
+    /// The workloads added, removed or changed since (as they were and as they are); `None`: the same ones.
+    pub changed_workloads: Option<&'l [&'l Workload]>,
+}
 
-        if hosts.is_empty() {
-            diags.error(
-                &meta,
-                Code::MissingField,
-                "spec.hosts",
-                "a ServiceEntry needs at least one host",
-            );
+impl Kept<'_> {
+    /// The services `item` resolved to in the last valid reading, if resolving it again would give them: it
+    /// is the same entry, and its selector (if any) selects none of the changed workloads, before or now. That
+    /// reading had no error, so each of its hosts was defined by it alone, and it had no diagnostic.
+    fn services_of(&self, item: &Arc<Sourced<ServiceEntry>>) -> Option<Vec<Arc<Service>>> {
+        if !self.entries.contains(item) {
+            return None;
         }
-        for (i, host) in hosts.iter().enumerate() {
-            if host.contains('*') {
-                diags.error(
-                    &meta,
-                    Code::NotSupportedYet,
-                    format!("spec.hosts[{i}]"),
-                    "wildcard ServiceEntry hosts are not supported yet",
-                );
+        if let Some(selector) = &item.value.workload_selector {
+            let namespace = item.namespace();
+            let selects_a_changed_one = self
+                .changed_workloads
+                .unwrap_or_default()
+                .iter()
+                .any(|w| w.namespace == namespace && labels_match(&selector.labels, &w.labels));
+            if selects_a_changed_one {
+                return None;
             }
         }
-        for (i, address) in addresses.iter().enumerate() {
-            if let Some(first) = vips.get(address) {
+        item.value
+            .hosts
+            .iter()
+            .map(|host| self.services.get(host).cloned())
+            .collect()
+    }
+}
+
+/// Resolves every ServiceEntry into a service per host. The index of workloads is built only if an entry
+/// selects workloads again.
+pub(super) fn resolve<'w>(
+    items: &[Arc<Sourced<ServiceEntry>>],
+    index: impl Fn() -> &'w WorkloadIndex<'w>,
+    kept: Option<&Kept<'_>>,
+    diags: &mut Diags<'_>,
+) -> BTreeMap<String, Arc<Service>> {
+    let mut out: BTreeMap<String, Arc<Service>> = BTreeMap::new();
+    // VIPs become route domains; Envoy rejects a route configuration with one domain in two virtual hosts.
+    let mut vips: BTreeMap<&str, Meta> = BTreeMap::new();
+    for item in items {
+        let meta = meta_of(item, Kind::ServiceEntry);
+        for (i, address) in item.value.addresses.iter().enumerate() {
+            if let Some(first) = vips.get(address.as_str()) {
                 diags.error(
                     &meta,
                     Code::DuplicateAddress,
@@ -62,100 +71,152 @@ pub(super) fn resolve(
                     ),
                 );
             } else {
-                vips.insert(address.clone(), meta.clone());
-            }
-            if address.parse::<IpAddr>().is_err() {
-                diags.error(
-                    &meta,
-                    Code::NotSupportedYet,
-                    format!("spec.addresses[{i}]"),
-                    format!("`{address}` is not an IP address (CIDR ranges are not supported yet)"),
-                );
+                vips.insert(address, meta.clone());
             }
         }
-        let resolved_ports = resolve_ports(&meta, ports, diags);
-        let resolution = match resolution {
-            Some(spec::Resolution::Static) => Resolution::Static,
-            Some(spec::Resolution::Dns) => Resolution::Dns,
-            None => {
-                diags.error(&meta, Code::NotSupportedYet, "spec.resolution", "resolution is required: Istio's default NONE (passthrough) is not supported yet; use STATIC or DNS");
-                Resolution::Static
-            }
+        let services = match kept.and_then(|k| k.services_of(item)) {
+            Some(services) => services,
+            None => resolve_entry(item, &meta, &index, diags),
         };
-        let selected = match (endpoints.is_empty(), workload_selector) {
-            (false, Some(_)) => {
-                diags.error(
-                    &meta,
-                    Code::EndpointsAndSelector,
-                    "spec.workloadSelector",
-                    "a ServiceEntry takes either `endpoints` or `workloadSelector`, not both",
-                );
-                Vec::new()
-            }
-            (_, Some(selector)) => {
-                if *location != Some(Location::MeshInternal) {
-                    diags.error(
-                        &meta,
-                        Code::RequiresField,
-                        "spec.workloadSelector",
-                        "workloadSelector needs `location: MESH_INTERNAL`",
-                    );
-                }
-                select_workloads(item.namespace(), &selector.labels, index, resolution, diags)
-            }
-            (_, None) => inline_endpoints(&meta, endpoints, resolution, diags),
-        };
-        // Istio's DNS ServiceEntry without endpoints resolves each host itself (on the port's targetPort, else
-        // its number, which `Endpoint::port_for` gives an endpoint without named ports).
-        let host_is_endpoint =
-            resolution == Resolution::Dns && endpoints.is_empty() && workload_selector.is_none();
-        for (i, host) in hosts.iter().enumerate() {
-            if host_is_endpoint && host.contains('*') {
-                diags.error(
-                    &meta,
-                    Code::WildcardDnsHost,
-                    format!("spec.hosts[{i}]"),
-                    format!("`{host}`: a wildcard host cannot be resolved by DNS; list `endpoints` or use a concrete host"),
-                );
-                continue;
-            }
-            let endpoints = if host_is_endpoint {
-                vec![Endpoint {
-                    address: host.clone(),
-                    ports: Default::default(),
-                    labels: Default::default(),
-                    weight: None,
-                    locality: None,
-                    workload: None,
-                }]
-            } else {
-                selected.clone()
-            };
-            if let Some(existing) = out.get(host) {
+        for service in services {
+            if let Some(existing) = out.get(&service.hostname) {
                 diags.error(
                     &meta,
                     Code::DuplicateHost,
                     "spec.hosts",
                     format!(
-                        "host `{host}` is already defined by {} at {}",
-                        existing.meta.resource, existing.meta.origin
+                        "host `{}` is already defined by {} at {}",
+                        service.hostname, existing.meta.resource, existing.meta.origin
                     ),
                 );
                 continue;
             }
-            out.insert(
-                host.clone(),
-                Service {
-                    meta: meta.clone(),
-                    hostname: host.clone(),
-                    namespace: item.namespace().to_owned(),
-                    addresses: addresses.clone(),
-                    ports: resolved_ports.clone(),
-                    resolution,
-                    endpoints,
-                },
+            out.insert(service.hostname.clone(), service);
+        }
+    }
+    out
+}
+
+/// One ServiceEntry's services, one per host, with the diagnostics of the entry on its own.
+fn resolve_entry<'w>(
+    item: &Sourced<ServiceEntry>,
+    meta: &Meta,
+    index: impl Fn() -> &'w WorkloadIndex<'w>,
+    diags: &mut Diags<'_>,
+) -> Vec<Arc<Service>> {
+    let ServiceEntry {
+        hosts,
+        addresses,
+        ports,
+        location,
+        resolution,
+        endpoints,
+        workload_selector,
+        export_to: _,
+        subject_alt_names: _,
+    } = &item.value;
+    let mut out = Vec::new();
+    if hosts.is_empty() {
+        diags.error(
+            meta,
+            Code::MissingField,
+            "spec.hosts",
+            "a ServiceEntry needs at least one host",
+        );
+    }
+    for (i, host) in hosts.iter().enumerate() {
+        if host.contains('*') {
+            diags.error(
+                meta,
+                Code::NotSupportedYet,
+                format!("spec.hosts[{i}]"),
+                "wildcard ServiceEntry hosts are not supported yet",
             );
         }
+    }
+    for (i, address) in addresses.iter().enumerate() {
+        if address.parse::<IpAddr>().is_err() {
+            diags.error(
+                meta,
+                Code::NotSupportedYet,
+                format!("spec.addresses[{i}]"),
+                format!("`{address}` is not an IP address (CIDR ranges are not supported yet)"),
+            );
+        }
+    }
+    let resolved_ports = resolve_ports(meta, ports, diags);
+    let resolution = match resolution {
+        Some(spec::Resolution::Static) => Resolution::Static,
+        Some(spec::Resolution::Dns) => Resolution::Dns,
+        None => {
+            diags.error(meta, Code::NotSupportedYet, "spec.resolution", "resolution is required: Istio's default NONE (passthrough) is not supported yet; use STATIC or DNS");
+            Resolution::Static
+        }
+    };
+    let selected = match (endpoints.is_empty(), workload_selector) {
+        (false, Some(_)) => {
+            diags.error(
+                meta,
+                Code::EndpointsAndSelector,
+                "spec.workloadSelector",
+                "a ServiceEntry takes either `endpoints` or `workloadSelector`, not both",
+            );
+            Vec::new()
+        }
+        (_, Some(selector)) => {
+            if *location != Some(Location::MeshInternal) {
+                diags.error(
+                    meta,
+                    Code::RequiresField,
+                    "spec.workloadSelector",
+                    "workloadSelector needs `location: MESH_INTERNAL`",
+                );
+            }
+            select_workloads(
+                item.namespace(),
+                &selector.labels,
+                index(),
+                resolution,
+                diags,
+            )
+        }
+        (_, None) => inline_endpoints(meta, endpoints, resolution, diags),
+    };
+    // Istio's DNS ServiceEntry without endpoints resolves each host itself (on the port's targetPort, else
+    // its number, which `Endpoint::port_for` gives an endpoint without named ports).
+    let host_is_endpoint =
+        resolution == Resolution::Dns && endpoints.is_empty() && workload_selector.is_none();
+    for (i, host) in hosts.iter().enumerate() {
+        if host_is_endpoint && host.contains('*') {
+            diags.error(
+                meta,
+                Code::WildcardDnsHost,
+                format!("spec.hosts[{i}]"),
+                format!("`{host}`: a wildcard host cannot be resolved by DNS; list `endpoints` or use a concrete host"),
+            );
+            continue;
+        }
+        let endpoints = if host_is_endpoint {
+            vec![Endpoint {
+                address: host.clone(),
+                ports: Default::default(),
+                labels: Default::default(),
+                weight: None,
+                locality: None,
+                workload: None,
+            }]
+        } else {
+            selected.clone()
+        };
+        out.push(Arc::new(Service {
+            meta: meta.clone(),
+            hostname: host.clone(),
+            namespace: item.namespace().to_owned(),
+            addresses: addresses.clone(),
+            ports: resolved_ports.clone(),
+            resolution,
+            endpoints,
+        }));
     }
     out
 }

@@ -3,11 +3,12 @@
 //! workloads for each of 1,000 of them was most of what reading a large mesh cost.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::mesh::{labels_match, Labels, Workload};
 
 pub(super) struct WorkloadIndex<'a> {
-    workloads: &'a BTreeMap<String, Workload>,
+    workloads: &'a BTreeMap<String, Arc<Workload>>,
     /// Per namespace, its workloads in key order.
     by_namespace: BTreeMap<&'a str, Vec<&'a Workload>>,
     /// Per (namespace, label key, label value), the workloads carrying it, in key order.
@@ -15,7 +16,7 @@ pub(super) struct WorkloadIndex<'a> {
 }
 
 impl<'a> WorkloadIndex<'a> {
-    pub(super) fn new(workloads: &'a BTreeMap<String, Workload>) -> WorkloadIndex<'a> {
+    pub(super) fn new(workloads: &'a BTreeMap<String, Arc<Workload>>) -> WorkloadIndex<'a> {
         let mut by_namespace: BTreeMap<&str, Vec<&Workload>> = BTreeMap::new();
         let mut by_label: BTreeMap<(&str, &str, &str), Vec<&Workload>> = BTreeMap::new();
         for workload in workloads.values() {
@@ -37,7 +38,7 @@ impl<'a> WorkloadIndex<'a> {
 
     /// Every workload, in key order.
     pub(super) fn all(&self) -> impl Iterator<Item = &'a Workload> + 'a {
-        self.workloads.values()
+        self.workloads.values().map(|w| &**w)
     }
 
     /// The workloads of `namespace` whose labels include all of `selector`'s, in key order (the order of
