@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use tokio::time::Instant;
 
 use super::shared::{Previous, SharedResources, View};
-use crate::mesh::{Mesh, Proxy, Router, Sidecar};
+use crate::mesh::{changed_keys, Mesh, Proxy, Router, Sidecar};
 use crate::translate::{self, InboundIndex, Resources};
 use crate::xds::{Encoded, Generation, Layer, PerType, Reach, Replaced, ResourceType, Snapshot};
 
@@ -164,14 +164,22 @@ impl MeshGeneration {
     }
 
     fn build(mesh: Arc<Mesh>, previous: Option<&MeshGeneration>) -> MeshGeneration {
+        // The workloads added, removed or changed: what most of the per-workload work below is limited to.
+        let changed: Vec<&str> = previous
+            .map(|p| changed_keys(&p.mesh.workloads, &mesh.workloads))
+            .unwrap_or_default();
         let shared = SharedResources::build(
             &mesh,
             previous.map(|p| Previous {
                 mesh: &p.mesh,
                 shared: &p.shared,
+                changed_workloads: &changed,
             }),
         );
-        let inbound = inbound_ports(&mesh, previous.map(|p| (&*p.mesh, &p.inbound)));
+        let (inbound, inbound_affected) = inbound_ports(
+            &mesh,
+            previous.map(|p| (&*p.mesh, &p.inbound, &changed[..])),
+        );
         // Only what a connected proxy still holds is worth carrying over: what the previous generation built,
         // and what it inherited that no stream looked up since (streams a generation does not concern don't).
         let mut inherited = BTreeMap::new();
@@ -213,7 +221,15 @@ impl MeshGeneration {
             let subjects = if identities_hold && Arc::ptr_eq(&p.inbound, &inbound) {
                 BTreeSet::new()
             } else {
-                changed_workloads(p, &mesh, &shared, &inbound)
+                // Under the same Sidecars, a workload that did not change has the Sidecar it had: only the
+                // changed ones and those whose inbound ports were worked out again can be subjects.
+                let candidates = (p.mesh.sidecars == mesh.sidecars).then(|| {
+                    changed
+                        .iter()
+                        .copied()
+                        .chain(inbound_affected.iter().flatten().map(String::as_str))
+                });
+                changed_workloads(p, &mesh, &shared, &inbound, candidates)
             };
             Some(Replaced { layers, subjects })
         });
@@ -474,47 +490,60 @@ type InboundPorts = BTreeMap<String, Arc<Vec<(u32, String)>>>;
 /// else each workload whose ports came out the same, exposed by unchanged services, keeps the previous
 /// allocation, so that a proxy's inputs compare equal by address (and differ when a service they are
 /// translated from changed).
-fn inbound_ports(mesh: &Mesh, previous: Option<(&Mesh, &Arc<InboundPorts>)>) -> Arc<InboundPorts> {
-    if let Some((before, ports)) = previous {
-        if Arc::ptr_eq(&before.workloads, &mesh.workloads)
-            && Arc::ptr_eq(&before.services, &mesh.services)
-        {
-            return ports.clone();
-        }
-    }
-    let index = InboundIndex::new(mesh);
-    // The services that are not what they were, compared once rather than once per workload exposing them.
-    let changed: BTreeSet<&str> = match previous {
-        Some((before, _)) if !Arc::ptr_eq(&before.services, &mesh.services) => mesh
-            .services
-            .iter()
-            .filter(|(host, service)| before.services.get(*host) != Some(*service))
-            .map(|(host, _)| host.as_str())
-            .collect(),
-        _ => BTreeSet::new(),
+/// Each workload's inbound ports, with the service of each. From `previous`, only the workloads whose ports
+/// may differ are worked out again: those added, removed or changed, and those a changed service exposes (as it
+/// was or is). They are returned too (`None`: every workload was worked out).
+fn inbound_ports(
+    mesh: &Mesh,
+    previous: Option<(&Mesh, &Arc<InboundPorts>, &[&str])>,
+) -> (Arc<InboundPorts>, Option<BTreeSet<String>>) {
+    let Some((before, ports, changed_workloads)) = previous else {
+        let index = InboundIndex::new(mesh, |_| true);
+        let ports = mesh
+            .workloads
+            .keys()
+            .map(|key| (key.clone(), Arc::new(index.owned_ports_of(key))))
+            .collect();
+        return (Arc::new(ports), None);
     };
-    let ports = mesh
-        .workloads
-        .keys()
-        .map(|key| {
-            let ports: Vec<(u32, String)> = index
-                .ports_of(key)
-                .iter()
-                .map(|(port, service)| (*port, service.hostname.clone()))
-                .collect();
-            let kept = previous.and_then(|(_, before)| {
-                before.get(key).filter(|before| {
-                    ***before == ports
-                        && !ports
-                            .iter()
-                            .any(|(_, host)| changed.contains(host.as_str()))
-                })
-            });
-            let ports = kept.cloned().unwrap_or_else(|| Arc::new(ports));
-            (key.clone(), ports)
-        })
+    if Arc::ptr_eq(&before.workloads, &mesh.workloads)
+        && Arc::ptr_eq(&before.services, &mesh.services)
+    {
+        return (ports.clone(), Some(BTreeSet::new()));
+    }
+    // The services that are not what they were, compared once rather than once per workload exposing them.
+    let changed_services: Vec<&str> = changed_keys(&before.services, &mesh.services);
+    let exposed_by_a_changed_service = changed_services
+        .iter()
+        .flat_map(|host| [before.services.get(*host), mesh.services.get(*host)])
+        .flatten()
+        .flat_map(|service| &service.endpoints)
+        .filter_map(|endpoint| endpoint.workload.as_deref());
+    let affected: BTreeSet<String> = changed_workloads
+        .iter()
+        .copied()
+        .chain(exposed_by_a_changed_service)
+        .map(str::to_owned)
         .collect();
-    Arc::new(ports)
+    let index = InboundIndex::new(mesh, |workload| affected.contains(workload));
+    let mut next = (**ports).clone();
+    for key in &affected {
+        if !mesh.workloads.contains_key(key) {
+            next.remove(key);
+            continue;
+        }
+        let now = index.owned_ports_of(key);
+        // The same ports, each exposed by the same (unchanged) service: the same allocation, so that the
+        // sidecar's own resources are kept.
+        let kept = ports.get(key).filter(|was| {
+            ***was == now
+                && !now
+                    .iter()
+                    .any(|(_, host)| changed_services.contains(&host.as_str()))
+        });
+        next.insert(key.clone(), kept.cloned().unwrap_or_else(|| Arc::new(now)));
+    }
+    (Arc::new(next), Some(affected))
 }
 
 /// The subject of a sidecar's snapshot ([`Snapshot::subject`]): its workload (`namespace/name`), hashed. Two
@@ -529,28 +558,37 @@ fn subject_of(workload: &str) -> u64 {
 /// The subjects of the workloads whose sidecars may be other proxies than in `previous`, or have other own
 /// resources: WorkloadEntries added, removed or changed, another `Sidecar` resource applying, other inbound ports
 /// (or services exposing them). Everything else of a sidecar's snapshot is in the shared layers.
-fn changed_workloads(
+fn changed_workloads<'k>(
     previous: &MeshGeneration,
     mesh: &Mesh,
     shared: &SharedResources,
     inbound: &InboundPorts,
+    candidates: Option<impl Iterator<Item = &'k str>>,
 ) -> BTreeSet<u64> {
     let (before, now) = (&previous.mesh.workloads, &mesh.workloads);
-    let removed = before.keys().filter(|key| !now.contains_key(*key));
-    let added_or_changed = now.iter().filter_map(|(key, is)| {
-        let ports_changed = match (previous.inbound.get(key), inbound.get(key)) {
-            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-            (a, b) => a.is_some() != b.is_some(),
-        };
-        let changed = before.get(key) != Some(is)
-            || previous.shared.egress_by_key(key) != shared.egress_by_key(key)
-            || ports_changed;
-        changed.then_some(key)
-    });
-    removed
-        .chain(added_or_changed)
-        .map(|key| subject_of(key))
-        .collect()
+    let differs = |key: &str| match (before.get(key), now.get(key)) {
+        (None, None) => false,
+        (Some(_), None) | (None, Some(_)) => true,
+        (Some(was), Some(is)) => {
+            let ports_changed = match (previous.inbound.get(key), inbound.get(key)) {
+                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                (a, b) => a.is_some() != b.is_some(),
+            };
+            was != is
+                || previous.shared.egress_by_key(key) != shared.egress_by_key(key)
+                || ports_changed
+        }
+    };
+    match candidates {
+        Some(keys) => keys.filter(|key| differs(key)).map(subject_of).collect(),
+        None => before
+            .keys()
+            .chain(now.keys())
+            .map(String::as_str)
+            .filter(|key| differs(key))
+            .map(subject_of)
+            .collect(),
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -784,6 +822,28 @@ mod tests {
             replaced.subjects,
             BTreeSet::from([subject_of("default/reviews-v1")])
         );
+    }
+
+    /// The route scopes of a generation built from another are worked out for the changed workloads only: a
+    /// scope whose last workload went must go too, and one a new workload needs must come.
+    #[test]
+    fn route_scopes_follow_the_workloads_added_and_removed() {
+        let mesh = bookinfo();
+        let mut with_visitor = (*mesh).clone();
+        let mut visitor = (*mesh.workloads["default/reviews-v1"]).clone();
+        visitor.namespace = "visitors".into();
+        Arc::make_mut(&mut with_visitor.workloads)
+            .insert("visitors/reviews-v1".into(), Arc::new(visitor));
+        let with_visitor = Arc::new(with_visitor);
+        let scopes = |g: &MeshGeneration| -> Vec<crate::mesh::RouteScope> {
+            g.shared.route_scopes().into_iter().cloned().collect()
+        };
+        let first = MeshGeneration::new(mesh.clone());
+        let arrived = MeshGeneration::succeed(with_visitor.clone(), &first);
+        assert_eq!(scopes(&arrived), scopes(&MeshGeneration::new(with_visitor)));
+        assert_eq!(scopes(&arrived).len(), scopes(&first).len() + 1);
+        let left = MeshGeneration::succeed(mesh.clone(), &arrived);
+        assert_eq!(scopes(&left), scopes(&first));
     }
 
     /// A proxy's own resources read the services exposing its ports (their names are stamped on the inbound

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::mesh::{GatewayRef, Mesh, ResourceKey, RouteScope, Service, VirtualService};
+use crate::mesh::{GatewayRef, Mesh, ResourceKey, RouteScope, Service, VirtualService, Workload};
 use crate::translate;
 use crate::xds::{Encoded, Layer};
 
@@ -28,6 +28,9 @@ pub struct SharedResources {
     views: BTreeMap<Option<String>, View>,
     /// Per route scope, its route configurations by port.
     routes: BTreeMap<RouteScope, ScopeRoutes>,
+    /// Per route scope, how many workloads are in it: a scope whose last workload went is dropped, without
+    /// working out every workload's scope again.
+    scope_members: Arc<BTreeMap<RouteScope, usize>>,
     /// What route scopes are projected on ([`Mesh::source_label_keys`]).
     label_keys: BTreeSet<String>,
 }
@@ -57,6 +60,8 @@ struct ScopeRoutes {
 pub struct Previous<'a> {
     pub mesh: &'a Mesh,
     pub shared: &'a SharedResources,
+    /// The workloads added, removed or changed since `mesh` (by key): [`crate::mesh::changed_keys`] of the two meshes.
+    pub changed_workloads: &'a [&'a str],
 }
 
 impl SharedResources {
@@ -114,21 +119,17 @@ impl SharedResources {
                 sidecars_unchanged,
             )),
         };
-        let scopes: BTreeSet<RouteScope> = match same_workloads {
-            Some(p) if p.shared.label_keys == label_keys => {
-                p.shared.routes.keys().cloned().collect()
-            }
-            _ => mesh
-                .workloads
-                .iter()
-                .map(|(key, w)| {
-                    let egress = egress_of.get(key).cloned().flatten();
-                    RouteScope::new(&w.namespace, &w.labels, &label_keys, egress.as_deref())
-                })
-                .collect(),
-        };
+        let scope_members = route_scope_members(
+            mesh,
+            &egress_of,
+            &label_keys,
+            previous
+                .as_ref()
+                .filter(|p| sidecars_unchanged && p.shared.label_keys == label_keys),
+        );
+        let scopes = scope_members.keys();
         let egresses: BTreeSet<Option<String>> = std::iter::once(None)
-            .chain(scopes.iter().map(|s| s.egress.clone()))
+            .chain(scopes.clone().map(|s| s.egress.clone()))
             .collect();
         // A view depends on its Sidecar resource, which services it reaches and their resources. With its
         // Sidecar unchanged, none of the services that appeared, disappeared or changed namespace reached (in
@@ -215,13 +216,13 @@ impl SharedResources {
             let kept = previous
                 .as_ref()
                 .filter(|p| p.shared.label_keys == label_keys && same_sidecar(p.mesh, egress))
-                .and_then(|p| Some((p.mesh, p.shared.routes.get(&scope)?)));
+                .and_then(|p| Some((p.mesh, p.shared.routes.get(scope)?)));
             // Every port the scope had, each clean: the scope's very configurations and layer stand.
             if let Some((old_mesh, k)) = kept {
                 if k.by_port.keys().eq(ports.iter())
                     && ports.iter().all(|&port| is_clean(old_mesh, egress, port))
                 {
-                    routes.insert(scope, k.clone());
+                    routes.insert(scope.clone(), k.clone());
                     continue;
                 }
             }
@@ -233,9 +234,9 @@ impl SharedResources {
                         .and_then(|(_, k)| k.by_port.get(&port));
                     let encoded = match reused {
                         Some(r) => r.clone(),
-                        None => Arc::new(Encoded::route(&translate::sidecar_route(
-                            mesh, &scope, port,
-                        ))),
+                        None => {
+                            Arc::new(Encoded::route(&translate::sidecar_route(mesh, scope, port)))
+                        }
                     };
                     (port, encoded)
                 })
@@ -244,10 +245,10 @@ impl SharedResources {
             // changed): a rebuild that comes out the same is then the same layer, and nothing to push.
             let before = previous
                 .as_ref()
-                .and_then(|p| p.shared.routes.get(&scope))
+                .and_then(|p| p.shared.routes.get(scope))
                 .map(|k| &k.layer);
             let layer = Layer::succeed(before, by_port.values().cloned());
-            routes.insert(scope, ScopeRoutes { by_port, layer });
+            routes.insert(scope.clone(), ScopeRoutes { by_port, layer });
         }
 
         SharedResources {
@@ -255,6 +256,7 @@ impl SharedResources {
             egress_of,
             views,
             routes,
+            scope_members,
             label_keys,
         }
     }
@@ -290,6 +292,12 @@ impl SharedResources {
             &self.label_keys,
             sidecar.egress.as_deref(),
         )
+    }
+
+    /// Every route scope that has route configurations.
+    #[cfg(test)]
+    pub(crate) fn route_scopes(&self) -> Vec<&RouteScope> {
+        self.routes.keys().collect()
     }
 
     /// The route configurations of `scope`, if some workload of the mesh is in it.
@@ -358,28 +366,68 @@ fn egress_per_workload(
 ) -> BTreeMap<String, Option<String>> {
     // Built only if some workload's answer is not known already.
     let index = std::cell::OnceCell::new();
+    let scope_for = |w: &Workload| {
+        index
+            .get_or_init(|| mesh.egress_index())
+            .scope_for(&w.namespace, &w.labels)
+            .map(str::to_owned)
+    };
+    // The same Sidecars: every workload but the changed ones is the very one it was, and keeps its answer.
+    if let Some(p) = previous.filter(|_| sidecars_unchanged) {
+        let mut egress_of = (*p.shared.egress_of).clone();
+        for key in p.changed_workloads {
+            match mesh.workloads.get(*key) {
+                Some(w) => egress_of.insert((*key).to_owned(), scope_for(w)),
+                None => egress_of.remove(*key),
+            };
+        }
+        return egress_of;
+    }
     mesh.workloads
         .iter()
-        .map(|(key, w)| {
-            let known = previous
-                .filter(|_| sidecars_unchanged)
-                .filter(|p| {
-                    p.mesh
-                        .workloads
-                        .get(key)
-                        .is_some_and(|old| old.namespace == w.namespace && old.labels == w.labels)
-                })
-                .and_then(|p| p.shared.egress_of.get(key));
-            let egress = match known {
-                Some(egress) => egress.clone(),
-                None => index
-                    .get_or_init(|| mesh.egress_index())
-                    .scope_for(&w.namespace, &w.labels)
-                    .map(str::to_owned),
-            };
-            (key.clone(), egress)
-        })
+        .map(|(key, w)| (key.clone(), scope_for(w)))
         .collect()
+}
+
+/// How many workloads each route scope has. Patched from `previous` (given only when the Sidecars and the
+/// label keys are the same, so that every unchanged workload is in the scope it was in) for the workloads that
+/// changed; otherwise counted from every workload.
+fn route_scope_members(
+    mesh: &Mesh,
+    egress_of: &BTreeMap<String, Option<String>>,
+    label_keys: &BTreeSet<String>,
+    previous: Option<&Previous<'_>>,
+) -> Arc<BTreeMap<RouteScope, usize>> {
+    let scope_of = |key: &str, w: &Workload, egress_of: &BTreeMap<String, Option<String>>| {
+        let egress = egress_of.get(key).and_then(Option::as_deref);
+        RouteScope::new(&w.namespace, &w.labels, label_keys, egress)
+    };
+    let Some(p) = previous else {
+        let mut members = BTreeMap::new();
+        for (key, w) in mesh.workloads.iter() {
+            *members.entry(scope_of(key, w, egress_of)).or_insert(0) += 1;
+        }
+        return Arc::new(members);
+    };
+    if p.changed_workloads.is_empty() {
+        return p.shared.scope_members.clone();
+    }
+    let mut members = (*p.shared.scope_members).clone();
+    for key in p.changed_workloads {
+        if let Some(was) = p.mesh.workloads.get(*key) {
+            let scope = scope_of(key, was, &p.shared.egress_of);
+            if let Some(count) = members.get_mut(&scope) {
+                *count -= 1;
+                if *count == 0 {
+                    members.remove(&scope);
+                }
+            }
+        }
+        if let Some(is) = mesh.workloads.get(*key) {
+            *members.entry(scope_of(key, is, egress_of)).or_insert(0) += 1;
+        }
+    }
+    Arc::new(members)
 }
 
 /// The services whose presence differs between `old` and `new` (added, removed, or moved to another

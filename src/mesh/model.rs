@@ -61,6 +61,40 @@ pub struct Mesh {
     pub sidecars: Arc<BTreeMap<String, EgressScope>>,
 }
 
+/// The keys whose entries differ between two maps of shared values (added, removed, or another value), in key
+/// order: one walk through both, each value compared by address first. What a change to a few of 10,000
+/// workloads touches, without looking each of them up.
+pub fn changed_keys<'m, V: PartialEq>(
+    before: &'m BTreeMap<String, Arc<V>>,
+    now: &'m BTreeMap<String, Arc<V>>,
+) -> Vec<&'m str> {
+    use std::cmp::Ordering;
+    let mut changed = Vec::new();
+    if std::ptr::eq(before, now) {
+        return changed;
+    }
+    let (mut before, mut now) = (before.iter().peekable(), now.iter().peekable());
+    loop {
+        let order = match (before.peek(), now.peek()) {
+            (None, None) => return changed,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((old_key, _)), Some((new_key, _))) => old_key.cmp(new_key),
+        };
+        match order {
+            Ordering::Less => changed.extend(before.next().map(|(key, _)| key.as_str())),
+            Ordering::Greater => changed.extend(now.next().map(|(key, _)| key.as_str())),
+            Ordering::Equal => {
+                if let (Some((key, was)), Some((_, is))) = (before.next(), now.next()) {
+                    if was != is {
+                        changed.push(key.as_str());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A `Sidecar` resource: the services the sidecars it applies to may reach.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EgressScope {

@@ -136,22 +136,25 @@ pub fn outbound_ports(mesh: &Mesh, egress: Option<&str>) -> BTreeSet<u32> {
 /// The ports a sidecar's workload serves, each with the first service (by host) that exposes it.
 pub fn inbound_ports<'m>(mesh: &'m Mesh, sidecar: &Sidecar) -> Vec<(u32, &'m Service)> {
     let me = format!("{}/{}", sidecar.namespace, sidecar.workload);
-    InboundIndex::new(mesh).ports_of(&me).to_vec()
+    InboundIndex::new(mesh, |workload| workload == me)
+        .ports_of(&me)
+        .to_vec()
 }
 
-/// [`inbound_ports`] for every workload at once: one pass over the mesh instead of one per proxy.
+/// [`inbound_ports`] for many workloads at once: one pass over the mesh instead of one per proxy.
 #[derive(Debug, Default)]
 pub struct InboundIndex<'m> {
     by_workload: BTreeMap<&'m str, Vec<(u32, &'m Service)>>,
 }
 
 impl<'m> InboundIndex<'m> {
-    pub fn new(mesh: &'m Mesh) -> InboundIndex<'m> {
+    /// The ports of the workloads (`namespace/name`) that `wanted` accepts.
+    pub fn new(mesh: &'m Mesh, wanted: impl Fn(&str) -> bool) -> InboundIndex<'m> {
         let mut by_workload: BTreeMap<&'m str, Vec<(u32, &'m Service)>> = BTreeMap::new();
         // Services in host order, so the first service exposing a port keeps it.
         for service in mesh.services.values() {
             for endpoint in &service.endpoints {
-                let Some(workload) = endpoint.workload.as_deref() else {
+                let Some(workload) = endpoint.workload.as_deref().filter(|w| wanted(w)) else {
                     continue;
                 };
                 let ports = by_workload.entry(workload).or_default();
@@ -175,6 +178,14 @@ impl<'m> InboundIndex<'m> {
             .get(workload)
             .map(Vec::as_slice)
             .unwrap_or_default()
+    }
+
+    /// [`InboundIndex::ports_of`], each port with its service's host.
+    pub fn owned_ports_of(&self, workload: &str) -> Vec<(u32, String)> {
+        self.ports_of(workload)
+            .iter()
+            .map(|(port, service)| (*port, service.hostname.clone()))
+            .collect()
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{meta_of, Diags};
-use crate::mesh::Workload;
+use crate::mesh::{changed_keys, Workload};
 use crate::spec::{Kind, Sourced, WorkloadEntry};
 
 /// Resolves every WorkloadEntry. One that `kept` vouches for (the very entry of the last valid reading)
@@ -58,42 +58,15 @@ pub(super) fn resolve(
 }
 
 /// The workloads added, removed or changed between two resolutions, each as it was and as it is: what a label
-/// selector may select differently. Both maps are in key order, so one walk through both.
+/// selector may select differently.
 pub(super) fn changed<'m>(
     before: &'m BTreeMap<String, Arc<Workload>>,
     now: &'m BTreeMap<String, Arc<Workload>>,
 ) -> Vec<&'m Workload> {
-    use std::cmp::Ordering;
-    let mut changed = Vec::new();
-    let (mut before, mut now) = (before.iter().peekable(), now.iter().peekable());
-    loop {
-        match (before.peek(), now.peek()) {
-            (None, None) => return changed,
-            (Some((_, was)), None) => {
-                changed.push(&***was);
-                before.next();
-            }
-            (None, Some((_, is))) => {
-                changed.push(&***is);
-                now.next();
-            }
-            (Some((old_key, was)), Some((new_key, is))) => match old_key.cmp(new_key) {
-                Ordering::Less => {
-                    changed.push(&***was);
-                    before.next();
-                }
-                Ordering::Greater => {
-                    changed.push(&***is);
-                    now.next();
-                }
-                Ordering::Equal => {
-                    if !Arc::ptr_eq(was, is) && was != is {
-                        changed.extend([&***was, &***is]);
-                    }
-                    before.next();
-                    now.next();
-                }
-            },
-        }
-    }
+    changed_keys(before, now)
+        .into_iter()
+        .flat_map(|key| [before.get(key), now.get(key)])
+        .flatten()
+        .map(|w| &**w)
+        .collect()
 }
