@@ -15,7 +15,7 @@ use super::{
     check_duplicates, destination_rule, gateway, same, service_entry, sidecar, virtual_service,
     workload_entry, Diags,
 };
-use crate::mesh::{Diagnostic, Mesh, Resolved};
+use crate::mesh::{labels_match, Diagnostic, Labels, Mesh, Resolved};
 use crate::spec::{Config, Sourced, WorkloadEntry};
 
 /// The resources of a reading, by address. The loader shares the resources of the files it did not read
@@ -165,12 +165,32 @@ impl Resolver {
                 ))
             },
         );
+        // What a selector of `namespace` (`None`: of any) selects is what it selected in the last reading.
+        let selects_the_same = |namespace: Option<&str>, selector: &Labels| {
+            changed_workloads
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|(was, is)| [was, is])
+                .flatten()
+                .all(|w| {
+                    namespace.is_some_and(|n| n != w.namespace)
+                        || !labels_match(selector, &w.labels)
+                })
+        };
         let gateways = step(
             &mut diags,
-            // Gateways read the ServiceEntries as written, and the workloads.
-            reuse_services
-                .filter(|l| same(&config.gateways, &l.config.gateways))
-                .map(|l| (&l.mesh.gateways, &l.diagnostics.gateways[..])),
+            // Gateways read the ServiceEntries as written, and the workloads (only to warn of a selector that
+            // selects no gateway workload).
+            last.filter(|l| {
+                same(&config.gateways, &l.config.gateways)
+                    && same(&config.service_entries, &l.config.service_entries)
+                    && l.mesh
+                        .gateways
+                        .values()
+                        .all(|g| selects_the_same(None, &g.selector))
+            })
+            .map(|l| (&l.mesh.gateways, &l.diagnostics.gateways[..])),
             &mut steps.gateways,
             |diags| {
                 Arc::new(gateway::resolve(
@@ -182,14 +202,19 @@ impl Resolver {
             },
         );
         // With the inferred destinations of the last reading: inference below replaces them all.
+        // A Sidecar resolves from its resource alone; only which Sidecars select one workload reads the
+        // workloads, and the last reading had no workload selected twice: only a changed one can be now.
+        let reuse_sidecars = last.filter(|l| same(&config.sidecars, &l.config.sidecars));
         let sidecars = step(
             &mut diags,
-            last_with_same_workloads
-                .filter(|l| same(&config.sidecars, &l.config.sidecars))
-                .map(|l| (&l.mesh.sidecars, &l.diagnostics.sidecars[..])),
+            reuse_sidecars.map(|l| (&l.mesh.sidecars, &l.diagnostics.sidecars[..])),
             &mut steps.sidecars,
             |diags| Arc::new(sidecar::resolve(&config.sidecars, index(), diags)),
         );
+        if let (Some(_), Some(changed)) = (reuse_sidecars, &changed_workloads) {
+            let current = changed.iter().filter_map(|(_, is)| *is);
+            sidecar::check_conflicts_of(&sidecars, current, &mut diags);
+        }
 
         let mut mesh = Mesh {
             services,
@@ -214,5 +239,103 @@ impl Resolver {
             });
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::mesh::{resolve, Code};
+    use crate::spec::{LoadOptions, Loader};
+
+    const SIDECARS: &str = "apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: by-app}
+spec:
+  workloadSelector: {labels: {app: shop}}
+  egress: [{hosts: ['./*']}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: by-tier}
+spec:
+  workloadSelector: {labels: {tier: front}}
+  egress: [{hosts: ['./*']}]
+";
+
+    const GATEWAY: &str = "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  selector: {app: edge}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]
+";
+
+    fn workload(name: &str, labels: &str) -> String {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: {name}}}
+spec: {{address: 127.0.0.9, labels: {{{labels}}}}}
+"
+        )
+    }
+
+    /// Reads `dir` as the server does, in turn after earlier readings, and from scratch: both must agree.
+    fn read(
+        loader: &mut Loader,
+        resolver: &mut Resolver,
+        dir: &Path,
+    ) -> Result<Resolved, Vec<Diagnostic>> {
+        let config = loader.load_paths(&[dir.to_path_buf()]).unwrap();
+        let in_turn = resolver.resolve(&config);
+        let scratch = resolve(&config);
+        assert_eq!(
+            in_turn.as_ref().map(|r| (&r.mesh, &r.warnings)),
+            scratch.as_ref().map(|r| (&r.mesh, &r.warnings)),
+            "a reading resolved in turn differs from one resolved from scratch"
+        );
+        in_turn
+    }
+
+    /// The Sidecars are the very ones of the last reading; a relabelled workload is now selected by two.
+    #[test]
+    fn a_workload_relabelled_into_two_kept_sidecars_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sidecars.yaml"), SIDECARS).unwrap();
+        std::fs::write(dir.path().join("shop.yaml"), workload("shop", "app: shop")).unwrap();
+        let (mut loader, mut resolver) = (Loader::new(LoadOptions::default()), Resolver::default());
+        read(&mut loader, &mut resolver, dir.path()).expect("one Sidecar selects the workload");
+        std::fs::write(
+            dir.path().join("shop.yaml"),
+            workload("shop", "app: shop, tier: front"),
+        )
+        .unwrap();
+        let errors = read(&mut loader, &mut resolver, dir.path()).expect_err("selected twice");
+        assert!(errors
+            .iter()
+            .any(|d| d.code == Code::ConflictingSidecarSelectors));
+    }
+
+    /// The Gateway and the ServiceEntries are the very ones of the last reading; a workload that its selector
+    /// selects arrives, and the warning that it selects nothing goes.
+    #[test]
+    fn a_kept_gateway_sees_a_workload_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gateway.yaml"), GATEWAY).unwrap();
+        std::fs::write(dir.path().join("shop.yaml"), workload("shop", "app: shop")).unwrap();
+        let (mut loader, mut resolver) = (Loader::new(LoadOptions::default()), Resolver::default());
+        let warned = |r: &Resolved| {
+            r.warnings
+                .iter()
+                .any(|d| d.code == Code::GatewaySelectsNothing)
+        };
+        let first = read(&mut loader, &mut resolver, dir.path()).unwrap();
+        assert!(warned(&first));
+        std::fs::write(dir.path().join("edge.yaml"), workload("edge", "app: edge")).unwrap();
+        let second = read(&mut loader, &mut resolver, dir.path()).unwrap();
+        assert!(!warned(&second));
     }
 }

@@ -16,7 +16,7 @@ pub(super) struct Kept<'l> {
     pub entries: Vouched<ServiceEntry>,
     pub services: &'l BTreeMap<String, Arc<Service>>,
     /// The workloads added, removed or changed since (as they were and as they are); `None`: the same ones.
-    pub changed_workloads: Option<&'l [&'l Workload]>,
+    pub changed_workloads: Option<&'l [(Option<&'l Workload>, Option<&'l Workload>)]>,
 }
 
 impl Kept<'_> {
@@ -33,6 +33,8 @@ impl Kept<'_> {
                 .changed_workloads
                 .unwrap_or_default()
                 .iter()
+                .flat_map(|(was, is)| [was, is])
+                .flatten()
                 .any(|w| w.namespace == namespace && labels_match(&selector.labels, &w.labels));
             if selects_a_changed_one {
                 return None;

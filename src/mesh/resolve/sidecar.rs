@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
-use crate::mesh::{Code, EgressHost, EgressScope, GatewayRef, Mesh, ResourceKey, VirtualService};
+use crate::mesh::{
+    labels_match, Code, EgressHost, EgressScope, GatewayRef, Mesh, ResourceKey, VirtualService,
+    Workload,
+};
 use crate::spec::{self, Kind, Sourced};
 
 pub(super) fn resolve(
@@ -240,15 +243,43 @@ fn check_conflicts(
         }
     }
     for (workload, matching) in &selecting {
-        if let [(first, _), (_, second), ..] = matching.as_slice() {
-            diags.error(
-                &second.meta,
-                Code::ConflictingSidecarSelectors,
-                "spec.workloadSelector",
-                format!(
-                    "WorkloadEntry {workload} is selected by this Sidecar and by {first}; a workload may be selected by one Sidecar only"
-                ),
-            );
-        }
+        report_conflict(workload, matching, diags);
+    }
+}
+
+/// [`check_conflicts`] for some workloads only, when every other one is known to be selected by one Sidecar
+/// at most.
+pub(super) fn check_conflicts_of<'w>(
+    scopes: &BTreeMap<String, EgressScope>,
+    workloads: impl Iterator<Item = &'w Workload>,
+    diags: &mut Diags<'_>,
+) {
+    for workload in workloads {
+        let matching: Vec<(&String, &EgressScope)> = scopes
+            .iter()
+            .filter(|(_, scope)| {
+                scope.namespace == workload.namespace
+                    && scope
+                        .selector
+                        .as_ref()
+                        .is_some_and(|selector| labels_match(selector, &workload.labels))
+            })
+            .collect();
+        let key = format!("{}/{}", workload.namespace, workload.name);
+        report_conflict(&key, &matching, diags);
+    }
+}
+
+/// A workload selected by more than one Sidecar: an error on the second (in key order), naming the first.
+fn report_conflict(workload: &str, matching: &[(&String, &EgressScope)], diags: &mut Diags<'_>) {
+    if let [(first, _), (_, second), ..] = matching {
+        diags.error(
+            &second.meta,
+            Code::ConflictingSidecarSelectors,
+            "spec.workloadSelector",
+            format!(
+                "WorkloadEntry {workload} is selected by this Sidecar and by {first}; a workload may be selected by one Sidecar only"
+            ),
+        );
     }
 }

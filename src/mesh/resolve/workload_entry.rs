@@ -57,16 +57,14 @@ pub(super) fn resolve(
     out
 }
 
-/// The workloads added, removed or changed between two resolutions, each as it was and as it is: what a label
-/// selector may select differently.
+/// The workloads added, removed or changed between two resolutions, each as it was and as it is (`None`: not
+/// there): what a label selector may select differently.
 pub(super) fn changed<'m>(
     before: &'m BTreeMap<String, Arc<Workload>>,
     now: &'m BTreeMap<String, Arc<Workload>>,
-) -> Vec<&'m Workload> {
+) -> Vec<(Option<&'m Workload>, Option<&'m Workload>)> {
     changed_keys(before, now)
         .into_iter()
-        .flat_map(|key| [before.get(key), now.get(key)])
-        .flatten()
-        .map(|w| &**w)
+        .map(|key| (before.get(key).map(|w| &**w), now.get(key).map(|w| &**w)))
         .collect()
 }
