@@ -203,6 +203,38 @@ impl Config {
         self.skipped.extend_from_slice(skipped);
     }
 
+    /// Takes from `before`, an earlier reading of the same file, each resource whose document reads the same
+    /// at the same place (index, line and text): it parses to the same resource, and sharing it tells later
+    /// stages that it did not change. One edited document of a file then leaves the others as they were.
+    pub fn keep_unchanged_from(&mut self, before: &Config) {
+        fn keep<T>(now: &mut [Arc<Sourced<T>>], before: &[Arc<Sourced<T>>]) {
+            if before.is_empty() {
+                return;
+            }
+            let by_index: BTreeMap<usize, &Arc<Sourced<T>>> = before
+                .iter()
+                .map(|item| (item.origin.doc_index, item))
+                .collect();
+            for item in now.iter_mut() {
+                let Some(was) = by_index.get(&item.origin.doc_index) else {
+                    continue;
+                };
+                if was.origin == item.origin
+                    && was.source.first_line == item.source.first_line
+                    && was.source.text == item.source.text
+                {
+                    *item = Arc::clone(was);
+                }
+            }
+        }
+        keep(&mut self.virtual_services, &before.virtual_services);
+        keep(&mut self.destination_rules, &before.destination_rules);
+        keep(&mut self.gateways, &before.gateways);
+        keep(&mut self.service_entries, &before.service_entries);
+        keep(&mut self.workload_entries, &before.workload_entries);
+        keep(&mut self.sidecars, &before.sidecars);
+    }
+
     /// Adds `other` on top of `self` the way `kubectl apply` would: a resource with the same kind/namespace/name
     /// replaces the existing one (keeping its position), new ones are appended.
     pub fn overlay(mut self, other: Config) -> Config {

@@ -272,7 +272,7 @@ impl Loader {
             };
             let parsed = match previous.remove(file.as_os_str()) {
                 Some(seen) if seen.text == text => ParsedFile { settled, ..seen },
-                _ => {
+                seen => {
                     let mut parsed = ParsedFile {
                         text,
                         settled,
@@ -280,6 +280,9 @@ impl Loader {
                         errors: Vec::new(),
                     };
                     load_into(&file, &parsed.text, &mut parsed.config, &mut parsed.errors);
+                    if let Some(seen) = seen {
+                        parsed.config.keep_unchanged_from(&seen.config);
+                    }
                     parsed
                 }
             };
@@ -741,6 +744,43 @@ mod tests {
             // Another write within the same timestamp tick could leave the same stamp.
             assert_eq!(loader.files_read(), 1);
         }
+    }
+
+    /// One document of a file edited: the others are the very resources of the last reading, so that later
+    /// stages see they did not change; the edited one, and those it moved, are new.
+    #[test]
+    fn an_edited_file_keeps_the_resources_of_its_unchanged_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vs.yaml");
+        let docs = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| VS.replace("NAME", n))
+                .collect::<Vec<_>>()
+                .join("---\n")
+        };
+        std::fs::write(&file, docs(&["a", "b", "c"])).unwrap();
+        let mut loader = Loader::new(LoadOptions::default());
+        let paths = [dir.path().to_path_buf()];
+        let first = loader.load_paths(&paths).unwrap();
+        std::fs::write(&file, docs(&["a", "x", "c"])).unwrap();
+        let second = loader.load_paths(&paths).unwrap();
+        assert_eq!(names(&second), ["a", "x", "c"]);
+        let shared: Vec<bool> = first
+            .virtual_services
+            .iter()
+            .zip(&second.virtual_services)
+            .map(|(was, is)| Arc::ptr_eq(was, is))
+            .collect();
+        assert_eq!(shared, [true, false, true]);
+        // The first document gone: the others are at other places now, and new.
+        std::fs::write(&file, docs(&["x", "c"])).unwrap();
+        let third = loader.load_paths(&paths).unwrap();
+        assert!(!Arc::ptr_eq(
+            &third.virtual_services[1],
+            &second.virtual_services[2]
+        ));
+        assert_eq!(third.virtual_services[1].origin.doc_index, 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::validate;
 use super::{meta_of, Diags};
 use crate::mesh::names::resolve_host;
 use crate::mesh::{
-    labels_match, ConnectionPool, ConsistentHash, DestinationRule, HashAlgorithm, HashKey,
+    labels_match, ConnectionPool, ConsistentHash, DestinationRule, HashAlgorithm, HashKey, Labels,
     LoadBalancer, Meta, OutlierDetection, PolicySettings, Service, Subset, TrafficPolicy,
 };
 use crate::spec::{self, Kind, SimpleLb, Sourced};
@@ -39,14 +39,7 @@ pub(super) fn resolve(
         }
         let service = services.get(&fqdn);
         if service.is_none() {
-            diags.warn(
-                &meta,
-                Code::UnusedDestinationRule,
-                "spec.host",
-                format!(
-                    "host `{fqdn}` is not defined by any ServiceEntry; this rule has no effect"
-                ),
-            );
+            warn_unused(&meta, &fqdn, diags);
         }
         let policy = traffic_policy
             .as_ref()
@@ -74,18 +67,7 @@ pub(super) fn resolve(
                 continue;
             }
             if let Some(service) = service {
-                if !service
-                    .endpoints
-                    .iter()
-                    .any(|e| labels_match(&subset.labels, &e.labels))
-                {
-                    diags.warn(
-                        &meta,
-                        Code::EmptySubset,
-                        format!("{field}.labels"),
-                        format!("subset `{}` selects no workload of `{fqdn}`; traffic sent to it will fail", subset.name),
-                    );
-                }
+                warn_if_empty(&meta, &field, &subset.name, &subset.labels, service, diags);
             }
             let subset_policy = subset
                 .traffic_policy
@@ -117,6 +99,67 @@ pub(super) fn resolve(
         );
     }
     out
+}
+
+/// The codes of the warnings that read the services: the only diagnostics of an unchanged rule that a change
+/// elsewhere can change.
+pub(super) const SERVICE_WARNINGS: [Code; 2] = [Code::UnusedDestinationRule, Code::EmptySubset];
+
+/// The [`SERVICE_WARNINGS`] of a resolved rule, for the service of its host. A rule of a valid reading kept
+/// every subset of its resource, in order, so each subset's field is its position.
+pub(super) fn warn_of_services(
+    rule: &DestinationRule,
+    service: Option<&Service>,
+    diags: &mut Diags<'_>,
+) {
+    let Some(service) = service else {
+        return warn_unused(&rule.meta, &rule.host, diags);
+    };
+    for (i, subset) in rule.subsets.iter().enumerate() {
+        let field = format!("spec.subsets[{i}]");
+        warn_if_empty(
+            &rule.meta,
+            &field,
+            &subset.name,
+            &subset.labels,
+            service,
+            diags,
+        );
+    }
+}
+
+fn warn_unused(meta: &Meta, fqdn: &str, diags: &mut Diags<'_>) {
+    diags.warn(
+        meta,
+        Code::UnusedDestinationRule,
+        "spec.host",
+        format!("host `{fqdn}` is not defined by any ServiceEntry; this rule has no effect"),
+    );
+}
+
+fn warn_if_empty(
+    meta: &Meta,
+    field: &str,
+    subset: &str,
+    labels: &Labels,
+    service: &Service,
+    diags: &mut Diags<'_>,
+) {
+    if !service
+        .endpoints
+        .iter()
+        .any(|e| labels_match(labels, &e.labels))
+    {
+        diags.warn(
+            meta,
+            Code::EmptySubset,
+            format!("{field}.labels"),
+            format!(
+                "subset `{subset}` selects no workload of `{}`; traffic sent to it will fail",
+                service.hostname
+            ),
+        );
+    }
 }
 
 fn traffic_policy_of(

@@ -12,9 +12,10 @@ mod workload_entry;
 mod workload_index;
 
 pub use resolver::Resolver;
+use resolver::Vouched;
 
 use crate::mesh::Code;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{Diagnostic, Mesh, Meta, Resolved, Severity};
@@ -157,34 +158,65 @@ pub(crate) fn meta_of<T>(item: &Sourced<T>, kind: Kind) -> Meta {
 }
 
 /// SY0104: the same kind/namespace/name twice. Reported on the later definition, naming the earlier one.
-/// Reports resources defined twice. A kind whose resources are the very ones of `last`, the last valid
-/// reading, has none: that reading had none.
+/// A kind whose resources are the very ones of `last`, the last valid reading, has none: that reading had
+/// none. Nor do two resources both of that reading: a duplicate has one that is not (a new one). When only a
+/// few are new, only their names are looked for, in one walk through the kind each.
 fn check_duplicates(config: &Config, last: Option<&Config>, diags: &mut Diags<'_>) {
+    /// New resources beyond this many: every name is put in a map instead.
+    const FEW: usize = 32;
+    fn name_of<T>(item: &Sourced<T>) -> (&str, &str) {
+        (item.namespace(), item.metadata.name.as_str())
+    }
     fn check<T>(
         items: &[Arc<Sourced<T>>],
         last: Option<&[Arc<Sourced<T>>]>,
         kind: Kind,
         diags: &mut Diags<'_>,
     ) {
-        if last.is_some_and(|last| same(items, last)) {
-            return;
+        let report = |item: &Sourced<T>, first: &Sourced<T>, diags: &mut Diags<'_>| {
+            diags.error(
+                &meta_of(item, kind),
+                Code::DuplicateResource,
+                "metadata.name",
+                format!(
+                    "{} is defined twice: here and at {} (delete one of them)",
+                    item.key(kind),
+                    first.origin
+                ),
+            );
+        };
+        if let Some(last) = last {
+            if same(items, last) {
+                return;
+            }
+            let vouched = Vouched::of(last);
+            let new: Vec<&Sourced<T>> = items
+                .iter()
+                .filter(|item| !vouched.contains(item))
+                .map(|item| &**item)
+                .take(FEW + 1)
+                .collect();
+            if new.len() <= FEW {
+                let names: BTreeSet<(&str, &str)> = new.iter().map(|item| name_of(item)).collect();
+                let mut first: BTreeMap<(&str, &str), &Sourced<T>> = BTreeMap::new();
+                for item in items.iter().filter(|item| names.contains(&name_of(item))) {
+                    match first.get(&name_of(item)) {
+                        Some(earlier) => report(item, earlier, diags),
+                        None => {
+                            first.insert(name_of(item), item);
+                        }
+                    }
+                }
+                return;
+            }
         }
         let mut seen: BTreeMap<(&str, &str), &Sourced<T>> = BTreeMap::new();
         for item in items {
-            let name = (item.namespace(), item.metadata.name.as_str());
-            if let Some(first) = seen.get(&name) {
-                diags.error(
-                    &meta_of(item, kind),
-                    Code::DuplicateResource,
-                    "metadata.name",
-                    format!(
-                        "{} is defined twice: here and at {} (delete one of them)",
-                        item.key(kind),
-                        first.origin
-                    ),
-                );
-            } else {
-                seen.insert(name, item);
+            match seen.get(&name_of(item)) {
+                Some(first) => report(item, first, diags),
+                None => {
+                    seen.insert(name_of(item), item);
+                }
             }
         }
     }

@@ -15,7 +15,7 @@ use super::{
     check_duplicates, destination_rule, gateway, same, service_entry, sidecar, virtual_service,
     workload_entry, Diags,
 };
-use crate::mesh::{labels_match, Diagnostic, Labels, Mesh, Resolved};
+use crate::mesh::{labels_match, DestinationRule, Diagnostic, Labels, Mesh, Resolved, ResourceKey};
 use crate::spec::{Config, Sourced, WorkloadEntry};
 
 /// The resources of a reading, by address. The loader shares the resources of the files it did not read
@@ -24,7 +24,7 @@ use crate::spec::{Config, Sourced, WorkloadEntry};
 pub(super) struct Vouched<T>(BTreeSet<usize>, PhantomData<T>);
 
 impl<T> Vouched<T> {
-    fn of(items: &[Arc<Sourced<T>>]) -> Vouched<T> {
+    pub(super) fn of(items: &[Arc<Sourced<T>>]) -> Vouched<T> {
         Vouched(
             items.iter().map(|i| Arc::as_ptr(i) as usize).collect(),
             PhantomData,
@@ -146,25 +146,55 @@ impl Resolver {
                 ))
             },
         );
-        let destination_rules = step(
-            &mut diags,
-            reuse_services
-                .filter(|l| same(&config.destination_rules, &l.config.destination_rules))
-                .map(|l| {
-                    (
-                        &l.mesh.destination_rules,
-                        &l.diagnostics.destination_rules[..],
-                    )
+        // The same DestinationRules resolve to the same rules: only their warnings read the services, and only
+        // a rule whose host's service is another one (or is gone, or came) has other warnings than before.
+        let destination_rules =
+            match last.filter(|l| same(&config.destination_rules, &l.config.destination_rules)) {
+                Some(l) => {
+                    let other_service = |rule: &DestinationRule| match (
+                        l.mesh.services.get(&rule.host),
+                        services.get(&rule.host),
+                    ) {
+                        (Some(was), Some(is)) => !Arc::ptr_eq(was, is),
+                        (was, is) => was.is_some() != is.is_some(),
+                    };
+                    let rewarned: BTreeSet<&ResourceKey> = l
+                        .mesh
+                        .destination_rules
+                        .values()
+                        .filter(|rule| other_service(rule))
+                        .map(|rule| &rule.meta.resource)
+                        .collect();
+                    let kept = l.diagnostics.destination_rules.iter().filter(|d| {
+                        !(destination_rule::SERVICE_WARNINGS.contains(&d.code)
+                            && d.resource.as_ref().is_some_and(|r| rewarned.contains(r)))
+                    });
+                    steps.destination_rules.extend(kept.cloned());
+                    let start = diags.list.len();
+                    for rule in l
+                        .mesh
+                        .destination_rules
+                        .values()
+                        .filter(|r| other_service(r))
+                    {
+                        let service = services.get(&rule.host).map(|s| &**s);
+                        destination_rule::warn_of_services(rule, service, &mut diags);
+                    }
+                    steps
+                        .destination_rules
+                        .extend_from_slice(&diags.list[start..]);
+                    diags.list.truncate(start);
+                    diags.list.extend_from_slice(&steps.destination_rules);
+                    l.mesh.destination_rules.clone()
+                }
+                None => step(&mut diags, None, &mut steps.destination_rules, |diags| {
+                    Arc::new(destination_rule::resolve(
+                        &config.destination_rules,
+                        &services,
+                        diags,
+                    ))
                 }),
-            &mut steps.destination_rules,
-            |diags| {
-                Arc::new(destination_rule::resolve(
-                    &config.destination_rules,
-                    &services,
-                    diags,
-                ))
-            },
-        );
+            };
         // What a selector of `namespace` (`None`: of any) selects is what it selected in the last reading.
         let selects_the_same = |namespace: Option<&str>, selector: &Labels| {
             changed_workloads
@@ -337,5 +367,23 @@ spec: {{address: 127.0.0.9, labels: {{{labels}}}}}
         std::fs::write(dir.path().join("edge.yaml"), workload("edge", "app: edge")).unwrap();
         let second = read(&mut loader, &mut resolver, dir.path()).unwrap();
         assert!(!warned(&second));
+    }
+
+    /// A new file defines a workload the kept one defines too, and comes first: the kept one is the later
+    /// definition, and is reported.
+    #[test]
+    fn a_new_resource_named_as_a_kept_one_is_reported_on_the_later() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.yaml"), workload("shop", "app: shop")).unwrap();
+        let (mut loader, mut resolver) = (Loader::new(LoadOptions::default()), Resolver::default());
+        read(&mut loader, &mut resolver, dir.path()).unwrap();
+        std::fs::write(dir.path().join("a.yaml"), workload("shop", "app: shop")).unwrap();
+        let errors = read(&mut loader, &mut resolver, dir.path()).expect_err("defined twice");
+        let duplicate = errors
+            .iter()
+            .find(|d| d.code == Code::DuplicateResource)
+            .expect("reported");
+        assert!(duplicate.file.ends_with("m.yaml"), "{duplicate}");
+        assert!(duplicate.message.contains("a.yaml"), "{duplicate}");
     }
 }

@@ -2,6 +2,7 @@
 //! workload: resolution matches one selector per ServiceEntry, Sidecar and Gateway, and walking 10,000
 //! workloads for each of 1,000 of them was most of what reading a large mesh cost.
 
+use std::cell::{Cell, OnceCell};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -9,14 +10,26 @@ use crate::mesh::{labels_match, Labels, Workload};
 
 pub(super) struct WorkloadIndex<'a> {
     workloads: &'a BTreeMap<String, Arc<Workload>>,
+    /// Built at the first selection past [`WALKS_BEFORE_INDEXING`].
+    index: OnceCell<Index<'a>>,
+    /// How many selections may still walk every workload instead.
+    walks_left: Cell<usize>,
+}
+
+/// A change to one workload of 10,000 selects again for the one ServiceEntry that selects it: walking them
+/// all once is cheaper than indexing them. A first reading selects for every ServiceEntry, Sidecar and
+/// Gateway, and indexes after these few.
+const WALKS_BEFORE_INDEXING: usize = 4;
+
+struct Index<'a> {
     /// Per namespace, its workloads in key order.
     by_namespace: BTreeMap<&'a str, Vec<&'a Workload>>,
     /// Per (namespace, label key, label value), the workloads carrying it, in key order.
     by_label: BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a Workload>>,
 }
 
-impl<'a> WorkloadIndex<'a> {
-    pub(super) fn new(workloads: &'a BTreeMap<String, Arc<Workload>>) -> WorkloadIndex<'a> {
+impl<'a> Index<'a> {
+    fn new(workloads: &'a BTreeMap<String, Arc<Workload>>) -> Index<'a> {
         let mut by_namespace: BTreeMap<&str, Vec<&Workload>> = BTreeMap::new();
         let mut by_label: BTreeMap<(&str, &str, &str), Vec<&Workload>> = BTreeMap::new();
         for workload in workloads.values() {
@@ -29,21 +42,13 @@ impl<'a> WorkloadIndex<'a> {
                     .push(workload);
             }
         }
-        WorkloadIndex {
-            workloads,
+        Index {
             by_namespace,
             by_label,
         }
     }
 
-    /// Every workload, in key order.
-    pub(super) fn all(&self) -> impl Iterator<Item = &'a Workload> + 'a {
-        self.workloads.values().map(|w| &**w)
-    }
-
-    /// The workloads of `namespace` whose labels include all of `selector`'s, in key order (the order of
-    /// the map the index was built from). An empty selector selects the whole namespace.
-    pub(super) fn select(&self, namespace: &str, selector: &Labels) -> Vec<&'a Workload> {
+    fn select(&self, namespace: &str, selector: &Labels) -> Vec<&'a Workload> {
         let rarest = selector
             .iter()
             .map(|(key, value)| {
@@ -64,6 +69,43 @@ impl<'a> WorkloadIndex<'a> {
             .filter(|w| labels_match(selector, &w.labels))
             .copied()
             .collect()
+    }
+}
+
+impl<'a> WorkloadIndex<'a> {
+    pub(super) fn new(workloads: &'a BTreeMap<String, Arc<Workload>>) -> WorkloadIndex<'a> {
+        WorkloadIndex::walking_first(workloads, WALKS_BEFORE_INDEXING)
+    }
+
+    fn walking_first(
+        workloads: &'a BTreeMap<String, Arc<Workload>>,
+        walks: usize,
+    ) -> WorkloadIndex<'a> {
+        WorkloadIndex {
+            workloads,
+            index: OnceCell::new(),
+            walks_left: Cell::new(walks),
+        }
+    }
+
+    /// Every workload, in key order.
+    pub(super) fn all(&self) -> impl Iterator<Item = &'a Workload> + 'a {
+        self.workloads.values().map(|w| &**w)
+    }
+
+    /// The workloads of `namespace` whose labels include all of `selector`'s, in key order (the order of
+    /// the map the index was built from). An empty selector selects the whole namespace.
+    pub(super) fn select(&self, namespace: &str, selector: &Labels) -> Vec<&'a Workload> {
+        if self.index.get().is_none() && self.walks_left.get() > 0 {
+            self.walks_left.set(self.walks_left.get() - 1);
+            return self
+                .all()
+                .filter(|w| w.namespace == namespace && labels_match(selector, &w.labels))
+                .collect();
+        }
+        self.index
+            .get_or_init(|| Index::new(self.workloads))
+            .select(namespace, selector)
     }
 }
 
@@ -101,7 +143,11 @@ mod tests {
             .workloads
             .clone();
         assert_eq!(workloads.len(), 4);
-        let index = WorkloadIndex::new(&workloads);
+        // Indexed from the first selection, and walking for every one.
+        let (index, walking) = (
+            WorkloadIndex::walking_first(&workloads, 0),
+            WorkloadIndex::walking_first(&workloads, usize::MAX),
+        );
         let selectors = [
             labels(&[]),
             labels(&[("app", "a")]),
@@ -116,12 +162,14 @@ mod tests {
                     .filter(|w| w.namespace == namespace && labels_match(selector, &w.labels))
                     .map(|w| w.name.as_str())
                     .collect();
-                let indexed: Vec<&str> = index
-                    .select(namespace, selector)
-                    .iter()
-                    .map(|w| w.name.as_str())
-                    .collect();
-                assert_eq!(indexed, walked, "{namespace} {selector:?}");
+                for index in [&index, &walking] {
+                    let selected: Vec<&str> = index
+                        .select(namespace, selector)
+                        .iter()
+                        .map(|w| w.name.as_str())
+                        .collect();
+                    assert_eq!(selected, walked, "{namespace} {selector:?}");
+                }
             }
         }
     }
