@@ -6,7 +6,7 @@
 //! they were. A VirtualService edit at 10,000 workloads then resolves only VirtualServices and what depends on
 //! them, rather than every workload, ServiceEntry, DestinationRule, Gateway and Sidecar again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -15,25 +15,55 @@ use super::{
     check_duplicates, destination_rule, gateway, same, service_entry, sidecar, virtual_service,
     workload_entry, Diags,
 };
-use crate::mesh::{labels_match, DestinationRule, Diagnostic, Labels, Mesh, Resolved, ResourceKey};
-use crate::spec::{Config, Sourced, WorkloadEntry};
+use crate::mesh::{
+    labels_match, DestinationRule, Diagnostic, Labels, Mesh, Resolved, ResourceKey, Workload,
+};
+use crate::spec::{Config, ServiceEntry, Sourced, WorkloadEntry};
 
 /// The resources of a reading, by address. The loader shares the resources of the files it did not read
 /// again, so a resource of this reading found among the last valid reading's is the very one that reading
 /// resolved (which had no error, and kept them alive, so no other allocation can have their address).
-pub(super) struct Vouched<T>(BTreeSet<usize>, PhantomData<T>);
+pub(super) struct Vouched<T>(Vec<usize>, PhantomData<T>);
 
 impl<T> Vouched<T> {
     pub(super) fn of(items: &[Arc<Sourced<T>>]) -> Vouched<T> {
-        Vouched(
-            items.iter().map(|i| Arc::as_ptr(i) as usize).collect(),
-            PhantomData,
-        )
+        // Sorted addresses: cheaper to build than a tree of 10,000, and as quick to search.
+        let mut addresses: Vec<usize> = items.iter().map(|i| Arc::as_ptr(i) as usize).collect();
+        addresses.sort_unstable();
+        Vouched(addresses, PhantomData)
     }
 
     pub(super) fn contains(&self, item: &Arc<Sourced<T>>) -> bool {
-        self.0.contains(&(Arc::as_ptr(item) as usize))
+        self.0.binary_search(&(Arc::as_ptr(item) as usize)).is_ok()
     }
+}
+
+/// Whether a Gateway selector selects the same application workloads (those a ServiceEntry selects) as in
+/// the last reading, for workloads that did not change: no ServiceEntry added or removed selects a workload a
+/// Gateway selector selects.
+fn app_workloads_stand(
+    before: &[Arc<Sourced<ServiceEntry>>],
+    now: &[Arc<Sourced<ServiceEntry>>],
+    workloads: &BTreeMap<String, Arc<Workload>>,
+    gateway_selectors: &[&Labels],
+) -> bool {
+    if same(before, now) {
+        return true;
+    }
+    let (was, is) = (Vouched::of(before), Vouched::of(now));
+    let differing = now
+        .iter()
+        .filter(|se| !was.contains(se))
+        .chain(before.iter().filter(|se| !is.contains(se)));
+    differing
+        .filter_map(|se| Some((se.namespace(), &se.value.workload_selector.as_ref()?.labels)))
+        .all(|(namespace, selector)| {
+            !workloads.values().any(|w| {
+                w.namespace == namespace
+                    && labels_match(selector, &w.labels)
+                    && gateway_selectors.iter().any(|g| labels_match(g, &w.labels))
+            })
+        })
 }
 
 /// Resolves readings in turn. [`super::resolve`] is one reading with nothing before it.
@@ -213,12 +243,16 @@ impl Resolver {
             // Gateways read the ServiceEntries as written, and the workloads (only to warn of a selector that
             // selects no gateway workload).
             last.filter(|l| {
+                let gateway_selectors: Vec<&Labels> =
+                    l.mesh.gateways.values().map(|g| &g.selector).collect();
                 same(&config.gateways, &l.config.gateways)
-                    && same(&config.service_entries, &l.config.service_entries)
-                    && l.mesh
-                        .gateways
-                        .values()
-                        .all(|g| selects_the_same(None, &g.selector))
+                    && gateway_selectors.iter().all(|s| selects_the_same(None, s))
+                    && app_workloads_stand(
+                        &l.config.service_entries,
+                        &config.service_entries,
+                        &workloads,
+                        &gateway_selectors,
+                    )
             })
             .map(|l| (&l.mesh.gateways, &l.diagnostics.gateways[..])),
             &mut steps.gateways,
@@ -385,5 +419,37 @@ spec: {{address: 127.0.0.9, labels: {{{labels}}}}}
             .expect("reported");
         assert!(duplicate.file.ends_with("m.yaml"), "{duplicate}");
         assert!(duplicate.message.contains("a.yaml"), "{duplicate}");
+    }
+
+    /// The Gateway and the workloads are the very ones of the last reading; a new ServiceEntry selects the
+    /// workload the Gateway selected, which is then an application's, and the warning comes.
+    #[test]
+    fn a_kept_gateway_loses_its_workload_to_a_new_service() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gateway.yaml"), GATEWAY).unwrap();
+        std::fs::write(dir.path().join("edge.yaml"), workload("edge", "app: edge")).unwrap();
+        let (mut loader, mut resolver) = (Loader::new(LoadOptions::default()), Resolver::default());
+        let warned = |r: &Resolved| {
+            r.warnings
+                .iter()
+                .any(|d| d.code == Code::GatewaySelectsNothing)
+        };
+        assert!(!warned(
+            &read(&mut loader, &mut resolver, dir.path()).unwrap()
+        ));
+        let service = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: edge}
+spec:
+  hosts: [edge.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: edge}}
+";
+        std::fs::write(dir.path().join("service.yaml"), service).unwrap();
+        assert!(warned(
+            &read(&mut loader, &mut resolver, dir.path()).unwrap()
+        ));
     }
 }

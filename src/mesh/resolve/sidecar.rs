@@ -92,14 +92,32 @@ pub(super) fn infer_destinations(mesh: &mut Mesh, last: Option<&Mesh>) {
         .iter()
         .filter(|vs| vs.gateways.contains(&GatewayRef::Mesh))
         .collect();
-    let reusable = last
-        .filter(|l| {
-            Arc::ptr_eq(&l.services, &mesh.services) || l.services.keys().eq(mesh.services.keys())
-        })
-        .map(|l| {
-            let differing = differing_virtual_services(&l.virtual_services, &mesh.virtual_services);
-            (l, differing)
-        });
+    // Inference reads which services there are only for the hosts bound VirtualServices route or mirror to:
+    // a service added or removed that none of them names (before or now) changes no inference. (A resolved
+    // VirtualService names only services, so a new service is never one of them; checking costs little,
+    // and keeps inference sound if that ever changes.)
+    let same_destinations = |l: &Mesh| {
+        if Arc::ptr_eq(&l.services, &mesh.services) {
+            return true;
+        }
+        let named: BTreeSet<&str> = l
+            .virtual_services
+            .iter()
+            .chain(&mesh.virtual_services)
+            .filter(|vs| vs.gateways.contains(&GatewayRef::Mesh))
+            .flat_map(|vs| vs.referenced_hosts())
+            .collect();
+        let (before, now) = (&l.services, &mesh.services);
+        before
+            .keys()
+            .filter(|host| !now.contains_key(*host))
+            .chain(now.keys().filter(|host| !before.contains_key(*host)))
+            .all(|host| !named.contains(host.as_str()))
+    };
+    let reusable = last.filter(|l| same_destinations(l)).map(|l| {
+        let differing = differing_virtual_services(&l.virtual_services, &mesh.virtual_services);
+        (l, differing)
+    });
     // What the last reading inferred for a Sidecar, if it stands.
     let kept = |key: &String, scope: &EgressScope| -> Option<&EgressScope> {
         let (last, differing) = reusable.as_ref()?;
