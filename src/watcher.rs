@@ -14,9 +14,10 @@
 //! And a burst is bounded: however busy the directory, `settled` returns at most `max_wait` after the first
 //! change of the burst (Istio bounds its debounce the same way, `PILOT_DEBOUNCE_MAX`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, RemoveKind};
@@ -50,6 +51,34 @@ pub struct Debounce {
 /// Which files of a watched tree are worth a reading, by name.
 pub type IsRelevantFile = fn(&Path) -> bool;
 
+/// What changed in a watched tree since the changes were last taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// Only these files (by name relevant), relative to the tree's root.
+    Files(BTreeSet<PathBuf>),
+    /// Something else, or something the events cannot say (a directory, a symlink, the root itself, a lost
+    /// event): every path must be looked at again.
+    Unknown,
+}
+
+impl Default for Changes {
+    fn default() -> Changes {
+        Changes::Files(BTreeSet::new())
+    }
+}
+
+impl Changes {
+    fn file(&mut self, path: PathBuf) {
+        if let Changes::Files(files) = self {
+            files.insert(path);
+        }
+    }
+}
+
+/// How many changed files are remembered before the changes are taken as [`Changes::Unknown`]: memory for a
+/// storm of events stays bounded, and past this many, listing everything again costs little more.
+const MAX_CHANGED_FILES: usize = 1024;
+
 /// Watches a directory tree (or the directories of some files); `settled` resolves once a burst of changes
 /// has been quiet for the debounce, or has gone on for its maximum.
 pub struct DirectoryWatcher {
@@ -61,6 +90,8 @@ pub struct DirectoryWatcher {
     root: Option<PathBuf>,
     /// Set by an event on the root itself: its watch is to be set up again on what the path now is.
     rearm: Arc<AtomicBool>,
+    /// What changed since last taken ([`DirectoryWatcher::take_changes`]).
+    changes: Arc<Mutex<Changes>>,
     watcher: notify::RecommendedWatcher,
 }
 
@@ -81,11 +112,19 @@ impl DirectoryWatcher {
             .parent()
             .map_or_else(|| root.clone(), Path::to_path_buf);
         let rearm = Arc::new(AtomicBool::new(false));
+        let changes = Arc::new(Mutex::new(Changes::default()));
         let filter = {
-            let (root, rearm) = (root.clone(), rearm.clone());
-            move |event: &notify::Event| tree_event_counts(event, &root, &rearm, is_relevant)
+            let (root, rearm, changes) = (root.clone(), rearm.clone(), changes.clone());
+            move |event: &notify::Event| {
+                let mut changes = lock(&changes);
+                let counts = tree_event_counts(event, &root, &rearm, is_relevant, &mut changes);
+                if matches!(&*changes, Changes::Files(files) if files.len() > MAX_CHANGED_FILES) {
+                    *changes = Changes::Unknown;
+                }
+                counts
+            }
         };
-        let (events, mut watcher) = DirectoryWatcher::notify(filter, &root)?;
+        let (events, mut watcher) = DirectoryWatcher::notify(filter, &root, changes.clone())?;
         watcher
             .watch(&parent, RecursiveMode::NonRecursive)
             .map_err(watch_error(&parent))?;
@@ -97,6 +136,7 @@ impl DirectoryWatcher {
             debounce,
             root: Some(root),
             rearm,
+            changes,
             watcher,
         })
     }
@@ -115,7 +155,10 @@ impl DirectoryWatcher {
         dirs.sort();
         dirs.dedup();
         let first = dirs.first().copied().unwrap_or(Path::new("."));
-        let (events, mut watcher) = DirectoryWatcher::notify(|_: &notify::Event| true, first)?;
+        // Which files changed is not told: whoever watches these reads them all again.
+        let changes = Arc::new(Mutex::new(Changes::Unknown));
+        let (events, mut watcher) =
+            DirectoryWatcher::notify(|_: &notify::Event| true, first, changes.clone())?;
         for dir in &dirs {
             watcher
                 .watch(dir, RecursiveMode::NonRecursive)
@@ -129,6 +172,7 @@ impl DirectoryWatcher {
             },
             root: None,
             rearm: Arc::new(AtomicBool::new(false)),
+            changes,
             watcher,
         })
     }
@@ -137,13 +181,17 @@ impl DirectoryWatcher {
     fn notify(
         counts: impl Fn(&notify::Event) -> bool + Send + 'static,
         path_for_errors: &Path,
+        changes: Arc<Mutex<Changes>>,
     ) -> Result<(mpsc::Receiver<()>, notify::RecommendedWatcher), WatchError> {
         let (tx, events) = mpsc::channel(1);
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let relevant = match &event {
                 Ok(e) => !is_read_only_access(&e.kind) && counts(e),
-                // An error (for example an overflowed inotify queue) may hide changes: reload.
-                Err(_) => true,
+                // An error (for example an overflowed inotify queue) may hide changes: reload everything.
+                Err(_) => {
+                    *lock(&changes) = Changes::Unknown;
+                    true
+                }
             };
             if relevant {
                 // Full: a notification is already pending, which is all this one would say. Closed:
@@ -153,6 +201,12 @@ impl DirectoryWatcher {
         })
         .map_err(watch_error(path_for_errors))?;
         Ok((events, watcher))
+    }
+
+    /// What changed since the last call (or since the watch began), recorded before the notification that
+    /// made [`DirectoryWatcher::settled`] return: take it after that, before reading.
+    pub fn take_changes(&self) -> Changes {
+        std::mem::take(&mut *lock(&self.changes))
     }
 
     /// Waits for the next change, then for the directory to stay quiet for the debounce period, at most
@@ -209,6 +263,11 @@ impl DirectoryWatcher {
     }
 }
 
+fn lock(changes: &Mutex<Changes>) -> MutexGuard<'_, Changes> {
+    // Plain data: whatever a panicking holder left is still a set of paths.
+    changes.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn watch_error(dir: &Path) -> impl FnOnce(notify::Error) -> WatchError {
     let path = dir.to_path_buf();
     move |source| WatchError::Watch { path, source }
@@ -225,36 +284,58 @@ fn is_read_only_access(kind: &EventKind) -> bool {
 }
 
 /// Whether an event under (or on) the watched tree's root is worth a reading; an event on the root itself
-/// also asks for the root's watch to be set up again.
+/// also asks for the root's watch to be set up again. What it changed goes into `changes`.
 fn tree_event_counts(
     event: &notify::Event,
     root: &Path,
     rearm: &AtomicBool,
     is_relevant: IsRelevantFile,
+    changes: &mut Changes,
 ) -> bool {
     if event.paths.is_empty() || event.need_rescan() {
         rearm.store(true, Ordering::SeqCst);
+        *changes = Changes::Unknown;
         return true;
     }
     let mut counts = false;
     for path in &event.paths {
         if path == root {
             rearm.store(true, Ordering::SeqCst);
+            *changes = Changes::Unknown;
             counts = true;
-        } else if path.starts_with(root) {
-            counts |= path_counts(path, &event.kind, is_relevant);
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            match path_counts(path, &event.kind, is_relevant) {
+                Counts::No => {}
+                Counts::AsFile => {
+                    changes.file(relative.to_path_buf());
+                    counts = true;
+                }
+                Counts::AsMore => {
+                    *changes = Changes::Unknown;
+                    counts = true;
+                }
+            }
         }
         // Anything else is a sibling of the root in its parent: not ours.
     }
     counts
 }
 
+/// Whether a change to a path inside the tree matters, and how much it may have changed.
+enum Counts {
+    No,
+    /// A spec file, by name: that file.
+    AsFile,
+    /// A directory, a symlink, or what may have been one: anything below it.
+    AsMore,
+}
+
 /// A change to `path` inside the tree matters unless it is known to be a file that is not a spec.
-fn path_counts(path: &Path, kind: &EventKind, is_relevant: IsRelevantFile) -> bool {
+fn path_counts(path: &Path, kind: &EventKind, is_relevant: IsRelevantFile) -> Counts {
     if is_relevant(path) {
-        return true;
+        return Counts::AsFile;
     }
-    match std::fs::symlink_metadata(path) {
+    let more = match std::fs::symlink_metadata(path) {
         // A directory may hold specs; a symlink may lead to some (`..data`).
         Ok(m) => m.is_dir() || m.is_symlink(),
         // Gone: it counts if it was a directory, or may have been one (or a link to one). Without the
@@ -264,6 +345,11 @@ fn path_counts(path: &Path, kind: &EventKind, is_relevant: IsRelevantFile) -> bo
             EventKind::Create(CreateKind::File) | EventKind::Remove(RemoveKind::File) => false,
             _ => path.extension().is_none(),
         },
+    };
+    if more {
+        Counts::AsMore
+    } else {
+        Counts::No
     }
 }
 
@@ -285,10 +371,20 @@ mod tests {
         let rearm = AtomicBool::new(false);
         let modify = EventKind::Modify(notify::event::ModifyKind::Any);
         let event = |kind: EventKind, path: PathBuf| notify::Event::new(kind).add_path(path);
-        let counts = |e: &notify::Event| tree_event_counts(e, &root, &rearm, yaml);
+        let changes = std::cell::RefCell::new(Changes::default());
+        let counts = |e: &notify::Event| {
+            tree_event_counts(e, &root, &rearm, yaml, &mut changes.borrow_mut())
+        };
         assert!(counts(&event(modify, root.join("a.yaml"))));
         assert!(!counts(&event(modify, root.join("notes.log"))));
+        assert!(counts(&event(modify, root.join("sub/b.yaml"))));
+        // The spec files, relative to the root; then a directory: anything below it may have changed.
+        assert_eq!(
+            *changes.borrow(),
+            Changes::Files(BTreeSet::from(["a.yaml".into(), "sub/b.yaml".into()]))
+        );
         assert!(counts(&event(modify, root.join("sub"))));
+        assert_eq!(*changes.borrow(), Changes::Unknown);
         assert!(counts(&event(modify, root.join("..data"))));
         assert!(!counts(&event(
             EventKind::Remove(RemoveKind::File),

@@ -1,5 +1,6 @@
-//! A directory of spec files, re-read as a whole whenever a spec under it changes.
+//! A directory of spec files, read again whenever a spec under it changes: the files the watcher names, or all.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use tokio::sync::watch;
 use super::{Source, SpecState};
 use crate::mesh::{self, Code, Diagnostic, Resolved, Severity};
 use crate::spec::{self, LoadOptions};
-use crate::watcher::{Debounce, DirectoryWatcher, WatchError};
+use crate::watcher::{Changes, Debounce, DirectoryWatcher, WatchError};
 
 #[derive(Debug, Clone)]
 pub struct DirectorySourceOptions {
@@ -65,7 +66,7 @@ impl DirectorySource {
         }));
         let (tx, rx) = watch::channel(Arc::new(SpecState {
             revision: 1,
-            outcome: read_dir(dir, &options, &reader),
+            outcome: read_dir(dir, &options, &reader, &Changes::Unknown),
         }));
         let task = tokio::spawn(watch_loop(dir.to_path_buf(), watcher, options, tx, reader));
         Ok(DirectorySource {
@@ -101,7 +102,8 @@ async fn watch_loop(
 ) {
     let mut revision = 1;
     while watcher.settled().await {
-        let Some(mut outcome) = read_off_thread(&dir, &options, &reader).await else {
+        let changes = watcher.take_changes();
+        let Some(mut outcome) = read_off_thread(&dir, &options, &reader, changes).await else {
             return;
         };
         // An invalid reading is reported only once the directory has stopped changing. Validity, not just
@@ -110,10 +112,12 @@ async fn watch_loop(
         while outcome.is_err() {
             match tokio::time::timeout(options.settle, watcher.settled()).await {
                 Err(_quiet) => break,
-                Ok(true) => match read_off_thread(&dir, &options, &reader).await {
-                    Some(o) => outcome = o,
-                    None => return,
-                },
+                Ok(true) => {
+                    match read_off_thread(&dir, &options, &reader, watcher.take_changes()).await {
+                        Some(o) => outcome = o,
+                        None => return,
+                    }
+                }
                 Ok(false) => return,
             }
         }
@@ -140,9 +144,10 @@ async fn read_off_thread(
     dir: &Path,
     options: &DirectorySourceOptions,
     reader: &SharedReader,
+    changes: Changes,
 ) -> Option<Outcome> {
     let (dir, options, reader) = (dir.to_path_buf(), options.clone(), reader.clone());
-    match tokio::task::spawn_blocking(move || read_dir(&dir, &options, &reader)).await {
+    match tokio::task::spawn_blocking(move || read_dir(&dir, &options, &reader, &changes)).await {
         Ok(outcome) => Some(outcome),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_cancelled) => None,
@@ -157,12 +162,23 @@ async fn read_off_thread(
 /// rather than an empty mesh nobody asked for.
 /// Files whose text did not change since the last reading are not parsed again (`spec::Loader`), and what their
 /// resources resolved to is not resolved again (`mesh::Resolver`).
-fn read_dir(dir: &Path, options: &DirectorySourceOptions, reader: &SharedReader) -> Outcome {
+/// `changes` are what the watcher saw change since the last reading: the files it names, under `dir`, are all
+/// that is looked at again (when the loader can patch its last listing with them).
+fn read_dir(
+    dir: &Path,
+    options: &DirectorySourceOptions,
+    reader: &SharedReader,
+    changes: &Changes,
+) -> Outcome {
     // One reading at a time; a panic while parsing leaves nothing worse than files to parse again.
     let mut reader = reader.lock().unwrap_or_else(|e| e.into_inner());
     let Reader { loader, resolver } = &mut *reader;
+    let changed: Option<BTreeSet<PathBuf>> = match changes {
+        Changes::Files(files) => Some(files.iter().map(|f| dir.join(f)).collect()),
+        Changes::Unknown => None,
+    };
     let config = loader
-        .load_paths(&[dir.to_path_buf()])
+        .load_changes(&[dir.to_path_buf()], changed.as_ref())
         .map_err(mesh::load_diagnostics)?;
     if config.is_empty() && !options.allow_empty {
         let mut diagnostics = vec![empty_directory(dir)];

@@ -2,7 +2,7 @@
 //! documents. The server (through [`super::load_paths`]) and `apply`/`delete` (through [`super::SpecDir`]) both
 //! read a directory here, so they always see the same files and the same documents.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
@@ -23,6 +23,9 @@ pub(crate) struct Listing {
     /// Directories read so far, by canonical path, with the path they were first read as: a symlink loop
     /// (`ln -s . spec/loop`) or a second link to a directory is read once and named.
     visited: BTreeMap<PathBuf, PathBuf>,
+    /// The directories read through no symlink below the paths collected (those paths included), as named
+    /// here: a watcher's event on a file in one of them names the file as this listing does.
+    plain_dirs: BTreeSet<PathBuf>,
 }
 
 impl Listing {
@@ -32,13 +35,54 @@ impl Listing {
     /// nothing is opened here: opening a FIFO blocks.
     pub fn collect(&mut self, path: &Path) {
         match fs::metadata(path) {
-            Ok(m) if m.is_dir() => self.directory(path),
+            Ok(m) if m.is_dir() => self.directory(path, true),
             Ok(m) => self.file(path, &m),
             Err(e) => self.errors.push((path.to_path_buf(), e)),
         }
     }
 
-    fn directory(&mut self, dir: &Path) {
+    /// Whether every file listed was read as a spec: nothing skipped, nothing that could not be listed.
+    pub fn is_clean(&self) -> bool {
+        self.skipped.is_empty() && self.errors.is_empty()
+    }
+
+    /// Brings the listing up to date with changes to some files, named as this listing names them (a
+    /// watcher's events). `false` if it cannot tell, and the paths must be listed again: a file outside the
+    /// directories read through no symlink, or one that is now something other than a regular file or gone.
+    pub fn patch(&mut self, changed: &BTreeSet<PathBuf>) -> bool {
+        for path in changed {
+            let in_plain_dir = path
+                .parent()
+                .is_some_and(|parent| self.plain_dirs.contains(parent));
+            if !in_plain_dir || !is_spec_file(path) {
+                return false;
+            }
+            match fs::metadata(path) {
+                Ok(m) if m.is_file() => {
+                    if self
+                        .stamps
+                        .insert(path.as_os_str().to_owned(), Stamp::of(&m))
+                        .is_none()
+                    {
+                        self.files.push(path.clone());
+                    }
+                }
+                // Gone, and not a dangling symlink (which is listed, and reading it says why).
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        && fs::symlink_metadata(path).is_err() =>
+                {
+                    if self.stamps.remove(path.as_os_str()).is_some() {
+                        self.files.retain(|f| f != path);
+                    }
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn directory(&mut self, dir: &Path, plain: bool) {
         let canonical = match fs::canonicalize(dir) {
             Ok(c) => c,
             Err(e) => return self.errors.push((dir.to_path_buf(), e)),
@@ -52,6 +96,9 @@ impl Listing {
             return self.skipped.push((dir.to_path_buf(), reason));
         }
         self.visited.insert(canonical, dir.to_path_buf());
+        if plain {
+            self.plain_dirs.insert(dir.to_path_buf());
+        }
         let mut entries = match fs::read_dir(dir).and_then(|it| it.collect::<io::Result<Vec<_>>>())
         {
             Ok(entries) => entries,
@@ -67,18 +114,20 @@ impl Listing {
             // A symlink is followed (ConfigMap volumes are symlinks into a `..data` directory); anything else is
             // stat'ed relative to the open directory, without resolving its whole path again. Followed too when
             // the entry became a symlink after the directory was read (`ln -sfn`).
+            let mut through_link = true;
             let metadata = match entry.file_type() {
                 Ok(kind) if !kind.is_symlink() => entry.metadata().and_then(|m| {
                     if m.is_symlink() {
                         fs::metadata(&path)
                     } else {
+                        through_link = false;
                         Ok(m)
                     }
                 }),
                 _ => fs::metadata(&path),
             };
             match metadata {
-                Ok(m) if m.is_dir() => self.directory(&path),
+                Ok(m) if m.is_dir() => self.directory(&path, plain && !through_link),
                 Ok(m) if is_spec_file(&path) => self.file(&path, &m),
                 Ok(_) => {}
                 // A symlink named like a spec that leads nowhere: reading it says why.

@@ -1,6 +1,6 @@
 //! Reading spec files: multi-document YAML with provenance. The only module that names the YAML crate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -184,6 +184,8 @@ pub struct Loader {
     settled: std::time::Duration,
     /// When the last load listed the files: a clock set back since makes every stamp suspect.
     last_listed: Option<std::time::SystemTime>,
+    /// The paths of the last load and their listing, when it was clean: what [`Loader::load_changes`] patches.
+    listing: Option<(Vec<PathBuf>, Listing)>,
 }
 
 /// How much older than its reading a file's stamp must be for the stamp alone to vouch for its content later:
@@ -207,6 +209,7 @@ impl Loader {
             files_read: 0,
             settled: SETTLED,
             last_listed: None,
+            listing: None,
         }
     }
 
@@ -218,14 +221,49 @@ impl Loader {
     /// As [`load_paths_with`]; files seen before with the same text are not parsed again. Only the files of
     /// this load are remembered.
     pub fn load_paths(&mut self, paths: &[PathBuf]) -> Result<Config, LoadErrors> {
+        self.load_changes(paths, None)
+    }
+
+    /// As [`Loader::load_paths`], told which files changed since the last load (`None`: not told), as a
+    /// watcher's events name them under `paths`. The last listing, patched for those, stands for listing the
+    /// paths again; it is listed again when it cannot (see [`Listing::patch`]).
+    pub fn load_changes(
+        &mut self,
+        paths: &[PathBuf],
+        changed: Option<&BTreeSet<PathBuf>>,
+    ) -> Result<Config, LoadErrors> {
         let listed_at = std::time::SystemTime::now();
         // The wall clock was set back: a later write may carry a stamp that looks settled.
         let clock_trusted = self.last_listed.is_none_or(|last| last <= listed_at);
         self.last_listed = Some(listed_at);
-        let mut listing = Listing::default();
-        for path in paths {
-            listing.collect(path);
+        let patched = match (self.listing.take(), changed) {
+            (Some((listed, mut listing)), Some(changed)) if listed == paths => {
+                listing.patch(changed).then_some(listing)
+            }
+            _ => None,
+        };
+        let mut listing = patched.unwrap_or_else(|| {
+            let mut listing = Listing::default();
+            for path in paths {
+                listing.collect(path);
+            }
+            listing
+        });
+        listing.files.sort();
+        listing.files.dedup();
+        let config = self.load_listed(&listing, listed_at, clock_trusted);
+        if listing.is_clean() {
+            self.listing = Some((paths.to_vec(), listing));
         }
+        config
+    }
+
+    fn load_listed(
+        &mut self,
+        listing: &Listing,
+        listed_at: std::time::SystemTime,
+        clock_trusted: bool,
+    ) -> Result<Config, LoadErrors> {
         let mut errors: Vec<LoadError> = listing
             .errors
             .iter()
@@ -236,41 +274,42 @@ impl Loader {
             .iter()
             .map(|(path, reason)| skipped_error(path, reason))
             .collect();
-        let mut files = listing.files;
-        files.sort();
-        files.dedup();
         let mut previous = std::mem::take(&mut self.parsed);
         let mut config = Config::default();
         self.files_read = 0;
-        for file in files {
+        for file in &listing.files {
             let stamp = listing.stamps.get(file.as_os_str()).copied();
             let settled = stamp.filter(|s| s.settled_at(listed_at, self.settled));
             // Stamped as it was when last read, and settled then: not read again.
             let unchanged = previous.get(file.as_os_str()).is_some_and(|seen| {
                 clock_trusted && seen.settled.is_some() && seen.settled == stamp
             });
-            if let Some(seen) = unchanged
-                .then(|| previous.remove(file.as_os_str()))
+            if let Some((key, seen)) = unchanged
+                .then(|| previous.remove_entry(file.as_os_str()))
                 .flatten()
             {
                 config.extend_from(&seen.config);
                 errors.extend(seen.errors.iter().cloned());
-                self.parsed.insert(file.into_os_string(), seen);
+                self.parsed.insert(key, seen);
                 continue;
             }
             self.files_read += 1;
-            let text = match files::read(&file, self.options.max_file_size) {
+            let text = match files::read(file, self.options.max_file_size) {
                 Ok(text) => text,
                 Err(ReadError::Skipped(reason)) => {
-                    skipped.push(skipped_error(&file, &reason));
+                    skipped.push(skipped_error(file, &reason));
                     continue;
                 }
                 Err(e) => {
-                    errors.push(read_error(&file, e));
+                    errors.push(read_error(file, e));
                     continue;
                 }
             };
-            let parsed = match previous.remove(file.as_os_str()) {
+            let (key, seen) = match previous.remove_entry(file.as_os_str()) {
+                Some((key, seen)) => (key, Some(seen)),
+                None => (file.as_os_str().to_owned(), None),
+            };
+            let parsed = match seen {
                 Some(seen) if seen.text == text => ParsedFile { settled, ..seen },
                 seen => {
                     let mut parsed = ParsedFile {
@@ -279,7 +318,7 @@ impl Loader {
                         config: Config::default(),
                         errors: Vec::new(),
                     };
-                    load_into(&file, &parsed.text, &mut parsed.config, &mut parsed.errors);
+                    load_into(file, &parsed.text, &mut parsed.config, &mut parsed.errors);
                     if let Some(seen) = seen {
                         parsed.config.keep_unchanged_from(&seen.config);
                     }
@@ -288,7 +327,7 @@ impl Loader {
             };
             config.extend_from(&parsed.config);
             errors.extend(parsed.errors.iter().cloned());
-            self.parsed.insert(file.into_os_string(), parsed);
+            self.parsed.insert(key, parsed);
         }
         skipped.sort_by(|a, b| a.file.cmp(&b.file));
         if errors.is_empty() {
@@ -704,6 +743,15 @@ mod tests {
             .collect()
     }
 
+    /// A loader for which every stamp is settled as soon as it is older than the reading (no test can age a
+    /// change time): a file listed and not changed is not read again.
+    fn settled_at_once() -> Loader {
+        Loader {
+            settled: Duration::ZERO,
+            ..Loader::new(LoadOptions::default())
+        }
+    }
+
     #[test]
     fn a_file_is_read_again_only_when_its_stamp_changed() {
         let dir = tempfile::tempdir().unwrap();
@@ -711,11 +759,7 @@ mod tests {
         let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
         write(&a, "aaa", Some(an_hour_ago));
         write(&b, "bbb", None);
-        // Every stamp settled as soon as it is older than the reading (no test can age a change time).
-        let mut loader = Loader {
-            settled: Duration::ZERO,
-            ..Loader::new(LoadOptions::default())
-        };
+        let mut loader = settled_at_once();
         let paths = [dir.path().to_path_buf()];
         assert_eq!(names(&loader.load_paths(&paths).unwrap()), ["aaa", "bbb"]);
         assert_eq!(loader.files_read(), 2);
@@ -781,6 +825,72 @@ mod tests {
             &second.virtual_services[2]
         ));
         assert_eq!(third.virtual_services[1].origin.doc_index, 1);
+    }
+
+    /// Told which files changed, the loader looks at those only: a file changed without being named keeps
+    /// what it was read as (no event, no change), a named one is read, added or removed.
+    #[test]
+    fn a_load_told_what_changed_looks_at_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a.yaml"),
+            dir.path().join("b.yaml"),
+            dir.path().join("c.yaml"),
+        );
+        write(&a, "aaa", None);
+        write(&b, "bbb", None);
+        let mut loader = settled_at_once();
+        let paths = [dir.path().to_path_buf()];
+        assert_eq!(names(&loader.load_paths(&paths).unwrap()), ["aaa", "bbb"]);
+        write(&a, "xxx", None);
+        write(&b, "yyy", None);
+        write(&c, "ccc", None);
+        let told = |files: &[&Path]| {
+            files
+                .iter()
+                .map(|f| f.to_path_buf())
+                .collect::<BTreeSet<_>>()
+        };
+        let config = loader.load_changes(&paths, Some(&told(&[&b, &c]))).unwrap();
+        assert_eq!(names(&config), ["aaa", "yyy", "ccc"]);
+        std::fs::remove_file(&c).unwrap();
+        let config = loader.load_changes(&paths, Some(&told(&[&c]))).unwrap();
+        assert_eq!(names(&config), ["aaa", "yyy"]);
+        // Not told: everything is listed again.
+        assert_eq!(names(&loader.load_paths(&paths).unwrap()), ["xxx", "yyy"]);
+    }
+
+    /// A named file the last listing did not read through plain directories (here, under a symlink to a
+    /// directory), or that is no longer a file: the paths are listed again.
+    #[test]
+    fn a_load_told_of_what_it_cannot_patch_lists_everything_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (real, link) = (dir.path().join("real"), dir.path().join("spec/linked"));
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::create_dir_all(dir.path().join("spec")).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let (a, b) = (dir.path().join("spec/a.yaml"), real.join("b.yaml"));
+        write(&a, "aaa", None);
+        write(&b, "bbb", None);
+        let mut loader = settled_at_once();
+        let paths = [dir.path().join("spec")];
+        assert_eq!(names(&loader.load_paths(&paths).unwrap()), ["aaa", "bbb"]);
+        write(&a, "xxx", None);
+        write(&b, "yyy", None);
+        let told = BTreeSet::from([link.join("b.yaml")]);
+        assert_eq!(
+            names(&loader.load_changes(&paths, Some(&told)).unwrap()),
+            ["xxx", "yyy"]
+        );
+        // A directory where a file was.
+        std::fs::remove_file(&a).unwrap();
+        std::fs::create_dir(&a).unwrap();
+        write(&a.join("d.yaml"), "ddd", None);
+        let told = BTreeSet::from([a.clone()]);
+        assert_eq!(
+            names(&loader.load_changes(&paths, Some(&told)).unwrap()),
+            ["ddd", "yyy"]
+        );
     }
 
     #[test]
