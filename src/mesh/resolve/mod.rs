@@ -8,11 +8,12 @@ mod service_entry;
 mod sidecar;
 mod validate;
 mod virtual_service;
+mod vouched;
 mod workload_entry;
 mod workload_index;
 
 pub use resolver::Resolver;
-use resolver::Vouched;
+use vouched::Vouched;
 
 use crate::mesh::Code;
 use std::collections::{BTreeMap, BTreeSet};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::resolver::Vouched;
+use super::vouched::Vouched;
 use super::workload_index::WorkloadIndex;
 use super::{meta_of, Diags};
 use crate::mesh::{labels_match, Endpoint, Meta, Resolution, Service, ServicePort, Workload};
