@@ -54,7 +54,8 @@ pub type IsRelevantFile = fn(&Path) -> bool;
 /// What changed in a watched tree since the changes were last taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changes {
-    /// Only these files (by name relevant), relative to the tree's root.
+    /// Only these paths, relative to the tree's root: files relevant by name, and paths gone without the
+    /// events saying what they were (a directory moved out of the tree is one).
     Files(BTreeSet<PathBuf>),
     /// Something else, or something the events cannot say (a directory, a symlink, the root itself, a lost
     /// event): every path must be looked at again.
@@ -92,6 +93,8 @@ pub struct DirectoryWatcher {
     rearm: Arc<AtomicBool>,
     /// What changed since last taken ([`DirectoryWatcher::take_changes`]).
     changes: Arc<Mutex<Changes>>,
+    /// A change arrived and [`DirectoryWatcher::settled`] has not returned for it yet.
+    burst_pending: bool,
     watcher: notify::RecommendedWatcher,
 }
 
@@ -137,6 +140,7 @@ impl DirectoryWatcher {
             root: Some(root),
             rearm,
             changes,
+            burst_pending: false,
             watcher,
         })
     }
@@ -173,6 +177,7 @@ impl DirectoryWatcher {
             root: None,
             rearm: Arc::new(AtomicBool::new(false)),
             changes,
+            burst_pending: false,
             watcher,
         })
     }
@@ -206,17 +211,28 @@ impl DirectoryWatcher {
     /// What changed since the last call (or since the watch began), recorded before the notification that
     /// made [`DirectoryWatcher::settled`] return: take it after that, before reading.
     pub fn take_changes(&self) -> Changes {
+        if self.root.is_none() {
+            // Watching the directories of some files, not a tree: nothing is recorded, so nothing is known.
+            return Changes::Unknown;
+        }
         std::mem::take(&mut *lock(&self.changes))
     }
 
     /// Waits for the next change, then for the directory to stay quiet for the debounce period, at most
     /// the debounce's maximum after that first change. Returns `false` if the watcher stopped.
+    /// Cancel-safe: a burst whose first event was taken by a call given up on (a caller's timeout) is still
+    /// waited for by the next call, not lost until another change.
     pub async fn settled(&mut self) -> bool {
-        if self.next_event().await.is_none() {
-            return false;
+        if !self.burst_pending {
+            if self.next_event().await.is_none() {
+                return false;
+            }
+            self.burst_pending = true;
         }
         let deadline = self.debounce.max_wait.map(|max| Instant::now() + max);
-        self.quiet_until(self.debounce.quiet, deadline).await
+        let settled = self.quiet_until(self.debounce.quiet, deadline).await;
+        self.burst_pending = false;
+        settled
     }
 
     /// Waits until no event has arrived for `period`; `false` if the watcher stopped.
@@ -324,7 +340,8 @@ fn tree_event_counts(
 /// Whether a change to a path inside the tree matters, and how much it may have changed.
 enum Counts {
     No,
-    /// A spec file, by name: that file.
+    /// A spec file by name, or a path gone that may have been a directory: that path (whoever listed the
+    /// tree knows what was there).
     AsFile,
     /// A directory, a symlink, or what may have been one: anything below it.
     AsMore,
@@ -335,22 +352,27 @@ fn path_counts(path: &Path, kind: &EventKind, is_relevant: IsRelevantFile) -> Co
     if is_relevant(path) {
         return Counts::AsFile;
     }
-    let more = match std::fs::symlink_metadata(path) {
+    match std::fs::symlink_metadata(path) {
         // A directory may hold specs; a symlink may lead to some (`..data`).
-        Ok(m) => m.is_dir() || m.is_symlink(),
-        // Gone: it counts if it was a directory, or may have been one (or a link to one). Without the
-        // event saying, a name without an extension may have been either; `notes.log` was not.
+        Ok(m) if m.is_dir() || m.is_symlink() => Counts::AsMore,
+        Ok(_) => Counts::No,
+        // Gone, as the event says: a directory, or a file that is not a spec.
         Err(_) => match kind {
-            EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
-            EventKind::Create(CreateKind::File) | EventKind::Remove(RemoveKind::File) => false,
-            _ => path.extension().is_none(),
+            EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => {
+                Counts::AsMore
+            }
+            EventKind::Create(CreateKind::File) | EventKind::Remove(RemoveKind::File) => Counts::No,
+            // Gone without the event saying what it was (moved away: `mv team.d /elsewhere`): it counts,
+            // by name, unless hidden (no hidden entry is listed, nor anything below one).
+            _ if is_hidden(path) => Counts::No,
+            _ => Counts::AsFile,
         },
-    };
-    if more {
-        Counts::AsMore
-    } else {
-        Counts::No
     }
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.as_encoded_bytes().starts_with(b"."))
 }
 
 #[cfg(test)]
@@ -378,10 +400,22 @@ mod tests {
         assert!(counts(&event(modify, root.join("a.yaml"))));
         assert!(!counts(&event(modify, root.join("notes.log"))));
         assert!(counts(&event(modify, root.join("sub/b.yaml"))));
-        // The spec files, relative to the root; then a directory: anything below it may have changed.
+        // Moved away, whatever it was: named, for whoever listed the tree to say what was there; a hidden
+        // entry held nothing listed.
+        let moved_away = EventKind::Modify(notify::event::ModifyKind::Name(
+            notify::event::RenameMode::From,
+        ));
+        assert!(counts(&event(moved_away, root.join("team.d"))));
+        assert!(!counts(&event(moved_away, root.join(".a.yaml.tmp"))));
+        // The spec files and the path moved away, relative to the root; then a directory: anything below it
+        // may have changed.
         assert_eq!(
             *changes.borrow(),
-            Changes::Files(BTreeSet::from(["a.yaml".into(), "sub/b.yaml".into()]))
+            Changes::Files(BTreeSet::from([
+                "a.yaml".into(),
+                "sub/b.yaml".into(),
+                "team.d".into()
+            ]))
         );
         assert!(counts(&event(modify, root.join("sub"))));
         assert_eq!(*changes.borrow(), Changes::Unknown);
@@ -401,5 +435,27 @@ mod tests {
             root.clone()
         )));
         assert!(rearm.load(Ordering::SeqCst));
+    }
+
+    /// A caller that stops waiting for a burst to settle (the directory source gives an invalid reading a
+    /// settle period) must not lose the burst: the next wait settles it without another change.
+    #[tokio::test]
+    async fn a_burst_given_up_on_is_settled_by_the_next_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let debounce = Debounce {
+            quiet: Duration::from_millis(400),
+            max_wait: None,
+        };
+        let mut watcher = DirectoryWatcher::new(tmp.path(), debounce, yaml).unwrap();
+        std::fs::write(tmp.path().join("a.yaml"), "a").unwrap();
+        // Long enough for the event to arrive, not for the burst to go quiet.
+        let given_up = tokio::time::timeout(Duration::from_millis(150), watcher.settled()).await;
+        assert!(given_up.is_err(), "settled before its quiet period");
+        let settled = tokio::time::timeout(Duration::from_secs(5), watcher.settled()).await;
+        assert_eq!(settled, Ok(true), "the burst was lost");
+        assert_eq!(
+            watcher.take_changes(),
+            Changes::Files(BTreeSet::from(["a.yaml".into()]))
+        );
     }
 }

@@ -307,6 +307,37 @@ async fn a_configmap_data_symlink_swap_is_read() {
     );
 }
 
+/// A directory moved out of the spec directory (`mv`, a file manager's "move to trash") takes its specs with
+/// it, even named like a file: the move names only the directory, and what was below it is what was listed.
+#[tokio::test]
+async fn a_directory_moved_out_takes_its_specs_with_it() {
+    let spec = ScratchSpec::new();
+    for (sub, name) in [("team.d", "team"), ("extra.yaml", "extra")] {
+        std::fs::create_dir(spec.path(sub)).unwrap();
+        write(&spec.path(sub).join("marker.yaml"), &marker(name));
+    }
+    let (_source, mut rx) = start(&spec.dir());
+    assert!(serves_marker(&rx.borrow(), "team") && serves_marker(&rx.borrow(), "extra"));
+    // One at a time: each move alone must lead to a reading without it.
+    std::fs::rename(spec.path("team.d"), spec.beside("team.d")).unwrap();
+    reading_where(&mut rx, "the first directory gone", DEADLINE, |s| {
+        s.outcome.is_ok() && !serves_marker(s, "team") && serves_marker(s, "extra")
+    })
+    .await;
+    std::fs::rename(spec.path("extra.yaml"), spec.beside("extra.yaml")).unwrap();
+    reading_where(&mut rx, "the second directory gone", DEADLINE, |s| {
+        s.outcome.is_ok() && !serves_marker(s, "extra")
+    })
+    .await;
+    // And the next edit is read as usual.
+    write(&spec.path("later.yaml"), &marker("later"));
+    let state = reading_where(&mut rx, "a later edit", DEADLINE, |s| {
+        serves_marker(s, "later")
+    })
+    .await;
+    assert!(!serves_marker(&state, "team") && !serves_marker(&state, "extra"));
+}
+
 fn remove_every_spec_file(dir: &Path) {
     for entry in std::fs::read_dir(dir).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();

@@ -26,6 +26,10 @@ pub(crate) struct Listing {
     /// The directories read through no symlink below the paths collected (those paths included), as named
     /// here: a watcher's event on a file in one of them names the file as this listing does.
     plain_dirs: BTreeSet<PathBuf>,
+    /// Files of `files` whose content can change with no event naming them as listed: reached through a
+    /// symlink (the file's own or a directory's above it; the target may be anywhere) or with another hard
+    /// link (an edit through the other name is an event on that name). [`Listing::patch`] looks at them again.
+    volatile: Vec<PathBuf>,
 }
 
 impl Listing {
@@ -36,7 +40,8 @@ impl Listing {
     pub fn collect(&mut self, path: &Path) {
         match fs::metadata(path) {
             Ok(m) if m.is_dir() => self.directory(path, true),
-            Ok(m) => self.file(path, &m),
+            // Named as it is given, in no directory listed: nothing but a new look says it changed.
+            Ok(m) => self.file(path, &m, true),
             Err(e) => self.errors.push((path.to_path_buf(), e)),
         }
     }
@@ -46,27 +51,32 @@ impl Listing {
         self.skipped.is_empty() && self.errors.is_empty()
     }
 
-    /// Brings the listing up to date with changes to some files, named as this listing names them (a
-    /// watcher's events). `false` if it cannot tell, and the paths must be listed again: a file outside the
-    /// directories read through no symlink, or one that is now something other than a regular file or gone.
+    /// Brings the listing up to date with changes to some paths, named as this listing names them (a
+    /// watcher's events: files, or paths gone whatever they were). `false` if it cannot tell, and the paths
+    /// must be listed again: a path outside the directories read through no symlink, one that is now something
+    /// other than a regular file or gone, a directory listed here that is gone, or a volatile file that is no
+    /// longer a regular file.
     pub fn patch(&mut self, changed: &BTreeSet<PathBuf>) -> bool {
+        for path in &self.volatile {
+            match fs::metadata(path) {
+                Ok(m) if m.is_file() => {
+                    self.stamps
+                        .insert(path.as_os_str().to_owned(), Stamp::of(&m));
+                }
+                _ => return false,
+            }
+        }
         for path in changed {
             let in_plain_dir = path
                 .parent()
                 .is_some_and(|parent| self.plain_dirs.contains(parent));
-            if !in_plain_dir || !is_spec_file(path) {
+            if !in_plain_dir {
                 return false;
             }
             match fs::metadata(path) {
-                Ok(m) if m.is_file() => {
-                    if self
-                        .stamps
-                        .insert(path.as_os_str().to_owned(), Stamp::of(&m))
-                        .is_none()
-                    {
-                        self.files.push(path.clone());
-                    }
-                }
+                Ok(m) if m.is_file() && is_spec_file(path) => self.restamp(path, &m),
+                // Not a spec by name: it was not listed and is not now.
+                Ok(m) if m.is_file() => {}
                 // Gone, and not a dangling symlink (which is listed, and reading it says why).
                 Err(e)
                     if e.kind() == io::ErrorKind::NotFound
@@ -74,12 +84,32 @@ impl Listing {
                 {
                     if self.stamps.remove(path.as_os_str()).is_some() {
                         self.files.retain(|f| f != path);
+                    } else if self.lists_under(path) {
+                        // A directory moved away (`team.d`, or one named like a spec): what was below it goes.
+                        return false;
                     }
                 }
                 _ => return false,
             }
         }
         true
+    }
+
+    /// A file changed or added: its stamp, and whether another name links to it now.
+    fn restamp(&mut self, path: &Path, metadata: &fs::Metadata) {
+        use std::os::unix::fs::MetadataExt;
+        let key = path.as_os_str().to_owned();
+        if self.stamps.insert(key, Stamp::of(metadata)).is_none() {
+            self.files.push(path.to_path_buf());
+        }
+        if metadata.nlink() > 1 && !self.volatile.iter().any(|v| v == path) {
+            self.volatile.push(path.to_path_buf());
+        }
+    }
+
+    /// Whether anything listed lies below `path`.
+    fn lists_under(&self, path: &Path) -> bool {
+        self.plain_dirs.contains(path) || self.files.iter().any(|f| f.starts_with(path))
     }
 
     fn directory(&mut self, dir: &Path, plain: bool) {
@@ -128,7 +158,7 @@ impl Listing {
             };
             match metadata {
                 Ok(m) if m.is_dir() => self.directory(&path, plain && !through_link),
-                Ok(m) if is_spec_file(&path) => self.file(&path, &m),
+                Ok(m) if is_spec_file(&path) => self.file(&path, &m, !plain || through_link),
                 Ok(_) => {}
                 // A symlink named like a spec that leads nowhere: reading it says why.
                 Err(_) if is_spec_file(&path) => self.files.push(path),
@@ -137,9 +167,14 @@ impl Listing {
         }
     }
 
-    fn file(&mut self, path: &Path, metadata: &fs::Metadata) {
+    /// A file listed; `volatile` if reached through a symlink.
+    fn file(&mut self, path: &Path, metadata: &fs::Metadata, volatile: bool) {
+        use std::os::unix::fs::MetadataExt;
         match not_regular(metadata.file_type()) {
             None => {
+                if volatile || metadata.nlink() > 1 {
+                    self.volatile.push(path.to_path_buf());
+                }
                 self.files.push(path.to_path_buf());
                 self.stamps
                     .insert(path.as_os_str().to_owned(), Stamp::of(metadata));

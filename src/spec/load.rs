@@ -893,6 +893,72 @@ mod tests {
         );
     }
 
+    /// A directory moved out of the tree is named by its path alone (the event cannot say what it was): what
+    /// was listed below it goes, whatever its name.
+    #[test]
+    fn a_directory_moved_away_takes_its_files_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, away) = (dir.path().join("spec"), dir.path().join("away"));
+        for sub in ["team.d", "extra.yaml"] {
+            std::fs::create_dir_all(spec.join(sub)).unwrap();
+            std::fs::create_dir_all(away.join(sub)).unwrap();
+        }
+        write(&spec.join("a.yaml"), "aaa", None);
+        write(&spec.join("team.d/b.yaml"), "bbb", None);
+        write(&spec.join("extra.yaml/c.yaml"), "ccc", None);
+        let mut loader = settled_at_once();
+        let paths = [spec.clone()];
+        assert_eq!(
+            names(&loader.load_paths(&paths).unwrap()),
+            ["aaa", "ccc", "bbb"]
+        );
+        for sub in ["team.d", "extra.yaml"] {
+            std::fs::rename(spec.join(sub), away.join(sub).join("moved")).unwrap();
+            let told = BTreeSet::from([spec.join(sub)]);
+            assert!(!names(&loader.load_changes(&paths, Some(&told)).unwrap())
+                .iter()
+                .any(|n| n == if sub == "team.d" { "bbb" } else { "ccc" }));
+        }
+        // A file that is not a spec, gone: nothing listed changes, and nothing is listed again (a file
+        // written meanwhile, and not told of, is not seen).
+        write(&spec.join("d.yaml"), "ddd", None);
+        let told = BTreeSet::from([spec.join("notes.log")]);
+        assert_eq!(
+            names(&loader.load_changes(&paths, Some(&told)).unwrap()),
+            ["aaa"]
+        );
+    }
+
+    /// A file reached through a symlink, or with a second hard link, changes with no event naming it as
+    /// listed: each load looks at it again, whatever it is told.
+    #[test]
+    fn a_linked_file_is_looked_at_on_every_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, outside) = (dir.path().join("spec"), dir.path().join("outside"));
+        std::fs::create_dir_all(&spec).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        write(&spec.join("a.yaml"), "aaa", None);
+        write(&outside.join("target.yaml"), "sss", None);
+        std::os::unix::fs::symlink(outside.join("target.yaml"), spec.join("s.yaml")).unwrap();
+        write(&outside.join("linked.yaml"), "hhh", None);
+        std::fs::hard_link(outside.join("linked.yaml"), spec.join("h.yaml")).unwrap();
+        let mut loader = settled_at_once();
+        let paths = [spec.clone()];
+        assert_eq!(
+            names(&loader.load_paths(&paths).unwrap()),
+            ["aaa", "hhh", "sss"]
+        );
+        // Rewritten in place, through the names outside the tree.
+        write(&outside.join("target.yaml"), "ttt", None);
+        write(&outside.join("linked.yaml"), "iii", None);
+        write(&spec.join("a.yaml"), "bbb", None);
+        let told = BTreeSet::from([spec.join("a.yaml")]);
+        assert_eq!(
+            names(&loader.load_changes(&paths, Some(&told)).unwrap()),
+            ["bbb", "iii", "ttt"]
+        );
+    }
+
     #[test]
     fn yaml_lines_map_to_the_lines_people_see() {
         let body = "a: 1\r\nb: 2\rc: 3\u{2028}d: 4\ne: [";
