@@ -807,19 +807,23 @@ fn read_services(
     if !routes_in_range(services) {
         return None;
     }
-    write_services(dir, services);
-    let config = loader.load_paths(&[dir.to_path_buf()]).ok()?;
+    let changed = write_services(dir, services);
+    let config = loader
+        .load_changes(&[dir.to_path_buf()], Some(&changed))
+        .ok()?;
     resolver.resolve(&config).ok().map(|r| r.mesh)
 }
 
 /// Writes `services` into `dir` as [`files`] has them, removing the files of resources that are gone; a file
 /// whose text is unchanged is left alone, as when a user edits one file.
-fn write_services(dir: &std::path::Path, services: &[Svc]) {
-    let mut wanted = BTreeSet::new();
+/// Returns the paths written or removed, as the directory watcher would name them.
+fn write_services(dir: &std::path::Path, services: &[Svc]) -> BTreeSet<std::path::PathBuf> {
+    let (mut wanted, mut changed) = (BTreeSet::new(), BTreeSet::new());
     for (name, doc) in files(services) {
         let path = dir.join(&name);
         if std::fs::read_to_string(&path).ok() != Some(doc.clone()) {
             std::fs::write(&path, doc).unwrap();
+            changed.insert(path);
         }
         wanted.insert(name);
     }
@@ -827,16 +831,19 @@ fn write_services(dir: &std::path::Path, services: &[Svc]) {
         let entry = entry.unwrap();
         if !wanted.contains(entry.file_name().to_string_lossy().as_ref()) {
             std::fs::remove_file(entry.path()).unwrap();
+            changed.insert(entry.path());
         }
     }
+    changed
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
-    /// A resolver reuses what the previous reading resolved when a step's resources are the very ones it had;
-    /// every reading must nevertheless resolve exactly as a resolution from nothing does: the same mesh, or the
-    /// same diagnostics, in order.
+    /// A loader told which files changed patches its last listing, and a resolver reuses what the previous
+    /// reading resolved when a step's resources are the very ones it had; every reading must nevertheless
+    /// resolve exactly as the directory read and resolved from nothing does: the same mesh, or the same
+    /// diagnostics, in order.
     #[test]
     fn readings_resolved_in_turn_equal_readings_resolved_from_scratch(
         base in services(),
@@ -853,9 +860,13 @@ proptest! {
             if !routes_in_range(&current) {
                 continue;
             }
-            write_services(dir.path(), &current);
-            let Ok(config) = loader.load_paths(&[dir.path().to_path_buf()]) else { continue };
-            let (incremental, scratch) = (resolver.resolve(&config), mesh::resolve(&config));
+            // Told what changed, as the directory watcher tells it; from scratch, listed and read whole.
+            let changed = write_services(dir.path(), &current);
+            let paths = [dir.path().to_path_buf()];
+            let (config, scratch_config) = (loader.load_changes(&paths, Some(&changed)), spec::load_paths(&paths));
+            prop_assert_eq!(config.is_ok(), scratch_config.is_ok(), "reading {}", k);
+            let (Ok(config), Ok(scratch_config)) = (config, scratch_config) else { continue };
+            let (incremental, scratch) = (resolver.resolve(&config), mesh::resolve(&scratch_config));
             match (incremental, scratch) {
                 (Ok(a), Ok(b)) => {
                     prop_assert!(a.mesh == b.mesh, "reading {k}: the meshes differ");
