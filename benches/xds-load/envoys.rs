@@ -1,6 +1,7 @@
 //! Real Envoys in place of the simulated proxies (`--envoys`): one per workload, each bootstrapped as
 //! `switchyard bootstrap` would (the same `BootstrapOptions`), connected to the Switchyard of the run. After
-//! every Envoy has acknowledged its configuration, the weight shift is applied and the time until each has
+//! every Envoy has acknowledged its configuration, the weight shift is applied and the time until each Envoy
+//! it reaches (every one unscoped; with `--sidecar-egress`, those whose `Sidecar` sees the service) has
 //! acknowledged a new route version is read from Switchyard's `/debug/proxies`, the way an operator would.
 //! Those reads are the latencies' resolution and share the cores with the Envoys, so each Envoy's own record
 //! of when it applied the new routes (its `rds.*.config_reload_time_ms` gauge, read once the run is over) is reported
@@ -8,7 +9,7 @@
 //!
 //! Every Envoy is an `EnvoyProcess`: killed and reaped when dropped, also when the run fails.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +34,10 @@ pub struct EnvoyRun {
     /// From the first Envoy's start until every one has acknowledged every type.
     pub synced_s: f64,
     pub change: String,
+    /// The Envoys the change should reach (the others should keep their routes).
+    pub affected: usize,
+    /// Envoys the change should not reach whose route version moved all the same.
+    pub unaffected_moved: usize,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
@@ -84,6 +89,7 @@ impl ProxyView {
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     nodes: &[(usize, NodeIdentity)],
+    affected: &BTreeSet<usize>,
     xds: SocketAddr,
     admin: SocketAddr,
     pid: Option<u32>,
@@ -159,10 +165,17 @@ pub async fn run(
     change.apply(dir)?;
     let t0 = Instant::now();
     let mut converged_at: BTreeMap<&str, Duration> = BTreeMap::new();
-    while converged_at.len() < ids.len() && t0.elapsed() < deadline {
+    let reached = |id: &&str| {
+        nodes
+            .iter()
+            .any(|(j, n)| n.id == *id && affected.contains(j))
+    };
+    let affected_ids: Vec<&str> = ids.iter().copied().filter(reached).collect();
+    let mut last_routes = before.clone();
+    while affected_ids.iter().any(|id| !converged_at.contains_key(id)) && t0.elapsed() < deadline {
         let routes = settled(&debug, &url).await?;
         let at = t0.elapsed();
-        for id in &ids {
+        for id in &affected_ids {
             let moved = routes
                 .get(*id)
                 .is_some_and(|v| before.get(*id).is_some_and(|b| b != v));
@@ -170,8 +183,14 @@ pub async fn run(
                 converged_at.entry(id).or_insert(at);
             }
         }
+        last_routes = routes;
         tokio::time::sleep(POLL).await;
     }
+    let unaffected_moved = ids
+        .iter()
+        .filter(|id| !reached(id))
+        .filter(|id| last_routes.get(**id) != before.get(**id))
+        .count();
     let cpu_s = match (cpu_before, pid.and_then(|p| process::cpu_seconds(p).ok())) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
@@ -201,6 +220,8 @@ pub async fn run(
         started_s,
         synced_s,
         change: change.description.clone(),
+        affected: affected_ids.len(),
+        unaffected_moved,
         p50_ms: crate::percentile(&latencies, 50.0),
         p99_ms: crate::percentile(&latencies, 99.0),
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
@@ -271,15 +292,17 @@ pub fn print(run: &EnvoyRun) {
             .map_or("-".into(), |c| format!("{c:.2}")),
     );
     println!(
-        "| change | converged | ACKed p50 / p99 / max ms | applied | applied (Envoy's clock) p50 / p99 / max ms | server CPU s | Envoys' CPU s |"
+        "| change | converged of affected | unaffected moved | ACKed p50 / p99 / max ms | applied | applied (Envoy's clock) p50 / p99 / max ms | server CPU s | Envoys' CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let seconds = |s: Option<f64>| s.map_or("-".into(), |c| format!("{c:.2}"));
     println!(
-        "| {} | {} of {} | {:.0} / {:.0} / {:.0} | {} of {} | {:.0} / {:.0} / {:.0} | {} | {} |",
+        "| {} | {} of {} (of {}) | {} | {:.0} / {:.0} / {:.0} | {} of {} | {:.0} / {:.0} / {:.0} | {} | {} |",
         run.change,
         run.converged,
+        run.affected,
         run.envoys,
+        run.unaffected_moved,
         run.p50_ms,
         run.p99_ms,
         run.max_ms,

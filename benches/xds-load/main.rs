@@ -352,8 +352,16 @@ async fn run(args: Args, io: tokio::runtime::Handle) -> anyhow::Result<()> {
         let (admin, change) = admin
             .zip(changes.first())
             .context("--envoys starts its own Switchyard and needs a weight shift")?;
+        // The Envoys the weight shift should reach: those whose expected state it changes.
+        let affected: std::collections::BTreeSet<usize> = match (targets.first(), targets.get(1)) {
+            (Some(before), Some(after)) => (0..before.len())
+                .filter(|&j| after[j].is_some() && before[j] != after[j])
+                .collect(),
+            _ => bail!("no expected state for the weight shift"),
+        };
         let run = envoys::run(
             &identities,
+            &affected,
             xds,
             admin,
             pid,
