@@ -6,7 +6,8 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::fixtures::{eds_cluster, Fixture};
+use envoy_types::pb::envoy::config::route::v3::VirtualHost;
+use support::fixtures::{eds_cluster, route_to, Fixture};
 use support::xds::TestServer;
 use switchyard::envoy::{
     BootstrapOptions, EnvoyProcess, NodeIdentity, ProcessOptions, Stats, XdsMode,
@@ -138,6 +139,22 @@ async fn scenario(mode: XdsMode) {
     wait_for_answer(port, "a").await;
 
     // A change applies without a restart.
+    server.cache.set_uniform(fixture("b", 1000).snapshot());
+    wait_for_answer(port, "b").await;
+
+    // A route configuration large enough to be written as a chunk of its own, shared by every response that
+    // carries it (`xds::frame`): Envoy reads it whole and routes by it.
+    let mut large = route_to("main", "a");
+    large.virtual_hosts.extend((0..1000).map(|i| VirtualHost {
+        name: format!("padding-{i}"),
+        domains: vec![format!("padding-{i}.example")],
+        ..Default::default()
+    }));
+    assert!(prost::Message::encoded_len(&large) > 16 * 1024);
+    server
+        .cache
+        .set_uniform(fixture("b", 1000).snapshot_builder().route(&large).build());
+    wait_for_answer(port, "a").await;
     server.cache.set_uniform(fixture("b", 1000).snapshot());
     wait_for_answer(port, "b").await;
 

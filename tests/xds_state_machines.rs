@@ -20,7 +20,7 @@ use support::fixtures::{self, Fixture};
 use switchyard::xds::delta::DeltaStream;
 use switchyard::xds::event::Event;
 use switchyard::xds::sotw::SotwStream;
-use switchyard::xds::{ResourceType, Snapshot};
+use switchyard::xds::{Outgoing, ResourceType, Snapshot};
 
 use ResourceType::{Cluster as CDS, Endpoint as EDS, Listener as LDS};
 
@@ -220,7 +220,7 @@ fn run_sotw(case: &str, script: &[Step]) -> SotwStream {
         let responses = out
             .responses
             .iter()
-            .map(|r: &DiscoveryResponse| {
+            .map(|r: &Outgoing<DiscoveryResponse>| {
                 versions.insert(r.nonce.clone(), r.version_info.clone());
                 format!(
                     "{} #{} +{}",
@@ -476,7 +476,7 @@ fn run_delta(case: &str, script: &[Step]) -> DeltaStream {
         let responses = out
             .responses
             .iter()
-            .map(|r: &DeltaDiscoveryResponse| {
+            .map(|r: &Outgoing<DeltaDiscoveryResponse>| {
                 format!(
                     "{} #{} +{} -{}",
                     short_url(&r.type_url),

@@ -8,10 +8,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
 
 use super::event::{Event, Step};
+use super::outgoing::Outgoing;
 use super::resource_type::{PerType, ResourceType};
 use super::snapshot::{Encoded, Snapshot};
 use super::subscription::{
@@ -36,7 +37,7 @@ impl DeltaStream {
         &mut self,
         req: &DeltaDiscoveryRequest,
         snapshot: Option<&Snapshot>,
-    ) -> Step<DeltaDiscoveryResponse> {
+    ) -> Step<Outgoing<DeltaDiscoveryResponse>> {
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
             return Step::ignored(&req.type_url, "type not served");
         };
@@ -108,7 +109,7 @@ impl DeltaStream {
         step
     }
 
-    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DeltaDiscoveryResponse> {
+    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<Outgoing<DeltaDiscoveryResponse>> {
         let mut step = Step::default();
         for t in ResourceType::ALL {
             step.merge(self.respond(t, snapshot, true));
@@ -124,7 +125,7 @@ impl DeltaStream {
         t: ResourceType,
         snapshot: &Snapshot,
         may_skip: bool,
-    ) -> Step<DeltaDiscoveryResponse> {
+    ) -> Step<Outgoing<DeltaDiscoveryResponse>> {
         let mut step = Step::default();
         let Some(sub) = self.subs[t].as_mut() else {
             return step;
@@ -175,30 +176,29 @@ impl DeltaStream {
             nonce: nonce.clone(),
             version: version.clone(),
         });
-        step.responses.push(DeltaDiscoveryResponse {
-            system_version_info: version,
-            resources: changed
+        // (Worked out before the response takes the changed resources.)
+        let eds_names: Vec<String> = if t == ResourceType::Cluster {
+            changed
                 .iter()
-                .map(|r| Resource {
-                    name: r.name.clone(),
-                    version: r.version.clone(),
-                    resource: Some(r.any.clone()),
-                    ..Default::default()
-                })
-                .collect(),
-            type_url: t.type_url().to_string(),
-            removed_resources: removed.into_iter().collect(),
-            nonce,
-            ..Default::default()
+                .filter_map(|c| snapshot.eds_name_of_cluster(&c.name).map(str::to_string))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        step.responses.push(Outgoing {
+            message: DeltaDiscoveryResponse {
+                system_version_info: version,
+                type_url: t.type_url().to_string(),
+                removed_resources: removed.into_iter().collect(),
+                nonce,
+                ..Default::default()
+            },
+            resources: changed,
         });
 
         // Envoy re-creates a changed cluster and keeps it warming until its endpoints arrive, but in Delta
         // it does not ask for them again: they are sent again right after (or their removal, if gone).
         if t == ResourceType::Cluster {
-            let eds_names: Vec<String> = changed
-                .iter()
-                .filter_map(|c| snapshot.eds_name_of_cluster(&c.name).map(str::to_string))
-                .collect();
             if let Some(eds) = self.subs[ResourceType::Endpoint].as_mut() {
                 for name in &eds_names {
                     eds.known.resend(name);
@@ -354,6 +354,7 @@ mod tests {
                             version: format!("v{v}"),
                             any: Any::default(),
                             eds_service: None,
+                            shared_entries: Default::default(),
                         })
                     })
                 });
@@ -370,6 +371,7 @@ mod tests {
                 version: format!("c{v}"),
                 any: Any::default(),
                 eds_service: Some(name(i as u8)),
+                shared_entries: Default::default(),
             })
         });
         Layer::succeed(previous, resources)
@@ -394,7 +396,7 @@ mod tests {
 
     /// What the proxy holds after applying `step`'s responses; the last nonce.
     fn apply(
-        step: &Step<DeltaDiscoveryResponse>,
+        step: &Step<Outgoing<DeltaDiscoveryResponse>>,
         held: &mut BTreeMap<String, String>,
         nonce: &mut String,
     ) {

@@ -32,10 +32,19 @@ pub enum Event {
 }
 
 /// The outcome of feeding one request or one snapshot change into a stream's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Step<R> {
     pub responses: Vec<R>,
     pub events: Vec<Event>,
+}
+
+impl<R> Default for Step<R> {
+    fn default() -> Step<R> {
+        Step {
+            responses: Vec::new(),
+            events: Vec::new(),
+        }
+    }
 }
 
 impl<R> Step<R> {

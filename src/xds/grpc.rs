@@ -1,11 +1,12 @@
-//! ADS on the wire: the gRPC service that tonic's server routes to, with each response framed into an
-//! allocation of exactly its own size.
+//! ADS on the wire: the gRPC service that tonic's server routes to, each response written as the chunks it
+//! was framed in (`super::frame`).
 //!
 //! Why not the generated `AggregatedDiscoveryServiceServer`: tonic encodes every message of a response stream
 //! into one buffer that lives as long as the stream and never shrinks, so each connected proxy kept an
 //! allocation as large as the largest response it was ever sent (a full CDS or route configuration: 128 KB per
-//! proxy on a 50-service mesh, most of what an idle proxy cost). Here a response is encoded into a buffer of
-//! its exact size, which h2 frees once written; an idle stream holds no encoded bytes at all. Requests are
+//! proxy on a 50-service mesh, most of what an idle proxy cost). Here a response is framed into chunks of
+//! their exact size (a large resource's chunk shared with the generation), which h2 lets go once written; an
+//! idle stream holds no encoded bytes at all. Requests are
 //! decoded by [`Requests`], which for the same reason holds no buffer between messages.
 
 use std::convert::Infallible;
@@ -14,7 +15,7 @@ use std::task::{ready, Context, Poll};
 
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::SERVICE_NAME;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
-use http_body::Frame;
+use http_body::Frame as BodyFrame;
 use prost::Message;
 use tokio_stream::Stream;
 use tonic::body::Body;
@@ -23,6 +24,7 @@ use tonic::metadata::GRPC_CONTENT_TYPE;
 use tonic::server::NamedService;
 use tonic::Status;
 
+use super::frame::Frame;
 use super::requests::Requests;
 
 const SOTW_PATH: &str =
@@ -30,15 +32,12 @@ const SOTW_PATH: &str =
 const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
-/// gRPC's length-prefixed message header: a compression flag and a big-endian length.
-pub const FRAME_HEADER: usize = 5;
-
 /// What serves the two ADS streams: each request stream in, its response stream out, each response already
 /// framed by [`frame`] (a `DiscoveryResponse` on the SotW stream, a `DeltaDiscoveryResponse` on the Delta one):
 /// a queued response is one allocation, not a message holding a copy of every resource it carries.
 pub trait AdsHandlers: Clone + Send + 'static {
-    type SotwResponses: Stream<Item = Result<Bytes, Status>> + Unpin + Send + 'static;
-    type DeltaResponses: Stream<Item = Result<Bytes, Status>> + Unpin + Send + 'static;
+    type SotwResponses: Stream<Item = Result<Frame, Status>> + Unpin + Send + 'static;
+    type DeltaResponses: Stream<Item = Result<Frame, Status>> + Unpin + Send + 'static;
 
     fn sotw(
         &self,
@@ -111,10 +110,11 @@ where
     tonic::Request::from_http(http::Request::from_parts(parts, stream))
 }
 
-/// The HTTP response of a stream handler: each framed message one data frame, then the status trailers.
+/// The HTTP response of a stream handler: each framed message's chunks as data frames, then the status
+/// trailers.
 fn framed<S>(response: Result<S, Status>) -> http::Response<Body>
 where
-    S: Stream<Item = Result<Bytes, Status>> + Unpin + Send + 'static,
+    S: Stream<Item = Result<Frame, Status>> + Unpin + Send + 'static,
 {
     let messages = match response {
         Ok(messages) => messages,
@@ -122,6 +122,7 @@ where
     };
     let mut http = http::Response::new(Body::new(Framed {
         messages,
+        chunks: Vec::new().into_iter(),
         ended: false,
     }));
     http.headers_mut()
@@ -131,12 +132,14 @@ where
 
 struct Framed<S> {
     messages: S,
+    /// What is left to write of the message being written.
+    chunks: std::vec::IntoIter<Bytes>,
     ended: bool,
 }
 
 impl<S> http_body::Body for Framed<S>
 where
-    S: Stream<Item = Result<Bytes, Status>> + Unpin,
+    S: Stream<Item = Result<Frame, Status>> + Unpin,
 {
     type Data = Bytes;
     type Error = Status;
@@ -144,12 +147,20 @@ where
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    ) -> Poll<Option<Result<BodyFrame<Bytes>, Status>>> {
+        if let Some(chunk) = self.chunks.next() {
+            return Poll::Ready(Some(Ok(BodyFrame::data(chunk))));
+        }
         if self.ended {
             return Poll::Ready(None);
         }
         let status = match ready!(Pin::new(&mut self.messages).poll_next(cx)) {
-            Some(Ok(frame)) => return Poll::Ready(Some(Ok(Frame::data(frame)))),
+            Some(Ok(frame)) => {
+                self.chunks = frame.into_chunks().into_iter();
+                // A frame has at least its header.
+                let first = self.chunks.next().unwrap_or_default();
+                return Poll::Ready(Some(Ok(BodyFrame::data(first))));
+            }
             Some(Err(status)) => status,
             None => Status::ok(""),
         };
@@ -157,42 +168,10 @@ where
         let mut trailers = http::HeaderMap::new();
         // Only fails for a message that is not a valid header value, which `add_header` percent-encodes.
         let _ = status.add_header(&mut trailers);
-        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+        Poll::Ready(Some(Ok(BodyFrame::trailers(trailers))))
     }
 
     fn is_end_stream(&self) -> bool {
         self.ended
-    }
-}
-
-/// One gRPC message, uncompressed, in a buffer of exactly its size: what a response stream carries.
-pub fn frame<M: Message>(message: &M) -> Bytes {
-    let len = message.encoded_len();
-    let mut buf = Vec::with_capacity(FRAME_HEADER + len);
-    buf.push(0);
-    // A single xDS response is far below 4 GiB: Envoy refuses anything over its own limits long before.
-    buf.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
-    message.encode_raw(&mut buf);
-    Bytes::from(buf)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
-
-    #[test]
-    fn a_frame_is_the_header_and_the_message_in_one_exact_allocation() {
-        let response = DiscoveryResponse {
-            version_info: "v1".into(),
-            nonce: "7".into(),
-            ..Default::default()
-        };
-        let frame = frame(&response);
-        let body = response.encode_to_vec();
-        assert_eq!(frame.len(), FRAME_HEADER + body.len());
-        assert_eq!(frame[0], 0, "uncompressed");
-        assert_eq!(&frame[1..5], &(body.len() as u32).to_be_bytes());
-        assert_eq!(&frame[5..], &body[..]);
     }
 }

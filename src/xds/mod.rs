@@ -22,6 +22,7 @@ pub mod convergence;
 pub mod csds;
 pub mod delta;
 pub mod event;
+mod frame;
 pub mod generation;
 mod grpc;
 pub mod identity;
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod outbox;
+pub mod outgoing;
 mod refusal;
 mod requests;
 pub mod resource_type;
@@ -44,8 +46,11 @@ pub use cache::Cache;
 pub use generation::{Generation, NoConfig, Reach, Replaced, Uniform};
 pub use limits::{Limit, LimitCounters, XdsLimits};
 pub use metrics::XdsHistograms;
+pub use outgoing::Outgoing;
 pub use resource_type::{PerType, ResourceType};
 pub use server::{AdsServer, ServeError};
-pub use snapshot::{Encoded, Interner, Layer, LayerChange, Snapshot, SnapshotBuilder};
+pub use snapshot::{
+    Encoded, Interner, Layer, LayerChange, SharedEntries, Snapshot, SnapshotBuilder,
+};
 pub use status::{ProxyRegistry, ProxyStatus};
 pub use tls::{TlsCounters, TlsOptions, XdsTls};

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
@@ -26,10 +25,12 @@ use super::convergence::Convergence;
 use super::csds::CsdsServer;
 use super::delta::DeltaStream;
 use super::event::{Event, Step};
-use super::grpc::{self, AdsHandlers, AdsService};
+use super::frame::Frame;
+use super::grpc::{AdsHandlers, AdsService};
 use super::identity::{IdentityPolicy, Peer};
 use super::limits::{Limit, LimitCounters, XdsLimits};
 use super::outbox::{Closed, Outbox, OutboxStream, PendingBudget};
+use super::outgoing::Outgoing;
 use super::requests::Requests;
 use super::resource_type::ResourceType;
 use super::snapshot::Snapshot;
@@ -184,8 +185,8 @@ impl AdsServer {
     }
 }
 
-/// Framed responses (`grpc::frame`), as the transport takes them.
-type ResponseStream = OutboxStream<Bytes>;
+/// Framed responses, as the transport takes them.
+type ResponseStream = OutboxStream<Frame>;
 
 impl AdsHandlers for AdsServer {
     type SotwResponses = ResponseStream;
@@ -269,12 +270,13 @@ impl AdsServer {
 /// What differs between SotW and Delta, as seen by the stream task.
 trait Protocol: Send + 'static {
     type Request: prost::Message + Default + Send + 'static;
-    type Response: prost::Message + Send + 'static;
+    type Response: Send + 'static;
     const MODE: Mode;
     fn node(req: &Self::Request) -> Option<&Node>;
     /// Resource names a request carries.
     fn names_in(req: &Self::Request) -> usize;
     fn type_of(resp: &Self::Response) -> Option<ResourceType>;
+    fn frame(resp: &Self::Response) -> Frame;
     fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription>;
     fn on_request(
         &mut self,
@@ -286,7 +288,7 @@ trait Protocol: Send + 'static {
 
 impl Protocol for SotwStream {
     type Request = DiscoveryRequest;
-    type Response = DiscoveryResponse;
+    type Response = Outgoing<DiscoveryResponse>;
     const MODE: Mode = Mode::Sotw;
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -294,8 +296,11 @@ impl Protocol for SotwStream {
     fn names_in(req: &DiscoveryRequest) -> usize {
         req.resource_names.len()
     }
-    fn type_of(resp: &DiscoveryResponse) -> Option<ResourceType> {
+    fn type_of(resp: &Outgoing<DiscoveryResponse>) -> Option<ResourceType> {
         ResourceType::from_type_url(&resp.type_url)
+    }
+    fn frame(resp: &Outgoing<DiscoveryResponse>) -> Frame {
+        resp.frame()
     }
     fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription> {
         SotwStream::subscription(self, t)
@@ -304,17 +309,17 @@ impl Protocol for SotwStream {
         &mut self,
         req: &DiscoveryRequest,
         snapshot: Option<&Snapshot>,
-    ) -> Step<DiscoveryResponse> {
+    ) -> Step<Outgoing<DiscoveryResponse>> {
         SotwStream::on_request(self, req, snapshot)
     }
-    fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DiscoveryResponse> {
+    fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<Outgoing<DiscoveryResponse>> {
         SotwStream::on_snapshot(self, snapshot)
     }
 }
 
 impl Protocol for DeltaStream {
     type Request = DeltaDiscoveryRequest;
-    type Response = DeltaDiscoveryResponse;
+    type Response = Outgoing<DeltaDiscoveryResponse>;
     const MODE: Mode = Mode::Delta;
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
         req.node.as_ref()
@@ -324,8 +329,11 @@ impl Protocol for DeltaStream {
             + req.resource_names_unsubscribe.len()
             + req.initial_resource_versions.len()
     }
-    fn type_of(resp: &DeltaDiscoveryResponse) -> Option<ResourceType> {
+    fn type_of(resp: &Outgoing<DeltaDiscoveryResponse>) -> Option<ResourceType> {
         ResourceType::from_type_url(&resp.type_url)
+    }
+    fn frame(resp: &Outgoing<DeltaDiscoveryResponse>) -> Frame {
+        resp.frame()
     }
     fn subscription(&self, t: ResourceType) -> Option<&super::subscription::Subscription> {
         DeltaStream::subscription(self, t)
@@ -334,10 +342,10 @@ impl Protocol for DeltaStream {
         &mut self,
         req: &DeltaDiscoveryRequest,
         snapshot: Option<&Snapshot>,
-    ) -> Step<DeltaDiscoveryResponse> {
+    ) -> Step<Outgoing<DeltaDiscoveryResponse>> {
         DeltaStream::on_request(self, req, snapshot)
     }
-    fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DeltaDiscoveryResponse> {
+    fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<Outgoing<DeltaDiscoveryResponse>> {
         DeltaStream::on_snapshot(self, snapshot)
     }
 }
@@ -349,7 +357,7 @@ struct StreamTask<P: Protocol> {
     /// and when it resumes it computes from the newest snapshot, so nothing piles up.
     /// Each response framed as soon as it is decided: the message (a copy of every resource it carries) is freed
     /// at once instead of waiting in the queue beside the frame the transport would make of it later.
-    outbound: Outbox<Bytes>,
+    outbound: Outbox<Frame>,
     /// Rung when a new generation may give this proxy another snapshot.
     cache: CacheWatch,
     closing: watch::Receiver<bool>,
@@ -641,9 +649,9 @@ impl<P: Protocol> StreamTask<P> {
         }
         for response in step.responses {
             let t = P::type_of(&response);
-            let frame = grpc::frame(&response);
+            let frame = P::frame(&response);
             drop(response);
-            let bytes = frame.len() - grpc::FRAME_HEADER;
+            let bytes = frame.message_len();
             tokio::select! {
                 sent = self.outbound.send(frame, bytes) => match sent {
                     Ok(()) => {

@@ -36,6 +36,34 @@ pub struct Encoded {
     pub any: Any,
     /// For an EDS cluster, the name its endpoints are requested under.
     pub eds_service: Option<String>,
+    /// A large resource's response entries, encoded once for every response that carries it
+    /// (`super::outgoing`).
+    pub shared_entries: SharedEntries,
+}
+
+/// The `resources` entries of a resource in a SotW and in a Delta response, each encoded when first sent.
+/// Derived from the resource alone: equal whenever the resources are.
+#[derive(Clone, Default)]
+pub struct SharedEntries {
+    pub(super) sotw: std::sync::OnceLock<bytes::Bytes>,
+    pub(super) delta: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl PartialEq for SharedEntries {
+    fn eq(&self, _: &SharedEntries) -> bool {
+        true
+    }
+}
+
+impl Eq for SharedEntries {}
+
+impl std::fmt::Debug for SharedEntries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedEntries")
+            .field("sotw", &self.sotw.get().map(bytes::Bytes::len))
+            .field("delta", &self.delta.get().map(bytes::Bytes::len))
+            .finish()
+    }
 }
 
 impl Encoded {
@@ -49,6 +77,7 @@ impl Encoded {
                 value,
             },
             eds_service: None,
+            shared_entries: SharedEntries::default(),
         }
     }
 

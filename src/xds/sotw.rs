@@ -8,6 +8,7 @@
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 
 use super::event::{Event, Step};
+use super::outgoing::Outgoing;
 use super::resource_type::{PerType, ResourceType};
 use super::snapshot::Snapshot;
 use super::subscription::{layer_ids, nack_message, Nack, ResourceNames, Sent, Subscription};
@@ -93,7 +94,7 @@ impl SotwStream {
         &mut self,
         req: &DiscoveryRequest,
         snapshot: Option<&Snapshot>,
-    ) -> Step<DiscoveryResponse> {
+    ) -> Step<Outgoing<DiscoveryResponse>> {
         let Some(t) = ResourceType::from_type_url(&req.type_url) else {
             return Step::ignored(&req.type_url, "type not served");
         };
@@ -171,7 +172,7 @@ impl SotwStream {
     }
 
     /// Pushes whatever changed, type by type in push order.
-    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<DiscoveryResponse> {
+    pub fn on_snapshot(&mut self, snapshot: &Snapshot) -> Step<Outgoing<DiscoveryResponse>> {
         let mut step = Step::default();
         for t in ResourceType::ALL {
             step.merge(self.respond(t, snapshot, false));
@@ -186,7 +187,7 @@ impl SotwStream {
         t: ResourceType,
         snapshot: &Snapshot,
         force: bool,
-    ) -> Step<DiscoveryResponse> {
+    ) -> Step<Outgoing<DiscoveryResponse>> {
         let mut step = Step::default();
         let Some(sub) = self.subs[t].as_mut() else {
             return step;
@@ -205,12 +206,14 @@ impl SotwStream {
         }
         self.nonces += 1;
         let nonce = self.nonces.to_string();
-        let response = DiscoveryResponse {
-            version_info: version.clone(),
-            resources: selected.iter().map(|r| r.any.clone()).collect(),
-            type_url: t.type_url().to_string(),
-            nonce: nonce.clone(),
-            ..Default::default()
+        let response = Outgoing {
+            message: DiscoveryResponse {
+                version_info: version.clone(),
+                type_url: t.type_url().to_string(),
+                nonce: nonce.clone(),
+                ..Default::default()
+            },
+            resources: selected.into_iter().cloned().collect(),
         };
         step.events.push(Event::Sent {
             type_: t,
