@@ -16,7 +16,7 @@ pub const FRAME_HEADER: usize = 5;
 pub const SHARED_ENTRY_MIN: usize = 16 * 1024;
 
 /// One framed message: the header, then the message's bytes, in order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Frame {
     chunks: Vec<Bytes>,
     message_len: usize,
@@ -32,7 +32,8 @@ impl Frame {
         self.chunks
     }
 
-    /// The whole frame in one buffer (tests, and anything that must see it contiguous).
+    /// The whole frame in one buffer, as the peer reads it.
+    #[cfg(test)]
     pub fn to_bytes(&self) -> Bytes {
         let mut all = BytesMut::with_capacity(FRAME_HEADER + self.message_len);
         for chunk in &self.chunks {
@@ -47,11 +48,10 @@ pub struct FrameWriter {
     chunks: Vec<Bytes>,
     current: BytesMut,
     message_len: usize,
-    written: usize,
 }
 
 impl FrameWriter {
-    /// A frame for a message of `message_len` bytes; `copied` of them go through [`FrameWriter::copy`] and
+    /// A frame for a message of `message_len` bytes; `copied` of them go through [`FrameWriter::copied`] and
     /// the rest through [`FrameWriter::share`] (for the size of the copied chunks' buffers).
     pub fn new(message_len: usize, copied: usize) -> FrameWriter {
         let mut current = BytesMut::with_capacity(FRAME_HEADER + copied.min(message_len));
@@ -62,7 +62,6 @@ impl FrameWriter {
             chunks: Vec::new(),
             current,
             message_len,
-            written: 0,
         }
     }
 
@@ -73,27 +72,27 @@ impl FrameWriter {
 
     /// A part shared as it is.
     pub fn share(&mut self, part: Bytes) {
-        if !self.current.is_empty() {
-            self.written += self.current.len();
-            self.chunks.push(self.current.split().freeze());
-        }
-        self.written += part.len();
+        self.close_copied();
         self.chunks.push(part);
     }
 
     pub fn finish(mut self) -> Frame {
-        if !self.current.is_empty() {
-            self.written += self.current.len();
-            self.chunks.push(self.current.split().freeze());
-        }
+        self.close_copied();
         debug_assert_eq!(
-            self.written,
+            self.chunks.iter().map(Bytes::len).sum::<usize>(),
             FRAME_HEADER + self.message_len,
             "the frame's parts add up to the length its header says"
         );
         Frame {
             chunks: self.chunks,
             message_len: self.message_len,
+        }
+    }
+
+    /// Ends the chunk of copied parts written so far, if any.
+    fn close_copied(&mut self) {
+        if !self.current.is_empty() {
+            self.chunks.push(self.current.split().freeze());
         }
     }
 }

@@ -33,8 +33,8 @@ const DELTA_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
 /// What serves the two ADS streams: each request stream in, its response stream out, each response already
-/// framed by [`frame`] (a `DiscoveryResponse` on the SotW stream, a `DeltaDiscoveryResponse` on the Delta one):
-/// a queued response is one allocation, not a message holding a copy of every resource it carries.
+/// a [`Frame`] (a `DiscoveryResponse` on the SotW stream, a `DeltaDiscoveryResponse` on the Delta one): a
+/// queued response is its chunks, not a message holding a copy of every resource it carries.
 pub trait AdsHandlers: Clone + Send + 'static {
     type SotwResponses: Stream<Item = Result<Frame, Status>> + Unpin + Send + 'static;
     type DeltaResponses: Stream<Item = Result<Frame, Status>> + Unpin + Send + 'static;
@@ -148,21 +148,18 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<BodyFrame<Bytes>, Status>>> {
-        if let Some(chunk) = self.chunks.next() {
-            return Poll::Ready(Some(Ok(BodyFrame::data(chunk))));
-        }
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        let status = match ready!(Pin::new(&mut self.messages).poll_next(cx)) {
-            Some(Ok(frame)) => {
-                self.chunks = frame.into_chunks().into_iter();
-                // A frame has at least its header.
-                let first = self.chunks.next().unwrap_or_default();
-                return Poll::Ready(Some(Ok(BodyFrame::data(first))));
+        let status = loop {
+            if let Some(chunk) = self.chunks.next() {
+                return Poll::Ready(Some(Ok(BodyFrame::data(chunk))));
             }
-            Some(Err(status)) => status,
-            None => Status::ok(""),
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match ready!(Pin::new(&mut self.messages).poll_next(cx)) {
+                Some(Ok(frame)) => self.chunks = frame.into_chunks().into_iter(),
+                Some(Err(status)) => break status,
+                None => break Status::ok(""),
+            }
         };
         self.ended = true;
         let mut trailers = http::HeaderMap::new();

@@ -91,21 +91,25 @@ fn string_len(tag: u32, value: &String) -> usize {
 
 /// The frame of `head` (a message's own fields) followed by the `resources` entries of `resources`.
 fn frame<E: Entry>(head: &impl Message, resources: &[Arc<Encoded>]) -> Frame {
-    let lens: Vec<usize> = resources
+    // Each entry's content length, and its length with its field key and length.
+    let lens: Vec<(usize, usize)> = resources
         .iter()
-        .map(|r| field_len(RESOURCES, E::content_len(r)))
+        .map(|r| E::content_len(r))
+        .map(|content| (content, field_len(RESOURCES, content)))
         .collect();
     let head_len = head.encoded_len();
     let copied = head_len
         + lens
             .iter()
-            .filter(|&&len| len < SHARED_ENTRY_MIN)
+            .map(|&(_, len)| len)
+            .filter(|&len| len < SHARED_ENTRY_MIN)
             .sum::<usize>();
-    let mut writer = FrameWriter::new(head_len + lens.iter().sum::<usize>(), copied);
+    let message_len = head_len + lens.iter().map(|&(_, len)| len).sum::<usize>();
+    let mut writer = FrameWriter::new(message_len, copied);
     head.encode_raw(writer.copied());
-    for (r, &len) in resources.iter().zip(&lens) {
+    for (r, &(content, len)) in resources.iter().zip(&lens) {
         let put_entry = |buf: &mut BytesMut| {
-            put_field_head(RESOURCES, E::content_len(r), buf);
+            put_field_head(RESOURCES, content, buf);
             E::put_content(r, buf);
         };
         if len < SHARED_ENTRY_MIN {
@@ -157,14 +161,6 @@ impl Outgoing<DeltaDiscoveryResponse> {
             ..self.message.clone()
         }
     }
-}
-
-/// Anything framed whole, as one chunk (a message with no shared resources).
-pub fn frame_whole(message: &impl Message) -> Frame {
-    let len = message.encoded_len();
-    let mut writer = FrameWriter::new(len, len);
-    message.encode_raw(writer.copied());
-    writer.finish()
 }
 
 #[cfg(test)]
@@ -252,16 +248,5 @@ mod tests {
             let decoded = DeltaDiscoveryResponse::decode(message_of(&frame)).unwrap();
             assert_eq!(decoded, outgoing.to_message());
         }
-    }
-
-    #[test]
-    fn a_message_framed_whole_is_one_chunk() {
-        let response = DiscoveryResponse {
-            version_info: "v1".into(),
-            ..Default::default()
-        };
-        let frame = frame_whole(&response);
-        assert_eq!(frame.clone().into_chunks().len(), 1);
-        assert_eq!(message_of(&frame), response.encode_to_vec());
     }
 }
