@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bytes::Bytes;
 use envoy_types::pb::envoy::config::cluster::v3::{
     cluster::{ClusterDiscoveryType, DiscoveryType},
     Cluster,
@@ -26,13 +27,14 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager::RouteSpecifier, HttpConnectionManager,
 };
 use envoy_types::pb::envoy::service::discovery::v3::{
-    aggregated_discovery_service_client::AggregatedDiscoveryServiceClient, DeltaDiscoveryRequest,
-    DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use crate::codec::{self, Received};
 
 /// Type indices, in the order Envoy subscribes.
 pub const CDS: usize = 0;
@@ -84,7 +86,7 @@ pub struct ProxyStats {
     pub bytes: u64,
     /// This phase's responses as received (encoded), each with the number of requests the proxy had sent
     /// on its stream before it arrived: the floor replays them paced by that count.
-    pub recording: Vec<(u64, Vec<u8>)>,
+    pub recording: Vec<(u64, Bytes)>,
     pub error: Option<String>,
     /// Connections that failed before the first response and were tried again.
     pub reconnects: u32,
@@ -125,14 +127,14 @@ impl Shared {
         self.base.elapsed().saturating_sub(last)
     }
 
-    fn received(&self, proxy: usize, requests: u64, len: usize, encode: impl FnOnce() -> Vec<u8>) {
+    fn received(&self, proxy: usize, requests: u64, raw: &Bytes) {
         let now = self.base.elapsed().as_nanos() as u64;
         self.last_response.fetch_max(now, Ordering::Relaxed);
         let mut stats = self.stats(proxy);
         stats.responses += 1;
-        stats.bytes += len as u64;
+        stats.bytes += raw.len() as u64;
         if self.record {
-            stats.recording.push((requests, encode()));
+            stats.recording.push((requests, raw.clone()));
         }
     }
 
@@ -176,18 +178,15 @@ pub async fn run(
         let outcome = async {
             let endpoint = tonic::transport::Endpoint::from_shared(endpoint.clone())?;
             let channel = io.spawn(async move { endpoint.connect().await }).await??;
-            // A CDS of thousands of clusters is far over tonic's default 4 MB limit; Envoy has none.
-            let client = AggregatedDiscoveryServiceClient::new(channel)
-                .max_decoding_message_size(usize::MAX);
             match mode {
                 Mode::Sotw => {
                     Sotw::new(index, node.clone(), shared.clone())
-                        .run(client)
+                        .run(channel)
                         .await
                 }
                 Mode::Delta => {
                     Delta::new(index, node.clone(), shared.clone())
-                        .run(client)
+                        .run(channel)
                         .await
                 }
             }
@@ -324,29 +323,25 @@ impl Sotw {
         tx.send(request).ok().context("stream closed")
     }
 
-    async fn run(
-        mut self,
-        mut client: AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
-    ) -> anyhow::Result<()> {
+    async fn run(mut self, channel: tonic::transport::Channel) -> anyhow::Result<()> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.tx = Some(tx);
         // The first request is queued before the call: the server answers headers only once it has it.
         self.send(CDS, Vec::new())?;
-        let mut inbound = client
-            .stream_aggregated_resources(UnboundedReceiverStream::new(rx))
-            .await?
-            .into_inner();
-        while let Some(response) = inbound.message().await? {
-            self.on_response(response)?;
+        let mut inbound = codec::open::<_, DiscoveryResponse>(
+            channel,
+            codec::SOTW,
+            UnboundedReceiverStream::new(rx),
+        )
+        .await?;
+        while let Some(Received { raw, message }) = inbound.message().await? {
+            self.shared.received(self.index, self.requests, &raw);
+            self.on_response(message)?;
         }
         Ok(())
     }
 
     fn on_response(&mut self, response: DiscoveryResponse) -> anyhow::Result<()> {
-        self.shared
-            .received(self.index, self.requests, response.encoded_len(), || {
-                response.encode_to_vec()
-            });
         let t = type_index(&self.shared.urls, &response.type_url)
             .with_context(|| format!("unexpected type {}", response.type_url))?;
         self.version[t] = response.version_info.clone();
@@ -494,28 +489,24 @@ impl Delta {
         self.send(request)
     }
 
-    async fn run(
-        mut self,
-        mut client: AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
-    ) -> anyhow::Result<()> {
+    async fn run(mut self, channel: tonic::transport::Channel) -> anyhow::Result<()> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.tx = Some(tx);
         self.subscribe_wildcard(CDS)?;
-        let mut inbound = client
-            .delta_aggregated_resources(UnboundedReceiverStream::new(rx))
-            .await?
-            .into_inner();
-        while let Some(response) = inbound.message().await? {
-            self.on_response(response)?;
+        let mut inbound = codec::open::<_, DeltaDiscoveryResponse>(
+            channel,
+            codec::DELTA,
+            UnboundedReceiverStream::new(rx),
+        )
+        .await?;
+        while let Some(Received { raw, message }) = inbound.message().await? {
+            self.shared.received(self.index, self.requests, &raw);
+            self.on_response(message)?;
         }
         Ok(())
     }
 
     fn on_response(&mut self, response: DeltaDiscoveryResponse) -> anyhow::Result<()> {
-        self.shared
-            .received(self.index, self.requests, response.encoded_len(), || {
-                response.encode_to_vec()
-            });
         let t = type_index(&self.shared.urls, &response.type_url)
             .with_context(|| format!("unexpected type {}", response.type_url))?;
         for resource in &response.resources {

@@ -33,7 +33,10 @@ use crate::client::Mode;
 /// Per phase, each response as encoded, with the requests the proxy had sent before it arrived.
 pub type Phases<T> = Vec<Vec<(u64, T)>>;
 
-pub fn write_recording(path: &Path, proxies: &[(String, Phases<Vec<u8>>)]) -> anyhow::Result<()> {
+pub fn write_recording(
+    path: &Path,
+    proxies: &[(String, Phases<bytes::Bytes>)],
+) -> anyhow::Result<()> {
     let mut out = BufWriter::new(File::create(path)?);
     let len = |n: usize| (n as u64).to_le_bytes();
     out.write_all(&len(proxies.len()))?;
