@@ -18,7 +18,7 @@ use super::{
 use crate::mesh::{
     labels_match, DestinationRule, Diagnostic, Labels, Mesh, Resolved, ResourceKey, Workload,
 };
-use crate::spec::{Config, ServiceEntry, Sourced, WorkloadEntry};
+use crate::spec::{Config, ServiceEntry, Sourced};
 
 /// Whether a Gateway selector selects the same application workloads (those a ServiceEntry selects) as in
 /// the last reading, for workloads that did not change: no ServiceEntry added or removed selects a workload a
@@ -111,16 +111,13 @@ impl Resolver {
             &mut steps.workloads,
             |diags| {
                 // The entries of the last valid reading keep their workloads (it had no diagnostics for them).
-                let vouched = last.map(|l| (Vouched::of(&l.config.workload_entries), l));
-                let kept = |entry: &Arc<Sourced<WorkloadEntry>>, key: &str| {
-                    let (vouched, last) = vouched.as_ref()?;
-                    vouched
-                        .contains(entry)
-                        .then(|| last.mesh.workloads.get(key).cloned())?
-                };
+                let before = last.map(|l| workload_entry::Before {
+                    entries: &l.config.workload_entries,
+                    workloads: &l.mesh.workloads,
+                });
                 Arc::new(workload_entry::resolve(
                     &config.workload_entries,
-                    kept,
+                    before,
                     diags,
                 ))
             },
@@ -401,6 +398,110 @@ spec: {{address: 127.0.0.9, labels: {{{labels}}}}}
             .expect("reported");
         assert!(duplicate.file.ends_with("m.yaml"), "{duplicate}");
         assert!(duplicate.message.contains("a.yaml"), "{duplicate}");
+    }
+
+    /// One WorkloadEntry file removed and another added, the rest kept; then one edited: the workloads follow.
+    #[test]
+    fn workloads_follow_entries_removed_added_and_edited() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a", "b", "c", "d"] {
+            std::fs::write(
+                dir.path().join(format!("{name}.yaml")),
+                workload(name, "app: shop"),
+            )
+            .unwrap();
+        }
+        let (mut loader, mut resolver) = (Loader::new(LoadOptions::default()), Resolver::default());
+        read(&mut loader, &mut resolver, dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
+        std::fs::write(dir.path().join("e.yaml"), workload("e", "app: shop")).unwrap();
+        let mesh = read(&mut loader, &mut resolver, dir.path()).unwrap().mesh;
+        let names: Vec<&str> = mesh.workloads.keys().map(String::as_str).collect();
+        assert_eq!(names, ["default/a", "default/c", "default/d", "default/e"]);
+        std::fs::write(dir.path().join("c.yaml"), workload("c", "app: cart")).unwrap();
+        let mesh = read(&mut loader, &mut resolver, dir.path()).unwrap().mesh;
+        assert_eq!(
+            mesh.workloads["default/c"]
+                .labels
+                .get("app")
+                .map(String::as_str),
+            Some("cart")
+        );
+    }
+
+    /// Two new entries named alike beside a kept one: the first is the workload, as from scratch, and two
+    /// Sidecars select it; the first without an address: the second is. Each error is reported once.
+    #[test]
+    fn of_new_entries_named_alike_the_first_is_the_workload() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sidecars.yaml"), SIDECARS).unwrap();
+        std::fs::write(dir.path().join("a.yaml"), workload("a", "app: shop")).unwrap();
+        let (mut loader, mut resolver) = (Loader::new(LoadOptions::default()), Resolver::default());
+        read(&mut loader, &mut resolver, dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            workload("shop", "app: shop, tier: front"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("c.yaml"), workload("shop", "app: shop")).unwrap();
+        let errors = read(&mut loader, &mut resolver, dir.path()).expect_err("defined twice");
+        let codes: Vec<Code> = errors.iter().map(|d| d.code).collect();
+        assert!(
+            codes.contains(&Code::ConflictingSidecarSelectors),
+            "{codes:?}"
+        );
+
+        std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
+        std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
+        read(&mut loader, &mut resolver, dir.path()).unwrap();
+        let no_address = "apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: shop}
+spec: {labels: {app: shop}}
+";
+        std::fs::write(dir.path().join("b.yaml"), no_address).unwrap();
+        std::fs::write(
+            dir.path().join("c.yaml"),
+            workload("shop", "app: shop, tier: front"),
+        )
+        .unwrap();
+        let errors = read(&mut loader, &mut resolver, dir.path()).expect_err("invalid");
+        let codes: Vec<Code> = errors.iter().map(|d| d.code).collect();
+        assert!(codes.contains(&Code::MissingField), "{codes:?}");
+        assert!(
+            codes.contains(&Code::ConflictingSidecarSelectors),
+            "{codes:?}"
+        );
+
+        // A new entry without an address, and another named as the kept one: each reported once.
+        std::fs::remove_file(dir.path().join("c.yaml")).unwrap();
+        std::fs::write(dir.path().join("d.yaml"), workload("a", "app: shop")).unwrap();
+        let errors = read(&mut loader, &mut resolver, dir.path()).expect_err("invalid");
+        let missing = errors
+            .iter()
+            .filter(|d| d.code == Code::MissingField)
+            .count();
+        assert_eq!(missing, 1, "{errors:?}");
+    }
+
+    /// A new file, read first, defines the kept workload again with other labels: from scratch its definition
+    /// is the workload (the later one is the duplicate), and two Sidecars select it.
+    #[test]
+    fn a_new_entry_named_as_a_kept_one_comes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sidecars.yaml"), SIDECARS).unwrap();
+        std::fs::write(dir.path().join("m.yaml"), workload("shop", "app: shop")).unwrap();
+        let (mut loader, mut resolver) = (Loader::new(LoadOptions::default()), Resolver::default());
+        read(&mut loader, &mut resolver, dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            workload("shop", "app: shop, tier: front"),
+        )
+        .unwrap();
+        let errors = read(&mut loader, &mut resolver, dir.path()).expect_err("defined twice");
+        assert!(errors
+            .iter()
+            .any(|d| d.code == Code::ConflictingSidecarSelectors));
     }
 
     /// The Gateway and the workloads are the very ones of the last reading; a new ServiceEntry selects the
