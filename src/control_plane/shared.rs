@@ -20,14 +20,14 @@ use crate::xds::{Encoded, Layer};
 pub struct SharedResources {
     /// Per service host, its encoded outbound clusters and endpoints: what the next generation reuses (all of
     /// it, the same allocation, when the services and DestinationRules are).
-    by_host: Arc<BTreeMap<String, HostResources>>,
+    by_host: Arc<BTreeMap<String, Arc<HostResources>>>,
     /// Per workload (`namespace/name`), the Sidecar resource that applies to it ([`Mesh::egress_scope_for`]).
     egress_of: Arc<BTreeMap<String, Option<String>>>,
     /// Per Sidecar resource that applies to some workload (`None`: no Sidecar, every service), what its
     /// sidecars reach.
     views: BTreeMap<Option<String>, View>,
     /// Per route scope, its route configurations by port.
-    routes: BTreeMap<RouteScope, ScopeRoutes>,
+    routes: BTreeMap<RouteScope, Arc<ScopeRoutes>>,
     /// Per route scope, how many workloads are in it: a scope whose last workload went is dropped, without
     /// working out every workload's scope again.
     scope_members: Arc<BTreeMap<RouteScope, usize>>,
@@ -44,13 +44,16 @@ pub struct View {
     pub outbound_ports: Arc<BTreeSet<u32>>,
 }
 
-#[derive(Debug, Clone)]
+/// Shared by every generation whose service and DestinationRule of the host are the same (`Arc`: a change
+/// to one host copies 1,000 pointers, not 1,000 pairs of lists).
+#[derive(Debug)]
 struct HostResources {
     clusters: Vec<Arc<Encoded>>,
     endpoints: Vec<Arc<Encoded>>,
 }
 
-#[derive(Debug, Clone)]
+/// Shared by every generation that keeps the scope's configurations (`Arc`, as [`HostResources`]).
+#[derive(Debug)]
 struct ScopeRoutes {
     by_port: BTreeMap<u32, Arc<Encoded>>,
     layer: Arc<Layer>,
@@ -89,7 +92,7 @@ impl SharedResources {
                             .and_then(|p| p.shared.by_host.get(host));
                         let resources = kept.cloned().unwrap_or_else(|| {
                             rebuilt.push(service);
-                            HostResources::translate(mesh, service)
+                            Arc::new(HostResources::translate(mesh, service))
                         });
                         (host.clone(), resources)
                     })
@@ -157,7 +160,7 @@ impl SharedResources {
                 .services
                 .iter()
                 .filter(|(_, service)| mesh.reaches(key, service))
-                .filter_map(|(host, _)| by_host.get(host))
+                .filter_map(|(host, _)| by_host.get(host).map(|h| &**h))
                 .collect();
             let view = View {
                 clusters: Layer::succeed(
@@ -248,7 +251,7 @@ impl SharedResources {
                 .and_then(|p| p.shared.routes.get(scope))
                 .map(|k| &k.layer);
             let layer = Layer::succeed(before, by_port.values().cloned());
-            routes.insert(scope.clone(), ScopeRoutes { by_port, layer });
+            routes.insert(scope.clone(), Arc::new(ScopeRoutes { by_port, layer }));
         }
 
         SharedResources {
