@@ -299,6 +299,26 @@ fn heavy_generation(i: i32) -> switchyard::xds::Snapshot {
     builder.build()
 }
 
+/// `count` proxies with a 1 KB window, each subscribed to every cluster, that never read what they are sent.
+async fn subscribed_without_reading(
+    server: &support::xds::TestServer,
+    prefix: &str,
+    count: usize,
+) -> Vec<support::xds::SotwClient> {
+    let mut clients = Vec::new();
+    for i in 0..count {
+        let mut c = support::xds::sotw_client_with_window(
+            server.addr,
+            support::xds::node(&format!("{prefix}-{i}")),
+            Some(1024),
+        )
+        .await;
+        c.subscribe(Cluster, &[]).await;
+        clients.push(c);
+    }
+    clients
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_that_do_not_read_cannot_make_the_server_queue_without_bound() {
     let limit = 300 << 10;
@@ -314,17 +334,7 @@ async fn proxies_that_do_not_read_cannot_make_the_server_queue_without_bound() {
     .await;
     // Twenty proxies with a 1 KB window that never read: without a budget each would hold its queue
     // (4 responses) and the response being written, some 200 KB each, 4 MB in all.
-    let mut stuck = Vec::new();
-    for i in 0..20 {
-        let mut c = support::xds::sotw_client_with_window(
-            server.addr,
-            support::xds::node(&format!("stuck-{i}")),
-            Some(1024),
-        )
-        .await;
-        c.subscribe(Cluster, &[]).await;
-        stuck.push(c);
-    }
+    let stuck = subscribed_without_reading(&server, "stuck", 20).await;
     let mut healthy = server.sotw("healthy").await;
     healthy.subscribe(Cluster, &[]).await;
     healthy.recv_type(Cluster).await;
@@ -355,6 +365,49 @@ async fn proxies_that_do_not_read_cannot_make_the_server_queue_without_bound() {
     })
     .await;
     drop(stuck);
+}
+
+/// A generation whose CDS response is one cluster of about 200 KB (a long `alt_stat_name`); `i` changes it.
+fn one_large_cluster(i: i32) -> switchyard::xds::Snapshot {
+    let mut cluster = support::fixtures::eds_cluster("large", 1 + i);
+    cluster.alt_stat_name = "x".repeat(200 << 10);
+    switchyard::xds::Snapshot::builder()
+        .cluster(&cluster)
+        .build()
+}
+
+/// A large resource is encoded once and every response shares it: twenty proxies slow to read it hold no
+/// copy of it each, so they do not fill the pending-bytes budget (smaller than two copies) and nobody is
+/// evicted, while a proxy that reads is kept up to date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_slow_to_read_a_shared_resource_do_not_fill_the_budget_with_it() {
+    let limit = 300 << 10;
+    let server = support::xds::TestServer::start_limited(
+        "127.0.0.1:0".parse().unwrap(),
+        switchyard::xds::Cache::uniform(one_large_cluster(0)),
+        switchyard::xds::XdsLimits {
+            max_pending_bytes: limit,
+            ..Default::default()
+        },
+    )
+    .await;
+    let slow = subscribed_without_reading(&server, "slow", 20).await;
+    let mut healthy = server.sotw("healthy").await;
+    healthy.subscribe(Cluster, &[]).await;
+    healthy.recv_type(Cluster).await;
+    for i in 1..=5 {
+        server.cache.set_uniform(one_large_cluster(i));
+        let r = healthy.recv_type(Cluster).await;
+        healthy.ack(&r, &[]).await;
+        assert!(server.ads.pending_bytes() <= limit);
+    }
+    let evicted = server
+        .registry
+        .counters()
+        .limits
+        .get(switchyard::xds::Limit::PendingBytes);
+    assert_eq!(evicted, 0, "streams evicted for a resource they share");
+    drop(slow);
 }
 
 /// The HTTP/2 frame types the server sends on a connection on which `bytes` were written, until it closes it

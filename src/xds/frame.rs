@@ -20,12 +20,20 @@ pub const SHARED_ENTRY_MIN: usize = 16 * 1024;
 pub struct Frame {
     chunks: Vec<Bytes>,
     message_len: usize,
+    /// The bytes of the chunks shared with other frames (large resources' entries).
+    shared_len: usize,
 }
 
 impl Frame {
     /// The message's length, without the header.
     pub fn message_len(&self) -> usize {
         self.message_len
+    }
+
+    /// The bytes this frame holds of its own: the header and what was copied, not the chunks it shares with
+    /// every other response carrying the same resources (those belong to the generation's resources, once).
+    pub fn owned_len(&self) -> usize {
+        FRAME_HEADER + self.message_len - self.shared_len
     }
 
     pub fn into_chunks(self) -> Vec<Bytes> {
@@ -48,6 +56,7 @@ pub struct FrameWriter {
     chunks: Vec<Bytes>,
     current: BytesMut,
     message_len: usize,
+    shared_len: usize,
 }
 
 impl FrameWriter {
@@ -62,6 +71,7 @@ impl FrameWriter {
             chunks: Vec::new(),
             current,
             message_len,
+            shared_len: 0,
         }
     }
 
@@ -73,6 +83,7 @@ impl FrameWriter {
     /// A part shared as it is.
     pub fn share(&mut self, part: Bytes) {
         self.close_copied();
+        self.shared_len += part.len();
         self.chunks.push(part);
     }
 
@@ -86,6 +97,7 @@ impl FrameWriter {
         Frame {
             chunks: self.chunks,
             message_len: self.message_len,
+            shared_len: self.shared_len,
         }
     }
 

@@ -2,9 +2,12 @@
 //!
 //! Each stream queues at most [`QUEUE`] responses; tonic takes them one by one as HTTP/2 flow control lets it
 //! send. A proxy that stops reading therefore holds its queue and the response the transport is writing,
-//! a few MB in a large mesh, and a hundred such streams held hundreds of MB. So every queued byte is reserved
-//! from a [`PendingBudget`] shared by all streams (`--xds-max-pending-bytes`), and given back when the
-//! transport takes the next response (by then the previous one has been handed to HTTP/2) or the stream ends.
+//! a few MB in a large mesh, and a hundred such streams held hundreds of MB. So every byte a queued response
+//! holds of its own is reserved from a [`PendingBudget`] shared by all streams (`--xds-max-pending-bytes`), and
+//! given back when the transport takes the next response (by then the previous one has been handed to HTTP/2)
+//! or the stream ends. The entry of a large resource that every response shares (`xds/frame.rs`) is not a
+//! stream's own: it exists once per resource whatever the streams do, and only a new generation (an operator's
+//! change, not a client) makes another.
 //!
 //! When a reservation does not fit, the stream that has gone longest without its transport taking anything
 //! is evicted: its queue is dropped at once, the budget gets its bytes back, and it ends with

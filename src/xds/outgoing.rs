@@ -217,6 +217,18 @@ mod tests {
         let decoded = DiscoveryResponse::decode(message_of(&first)).unwrap();
         assert_eq!(decoded, outgoing.to_message());
         assert_eq!(decoded.resources.len(), 4);
+        // What the frame holds of its own is all of it but the shared chunk.
+        let large: usize = first
+            .clone()
+            .into_chunks()
+            .iter()
+            .filter(|c| c.len() >= SHARED_ENTRY_MIN)
+            .map(|c| c.len())
+            .sum();
+        assert_eq!(
+            first.owned_len(),
+            FRAME_HEADER + first.message_len() - large
+        );
         let shared = |frame: Frame| -> Vec<*const u8> {
             frame
                 .into_chunks()

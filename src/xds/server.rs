@@ -652,8 +652,11 @@ impl<P: Protocol> StreamTask<P> {
             let frame = P::frame(&response);
             drop(response);
             let bytes = frame.message_len();
+            // What the queue holds of its own: a large resource's shared entry costs the same however many
+            // streams queue it, so counting it per stream would evict proxies merely slow to read it.
+            let held = frame.owned_len();
             tokio::select! {
-                sent = self.outbound.send(frame, bytes) => match sent {
+                sent = self.outbound.send(frame, held) => match sent {
                     Ok(()) => {
                         if let Some(t) = t {
                             histograms.pushed(t, started.elapsed(), bytes);
