@@ -33,8 +33,12 @@ pub(super) fn resolve(
     resolve_all(
         items,
         |item, key| {
-            was.contains(item)
-                .then(|| before.workloads.get(key).cloned())?
+            // The workload under its key, if it is this entry's (not another's whose name joins into the key).
+            let workload = before.workloads.get(key)?;
+            (was.contains(item)
+                && workload.namespace == item.namespace()
+                && workload.name == item.name())
+            .then(|| workload.clone())
         },
         diags,
     )
@@ -54,7 +58,19 @@ fn follow(
     let new: Vec<&Arc<Sourced<WorkloadEntry>>> =
         items.iter().filter(|item| !was.contains(item)).collect();
     let is = Vouched::of(items);
-    let gone = before.entries.iter().filter(|entry| !is.contains(entry));
+    let gone: Vec<&Arc<Sourced<WorkloadEntry>>> = before
+        .entries
+        .iter()
+        .filter(|entry| !is.contains(entry))
+        .collect();
+    // A key is one entry's only when a `/` cannot be in its namespace or name: `a/b` + `c` and `a` + `b/c`
+    // are one key, which from scratch the first of them holds and the other is silently left out of.
+    let slashed = |entry: &&Arc<Sourced<WorkloadEntry>>| {
+        entry.namespace().contains('/') || entry.name().contains('/')
+    };
+    if gone.iter().chain(&new).any(slashed) {
+        return None;
+    }
     let mut workloads = before.workloads.clone();
     for entry in gone {
         workloads.remove(&key_of(entry));
