@@ -319,12 +319,23 @@ async fn subscribed_without_reading(
     clients
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxies_that_do_not_read_cannot_make_the_server_queue_without_bound() {
-    let limit = 300 << 10;
+/// Twenty proxies with a 1 KB window that never read, and one that reads, on a server whose pending bytes
+/// may not pass `limit`, through `changes` generations made by `generation`: the budget holds at every
+/// change and the reading proxy ends up to date. Returns the server, the stalled clients, how many streams
+/// were evicted and the most bytes queued at once.
+async fn stall_twenty_through(
+    generation: fn(i32) -> switchyard::xds::Snapshot,
+    limit: usize,
+    changes: i32,
+) -> (
+    support::xds::TestServer,
+    Vec<support::xds::SotwClient>,
+    u64,
+    usize,
+) {
     let server = support::xds::TestServer::start_limited(
         "127.0.0.1:0".parse().unwrap(),
-        switchyard::xds::Cache::uniform(heavy_generation(0)),
+        switchyard::xds::Cache::uniform(generation(0)),
         switchyard::xds::XdsLimits {
             max_pending_bytes: limit,
             idle_timeout: Duration::from_secs(1),
@@ -332,25 +343,24 @@ async fn proxies_that_do_not_read_cannot_make_the_server_queue_without_bound() {
         },
     )
     .await;
-    // Twenty proxies with a 1 KB window that never read: without a budget each would hold its queue
-    // (4 responses) and the response being written, some 200 KB each, 4 MB in all.
     let stuck = subscribed_without_reading(&server, "stuck", 20).await;
     let mut healthy = server.sotw("healthy").await;
     healthy.subscribe(Cluster, &[]).await;
     healthy.recv_type(Cluster).await;
     let mut most = 0;
-    for i in 1..=20 {
-        server.cache.set_uniform(heavy_generation(i));
+    for i in 1..=changes {
+        server.cache.set_uniform(generation(i));
         let r = healthy.recv_type(Cluster).await;
         healthy.ack(&r, &[]).await;
         most = most.max(server.ads.pending_bytes());
         assert!(server.ads.pending_bytes() <= limit);
     }
-    eprintln!("most bytes queued: {most} of {limit}");
     // The healthy proxy was never the one evicted, and it is up to date.
-    let latest = heavy_generation(20);
     let version = switchyard::xds::snapshot::aggregate_version(
-        latest.all(Cluster).into_iter().map(|r| r.as_ref()),
+        generation(changes)
+            .all(Cluster)
+            .into_iter()
+            .map(|r| r.as_ref()),
     );
     server.wait_for_ack("healthy", Cluster, &version).await;
     let evicted = server
@@ -358,6 +368,16 @@ async fn proxies_that_do_not_read_cannot_make_the_server_queue_without_bound() {
         .counters()
         .limits
         .get(switchyard::xds::Limit::PendingBytes);
+    (server, stuck, evicted, most)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_that_do_not_read_cannot_make_the_server_queue_without_bound() {
+    // Without a budget each stalled proxy would hold its queue (4 responses) and the response being written,
+    // some 200 KB each, 4 MB in all.
+    let limit = 300 << 10;
+    let (server, stuck, evicted, most) = stall_twenty_through(heavy_generation, limit, 20).await;
+    eprintln!("most bytes queued: {most} of {limit}");
     assert!(evicted >= 10, "only {evicted} streams evicted");
     // Evicted streams leave their connections without a stream: the idle timeout closes them.
     eventually("the stuck proxies' connections are closed", || {
@@ -376,9 +396,9 @@ fn one_large_cluster(i: i32) -> switchyard::xds::Snapshot {
         .build()
 }
 
-/// A large resource is encoded once and every response shares it: twenty proxies slow to read it hold no
-/// copy of it each, so they do not fill the pending-bytes budget (smaller than two copies) and nobody is
-/// evicted, while a proxy that reads is kept up to date.
+/// A large resource is encoded once and every response shares it: twenty proxies slow to read it, answered in
+/// one burst, reserve one copy between them, within a pending-bytes budget smaller than two copies, and nobody
+/// is evicted; counted per stream, the burst was twenty copies, and most of those proxies were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_slow_to_read_a_shared_resource_do_not_fill_the_budget_with_it() {
     let limit = 300 << 10;
@@ -395,12 +415,29 @@ async fn proxies_slow_to_read_a_shared_resource_do_not_fill_the_budget_with_it()
     let mut healthy = server.sotw("healthy").await;
     healthy.subscribe(Cluster, &[]).await;
     healthy.recv_type(Cluster).await;
-    for i in 1..=5 {
-        server.cache.set_uniform(one_large_cluster(i));
-        let r = healthy.recv_type(Cluster).await;
-        healthy.ack(&r, &[]).await;
-        assert!(server.ads.pending_bytes() <= limit);
-    }
+    // The burst: one new generation answered to all twenty-one streams at once.
+    server.cache.set_uniform(one_large_cluster(1));
+    let r = healthy.recv_type(Cluster).await;
+    healthy.ack(&r, &[]).await;
+    let version = switchyard::xds::snapshot::aggregate_version(
+        one_large_cluster(1)
+            .all(Cluster)
+            .into_iter()
+            .map(|r| r.as_ref()),
+    );
+    // Each stream records what it sends just before it reserves room for it.
+    eventually("every slow proxy is sent the new cluster", || {
+        (0..20).all(|i| {
+            server
+                .registry
+                .latest_by_node_id(&format!("slow-{i}"))
+                .and_then(|s| s.types.get(&Cluster)?.sent_version.clone())
+                .as_deref()
+                == Some(version.as_str())
+        })
+    })
+    .await;
+    assert!(server.ads.pending_bytes() <= limit);
     let evicted = server
         .registry
         .counters()
@@ -408,6 +445,16 @@ async fn proxies_slow_to_read_a_shared_resource_do_not_fill_the_budget_with_it()
         .get(switchyard::xds::Limit::PendingBytes);
     assert_eq!(evicted, 0, "streams evicted for a resource they share");
     drop(slow);
+}
+
+/// Proxies that never read keep the responses they were queued alive, each generation's copy of a large
+/// resource among them: those copies are counted, so stalled streams cannot pin old generations without
+/// bound; the longest stalled are evicted, and a proxy that reads stays up to date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_that_do_not_read_cannot_pin_old_copies_of_a_shared_resource_without_bound() {
+    let (_server, stuck, evicted, _) = stall_twenty_through(one_large_cluster, 700 << 10, 8).await;
+    assert!(evicted >= 1, "no stalled stream evicted");
+    drop(stuck);
 }
 
 /// The HTTP/2 frame types the server sends on a connection on which `bytes` were written, until it closes it

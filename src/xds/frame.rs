@@ -20,8 +20,8 @@ pub const SHARED_ENTRY_MIN: usize = 16 * 1024;
 pub struct Frame {
     chunks: Vec<Bytes>,
     message_len: usize,
-    /// The bytes of the chunks shared with other frames (large resources' entries).
-    shared_len: usize,
+    /// The chunks shared with other frames (large resources' entries), by address and length.
+    shared: Vec<(usize, usize)>,
 }
 
 impl Frame {
@@ -31,9 +31,14 @@ impl Frame {
     }
 
     /// The bytes this frame holds of its own: the header and what was copied, not the chunks it shares with
-    /// every other response carrying the same resources (those belong to the generation's resources, once).
+    /// every other response carrying the same resources.
     pub fn owned_len(&self) -> usize {
-        FRAME_HEADER + self.message_len - self.shared_len
+        FRAME_HEADER + self.message_len - self.shared.iter().map(|(_, len)| len).sum::<usize>()
+    }
+
+    /// The chunks it shares with other frames, each by its address and length: the same chunk is the same pair.
+    pub fn shared_chunks(&self) -> &[(usize, usize)] {
+        &self.shared
     }
 
     pub fn into_chunks(self) -> Vec<Bytes> {
@@ -56,7 +61,7 @@ pub struct FrameWriter {
     chunks: Vec<Bytes>,
     current: BytesMut,
     message_len: usize,
-    shared_len: usize,
+    shared: Vec<(usize, usize)>,
 }
 
 impl FrameWriter {
@@ -71,7 +76,7 @@ impl FrameWriter {
             chunks: Vec::new(),
             current,
             message_len,
-            shared_len: 0,
+            shared: Vec::new(),
         }
     }
 
@@ -83,7 +88,7 @@ impl FrameWriter {
     /// A part shared as it is.
     pub fn share(&mut self, part: Bytes) {
         self.close_copied();
-        self.shared_len += part.len();
+        self.shared.push((part.as_ptr() as usize, part.len()));
         self.chunks.push(part);
     }
 
@@ -97,7 +102,7 @@ impl FrameWriter {
         Frame {
             chunks: self.chunks,
             message_len: self.message_len,
-            shared_len: self.shared_len,
+            shared: self.shared,
         }
     }
 

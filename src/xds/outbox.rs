@@ -2,12 +2,13 @@
 //!
 //! Each stream queues at most [`QUEUE`] responses; tonic takes them one by one as HTTP/2 flow control lets it
 //! send. A proxy that stops reading therefore holds its queue and the response the transport is writing,
-//! a few MB in a large mesh, and a hundred such streams held hundreds of MB. So every byte a queued response
-//! holds of its own is reserved from a [`PendingBudget`] shared by all streams (`--xds-max-pending-bytes`), and
-//! given back when the transport takes the next response (by then the previous one has been handed to HTTP/2)
-//! or the stream ends. The entry of a large resource that every response shares (`xds/frame.rs`) is not a
-//! stream's own: it exists once per resource whatever the streams do, and only a new generation (an operator's
-//! change, not a client) makes another.
+//! a few MB in a large mesh, and a hundred such streams held hundreds of MB. So every queued byte is reserved
+//! from a [`PendingBudget`] shared by all streams (`--xds-max-pending-bytes`), and given back when the
+//! transport takes the next response (by then the previous one has been handed to HTTP/2) or the stream ends.
+//! A [`Charge`] says what a response holds: bytes of its own, and chunks it shares with other responses (a
+//! large resource's entry, `xds/frame.rs`). A shared chunk is counted once while any queue holds it, however
+//! many do: a thousand proxies slow to read one 364 KB route configuration hold 364 KB, not 364 MB, while
+//! stalled streams that each hold another generation's copy are counted for every copy they keep alive.
 //!
 //! When a reservation does not fit, the stream that has gone longest without its transport taking anything
 //! is evicted: its queue is dropped at once, the budget gets its bytes back, and it ends with
@@ -33,6 +34,30 @@ use super::limits::{Limit, LimitCounters};
 /// Responses queued per stream. A step of the protocol answers at most one response per type.
 pub const QUEUE: usize = 4;
 
+/// What a queued response holds in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Charge {
+    /// Bytes no other response holds.
+    pub own: usize,
+    /// Chunks other responses may hold too, each by its address and length.
+    pub shared: Vec<(usize, usize)>,
+}
+
+impl Charge {
+    /// A response of `bytes` bytes of its own.
+    pub fn own(bytes: usize) -> Charge {
+        Charge {
+            own: bytes,
+            shared: Vec::new(),
+        }
+    }
+
+    /// All the bytes it holds, shared or not: what it costs a stream to hold it.
+    fn total(&self) -> usize {
+        self.own + self.shared.iter().map(|(_, len)| len).sum::<usize>()
+    }
+}
+
 /// The bytes queued for all streams, and who holds them.
 #[derive(Debug)]
 pub struct PendingBudget {
@@ -44,12 +69,51 @@ pub struct PendingBudget {
 
 #[derive(Debug, Default)]
 struct BudgetState {
+    /// Every stream's own bytes, plus each shared chunk held once.
     used: usize,
     streams: BTreeMap<u64, Holder>,
+    /// Shared chunks held by some queue: by (address, length), how many queued responses hold each.
+    shared: BTreeMap<(usize, usize), usize>,
+}
+
+impl BudgetState {
+    /// What holding `charge` would add to `used`.
+    fn added_by(&self, charge: &Charge) -> usize {
+        let mut seen = Vec::new();
+        let mut added = charge.own;
+        for chunk in &charge.shared {
+            if !self.shared.contains_key(chunk) && !seen.contains(chunk) {
+                added += chunk.1;
+                seen.push(*chunk);
+            }
+        }
+        added
+    }
+
+    fn hold(&mut self, charge: &Charge) {
+        self.used += self.added_by(charge);
+        for chunk in &charge.shared {
+            *self.shared.entry(*chunk).or_insert(0) += 1;
+        }
+    }
+
+    fn let_go(&mut self, charge: &Charge) {
+        self.used = self.used.saturating_sub(charge.own);
+        for chunk in &charge.shared {
+            if let Some(holders) = self.shared.get_mut(chunk) {
+                *holders -= 1;
+                if *holders == 0 {
+                    self.shared.remove(chunk);
+                    self.used = self.used.saturating_sub(chunk.1);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Holder {
+    /// All the bytes its queued responses hold, shared or not.
     bytes: usize,
     /// When its transport last took a response (or it queued its first since holding nothing).
     progress: Instant,
@@ -59,8 +123,8 @@ struct Holder {
 
 /// What the budget needs of a stream's queue to evict it.
 trait Evict: Send + Sync + std::fmt::Debug {
-    /// Drops what is queued, ends the stream with `status`; returns the bytes freed.
-    fn evict(&self, status: Status) -> usize;
+    /// Drops what is queued, ends the stream with `status`; returns what it held.
+    fn evict(&self, status: Status) -> Vec<Charge>;
 }
 
 impl PendingBudget {
@@ -91,7 +155,7 @@ impl PendingBudget {
             budget: self.clone(),
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
-                in_flight: 0,
+                in_flight: Charge::default(),
                 last: None,
                 consumer: None,
                 producer_gone: false,
@@ -121,10 +185,11 @@ impl PendingBudget {
         )
     }
 
-    /// Reserves `bytes` for stream `id`, evicting the most stalled streams until they fit. `Err` when the stream
-    /// itself is the one to go (or nothing else can make room).
-    fn reserve(&self, id: u64, bytes: usize) -> Result<(), ()> {
-        if bytes > self.limit {
+    /// Reserves `charge` for stream `id`, evicting the most stalled streams until it fits. `Err` when the
+    /// stream itself is the one to go (or nothing else can make room).
+    fn reserve(&self, id: u64, charge: &Charge) -> Result<(), ()> {
+        let bytes = charge.total();
+        if BudgetState::default().added_by(charge) > self.limit {
             // Evicting everyone else would not make it fit.
             self.counters.refused(Limit::PendingBytes);
             return Err(());
@@ -133,9 +198,9 @@ impl PendingBudget {
         let fits = {
             let mut state = self.lock();
             loop {
-                if state.used + bytes <= self.limit {
+                if state.used + state.added_by(charge) <= self.limit {
                     let state = &mut *state;
-                    state.used += bytes;
+                    state.hold(charge);
                     if let Some(holder) = state.streams.get_mut(&id) {
                         if holder.bytes == 0 {
                             holder.progress = Instant::now();
@@ -163,8 +228,9 @@ impl PendingBudget {
                         drop(state);
                         for queue in evicted.drain(..) {
                             self.counters.refused(Limit::PendingBytes);
-                            let freed = queue.evict(over_budget(self.limit));
-                            self.release(victim, freed, false);
+                            for freed in queue.evict(over_budget(self.limit)) {
+                                self.release(victim, &freed, false);
+                            }
                         }
                         state = self.lock();
                     }
@@ -180,13 +246,14 @@ impl PendingBudget {
         }
     }
 
-    /// Gives back `bytes` of stream `id`; `progress`: its transport took a response.
-    fn release(&self, id: u64, bytes: usize, progress: bool) {
+    /// Gives back what stream `id` held of `charge`; `progress`: its transport took a response.
+    fn release(&self, id: u64, charge: &Charge, progress: bool) {
+        let bytes = charge.total();
         if bytes == 0 && !progress {
             return;
         }
         let mut state = self.lock();
-        state.used = state.used.saturating_sub(bytes);
+        state.let_go(charge);
         if let Some(holder) = state.streams.get_mut(&id) {
             holder.bytes = holder.bytes.saturating_sub(bytes);
             if progress {
@@ -195,9 +262,11 @@ impl PendingBudget {
         }
     }
 
-    fn forget(&self, id: u64, bytes: usize) {
+    fn forget(&self, id: u64, held: Vec<Charge>) {
         let mut state = self.lock();
-        state.used = state.used.saturating_sub(bytes);
+        for charge in &held {
+            state.let_go(charge);
+        }
         state.streams.remove(&id);
     }
 }
@@ -220,9 +289,9 @@ struct Shared<R> {
 }
 
 struct Queue<R> {
-    items: VecDeque<(R, usize)>,
-    /// The bytes of the response tonic took last: HTTP/2 may still be writing it.
-    in_flight: usize,
+    items: VecDeque<(R, Charge)>,
+    /// What the response tonic took last holds: HTTP/2 may still be writing it.
+    in_flight: Charge,
     /// The status that ends the stream, after what is queued.
     last: Option<Status>,
     consumer: Option<Waker>,
@@ -253,15 +322,23 @@ impl<R> Shared<R> {
     }
 }
 
+impl<R> Queue<R> {
+    /// Everything it holds, emptied: the queued responses and the one in flight.
+    fn take_all(&mut self) -> Vec<Charge> {
+        let mut held: Vec<Charge> = self.items.drain(..).map(|(_, charge)| charge).collect();
+        held.push(std::mem::take(&mut self.in_flight));
+        held
+    }
+}
+
 impl<R: Send> Evict for Shared<R> {
-    fn evict(&self, status: Status) -> usize {
+    fn evict(&self, status: Status) -> Vec<Charge> {
         let (freed, waker) = {
             let mut queue = self.lock();
             // What HTTP/2 still holds of the response it was writing is given back too, though it is freed only
             // when the connection closes (it carries no stream now, so the idle timeout closes it): counting it
             // until then would let evicted streams fill the budget and starve everyone else.
-            let freed: usize = std::mem::take(&mut queue.in_flight)
-                + queue.items.drain(..).map(|(_, n)| n).sum::<usize>();
+            let freed = queue.take_all();
             queue.last = Some(status);
             (freed, queue.consumer.take())
         };
@@ -277,7 +354,7 @@ impl<R: Send> Evict for Shared<R> {
 impl<R> Drop for Shared<R> {
     fn drop(&mut self) {
         let queue = self.queue.get_mut().unwrap_or_else(|e| e.into_inner());
-        let held: usize = queue.in_flight + queue.items.iter().map(|(_, n)| n).sum::<usize>();
+        let held = queue.take_all();
         self.budget.forget(self.id, held);
     }
 }
@@ -298,8 +375,8 @@ pub struct Outbox<R> {
 }
 
 impl<R: Send + 'static> Outbox<R> {
-    /// Queues `response` of `bytes` encoded bytes once there is room, within the budget.
-    pub async fn send(&self, response: R, bytes: usize) -> Result<(), Closed> {
+    /// Queues `response`, which holds `charge`, once there is room, within the budget.
+    pub async fn send(&self, response: R, charge: Charge) -> Result<(), Closed> {
         loop {
             let space = self.shared.space.notified();
             tokio::pin!(space);
@@ -318,19 +395,20 @@ impl<R: Send + 'static> Outbox<R> {
             }
             space.await;
         }
-        if self.shared.budget.reserve(self.shared.id, bytes).is_err() {
-            let freed = self.shared.evict(over_budget(self.shared.budget.limit));
-            self.shared.budget.release(self.shared.id, freed, false);
+        if self.shared.budget.reserve(self.shared.id, &charge).is_err() {
+            for freed in self.shared.evict(over_budget(self.shared.budget.limit)) {
+                self.shared.budget.release(self.shared.id, &freed, false);
+            }
             return Err(Closed::Evicted);
         }
         let waker = {
             let mut queue = self.shared.lock();
             if queue.last.is_some() || queue.consumer_gone {
                 drop(queue);
-                self.shared.budget.release(self.shared.id, bytes, false);
+                self.shared.budget.release(self.shared.id, &charge, false);
                 return Err(Closed::Evicted);
             }
-            queue.items.push_back((response, bytes));
+            queue.items.push_back((response, charge));
             queue.consumer.take()
         };
         if let Some(waker) = waker {
@@ -402,8 +480,8 @@ impl<R> Stream for OutboxStream<R> {
         let mut queue = shared.lock();
         // Taking the next response means the transport has handed the previous one to HTTP/2.
         let released = std::mem::take(&mut queue.in_flight);
-        let next = if let Some((response, bytes)) = queue.items.pop_front() {
-            queue.in_flight = bytes;
+        let next = if let Some((response, charge)) = queue.items.pop_front() {
+            queue.in_flight = charge;
             Poll::Ready(Some(Ok(response)))
         } else if let Some(status) = queue.last.take() {
             Poll::Ready(Some(Err(status)))
@@ -418,7 +496,7 @@ impl<R> Stream for OutboxStream<R> {
         if matches!(next, Poll::Ready(Some(Err(_))) | Poll::Ready(None)) {
             self.done = true;
         }
-        shared.budget.release(shared.id, released, took);
+        shared.budget.release(shared.id, &released, took);
         if took {
             shared.space.notify_waiters();
         }
@@ -431,11 +509,11 @@ impl<R> Drop for OutboxStream<R> {
         let freed = {
             let mut queue = self.shared.lock();
             queue.consumer_gone = true;
-            let freed = queue.in_flight + queue.items.drain(..).map(|(_, n)| n).sum::<usize>();
-            queue.in_flight = 0;
-            freed
+            queue.take_all()
         };
-        self.shared.budget.release(self.shared.id, freed, false);
+        for charge in &freed {
+            self.shared.budget.release(self.shared.id, charge, false);
+        }
         self.shared.ended.notify_waiters();
         self.shared.space.notify_waiters();
     }
@@ -452,15 +530,15 @@ mod tests {
         let counters = Arc::new(LimitCounters::default());
         let budget = PendingBudget::new(100, counters.clone());
         let (stalled, mut stalled_rx) = budget.outbox::<u32>();
-        stalled.send(1, 60).await.unwrap();
+        stalled.send(1, Charge::own(60)).await.unwrap();
         let (reader, mut reader_rx) = budget.outbox::<u32>();
-        reader.send(2, 30).await.unwrap();
+        reader.send(2, Charge::own(30)).await.unwrap();
         assert_eq!(reader_rx.next().await.map(|r| r.ok()), Some(Some(2)));
         assert_eq!(budget.used(), 90, "the response taken last still counts");
 
         // 50 more do not fit: the stalled stream goes, not the one that reads.
-        reader.send(3, 50).await.unwrap();
-        assert_eq!(stalled.send(4, 1).await, Err(Closed::Evicted));
+        reader.send(3, Charge::own(50)).await.unwrap();
+        assert_eq!(stalled.send(4, Charge::own(1)).await, Err(Closed::Evicted));
         assert_eq!(stalled.ended().await, Closed::Evicted);
         let status = stalled_rx.next().await.and_then(|r| r.err()).unwrap();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
@@ -471,8 +549,41 @@ mod tests {
         assert_eq!(budget.used(), 50);
 
         // A response larger than the whole budget evicts nobody else.
-        assert_eq!(reader.send(5, 101).await, Err(Closed::Evicted));
+        assert_eq!(reader.send(5, Charge::own(101)).await, Err(Closed::Evicted));
         drop((reader, reader_rx, stalled, stalled_rx));
+        assert_eq!(budget.used(), 0);
+    }
+
+    /// A chunk several queues hold is counted once, until the last of them lets it go; another chunk is
+    /// counted on its own.
+    #[tokio::test]
+    async fn a_shared_chunk_is_counted_once_while_any_queue_holds_it() {
+        let budget = PendingBudget::new(1_000, Arc::new(LimitCounters::default()));
+        let charge = |chunk: usize| Charge {
+            own: 10,
+            shared: vec![(chunk, 400)],
+        };
+        let (a, mut a_rx) = budget.outbox::<u32>();
+        let (b, mut b_rx) = budget.outbox::<u32>();
+        a.send(1, charge(0xa)).await.unwrap();
+        b.send(2, charge(0xa)).await.unwrap();
+        assert_eq!(budget.used(), 10 + 10 + 400);
+        // Another chunk is counted on its own.
+        b.send(3, charge(0xb)).await.unwrap();
+        assert_eq!(budget.used(), 10 + 10 + 10 + 400 + 400);
+        assert_eq!(a_rx.next().await.map(|r| r.ok()), Some(Some(1)));
+        assert_eq!(b_rx.next().await.map(|r| r.ok()), Some(Some(2)));
+        // Both took their first response; taking the next gives the first back.
+        drop(a);
+        assert!(a_rx.next().await.is_none());
+        assert_eq!(
+            budget.used(),
+            10 + 10 + 400 + 400,
+            "b still holds chunk a in flight"
+        );
+        assert_eq!(b_rx.next().await.map(|r| r.ok()), Some(Some(3)));
+        assert_eq!(budget.used(), 10 + 400, "only chunk b is held now");
+        drop((b, b_rx, a_rx));
         assert_eq!(budget.used(), 0);
     }
 }

@@ -29,7 +29,7 @@ use super::frame::Frame;
 use super::grpc::{AdsHandlers, AdsService};
 use super::identity::{IdentityPolicy, Peer};
 use super::limits::{Limit, LimitCounters, XdsLimits};
-use super::outbox::{Closed, Outbox, OutboxStream, PendingBudget};
+use super::outbox::{Charge, Closed, Outbox, OutboxStream, PendingBudget};
 use super::outgoing::Outgoing;
 use super::requests::Requests;
 use super::resource_type::ResourceType;
@@ -652,11 +652,14 @@ impl<P: Protocol> StreamTask<P> {
             let frame = P::frame(&response);
             drop(response);
             let bytes = frame.message_len();
-            // What the queue holds of its own: a large resource's shared entry costs the same however many
-            // streams queue it, so counting it per stream would evict proxies merely slow to read it.
-            let held = frame.owned_len();
+            // A large resource's shared entry is counted once however many streams queue it: counted per
+            // stream, it would evict proxies merely slow to read it (`outbox.rs`).
+            let charge = Charge {
+                own: frame.owned_len(),
+                shared: frame.shared_chunks().to_vec(),
+            };
             tokio::select! {
-                sent = self.outbound.send(frame, held) => match sent {
+                sent = self.outbound.send(frame, charge) => match sent {
                     Ok(()) => {
                         if let Some(t) = t {
                             histograms.pushed(t, started.elapsed(), bytes);
