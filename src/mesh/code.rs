@@ -116,7 +116,8 @@ codes! {
     NotAnIpAddress = "SY0126",
     /// A name Envoy does not know: a retry condition, a gRPC status.
     UnknownName = "SY0127",
-    /// A name that is empty or contains a character it may not: a subset name, a header name.
+    /// A name that is empty or contains a character it may not: a subset name, a header name, a resource's
+    /// name or namespace (no `/`).
     InvalidName = "SY0128",
     /// A header that may not be modified: a pseudo-header, `host`, or an empty name.
     ProtectedHeader = "SY0129",

@@ -158,10 +158,32 @@ pub(crate) fn meta_of<T>(item: &Sourced<T>, kind: Kind) -> Meta {
     }
 }
 
+/// SY0128 on a name or namespace that is empty or holds a `/`, which Kubernetes refuses (a name is a path
+/// segment): `a/b` + `c` and `a` + `b/c` would be one `namespace/name` key, and one of the two resources would
+/// silently be left out wherever resources are keyed so.
+fn check_name<T>(item: &Sourced<T>, kind: Kind, diags: &mut Diags<'_>) {
+    for (field, value) in [
+        ("metadata.name", item.metadata.name.as_str()),
+        ("metadata.namespace", item.namespace()),
+    ] {
+        if value.is_empty() || value.contains('/') {
+            diags.error(
+                &meta_of(item, kind),
+                Code::InvalidName,
+                field,
+                format!(
+                    "{value:?} is not a valid {field}: it must be a non-empty name without '/'"
+                ),
+            );
+        }
+    }
+}
+
 /// SY0104: the same kind/namespace/name twice. Reported on the later definition, naming the earlier one.
 /// A kind whose resources are the very ones of `last`, the last valid reading, has none: that reading had
 /// none. Nor do two resources both of that reading: a duplicate has one that is not (a new one). When only a
-/// few are new, only their names are looked for, in one walk through the kind each.
+/// few are new, only their names are looked for, in one walk through the kind each. Each name is checked
+/// first ([`check_name`]), only the new ones' when only a few are new (the last valid reading's were valid).
 fn check_duplicates(config: &Config, last: Option<&Config>, diags: &mut Diags<'_>) {
     /// New resources beyond this many: every name is put in a map instead.
     const FEW: usize = 32;
@@ -198,6 +220,9 @@ fn check_duplicates(config: &Config, last: Option<&Config>, diags: &mut Diags<'_
                 .take(FEW + 1)
                 .collect();
             if new.len() <= FEW {
+                for item in &new {
+                    check_name(item, kind, diags);
+                }
                 let names: BTreeSet<(&str, &str)> = new.iter().map(|item| name_of(item)).collect();
                 let mut first: BTreeMap<(&str, &str), &Sourced<T>> = BTreeMap::new();
                 for item in items.iter().filter(|item| names.contains(&name_of(item))) {
@@ -210,6 +235,9 @@ fn check_duplicates(config: &Config, last: Option<&Config>, diags: &mut Diags<'_
                 }
                 return;
             }
+        }
+        for item in items {
+            check_name(item, kind, diags);
         }
         let mut seen: BTreeMap<(&str, &str), &Sourced<T>> = BTreeMap::new();
         for item in items {

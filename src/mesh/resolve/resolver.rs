@@ -484,10 +484,10 @@ spec: {labels: {app: shop}}
         assert_eq!(missing, 1, "{errors:?}");
     }
 
-    /// Two entries whose namespace and name join into one key (`a/b` + `c`, `a` + `b/c`): from scratch the
-    /// first holds it; removing either one, or editing the second, must leave what from scratch leaves.
+    /// Two new entries whose namespace and name would join into one key (`a/b` + `c`, `a` + `b/c`) beside a
+    /// kept one: both are reported, as from scratch, and neither is silently left out.
     #[test]
-    fn entries_whose_names_join_into_one_key_follow_as_from_scratch() {
+    fn names_with_a_slash_are_reported_in_turn_as_from_scratch() {
         let entry = |namespace: &str, name: &str| {
             format!(
                 "apiVersion: networking.istio.io/v1
@@ -497,28 +497,23 @@ spec: {{address: 127.0.0.9, labels: {{app: shop}}}}
 "
             )
         };
-        for (removed, edited) in [
-            ("b.yaml", None),
-            ("a.yaml", None),
-            ("b.yaml", Some("b.yaml")),
-        ] {
-            let dir = tempfile::tempdir().unwrap();
-            std::fs::write(dir.path().join("a.yaml"), entry("a/b", "c")).unwrap();
-            std::fs::write(dir.path().join("b.yaml"), entry("a", "b/c")).unwrap();
-            let (mut loader, mut resolver) =
-                (Loader::new(LoadOptions::default()), Resolver::default());
-            let _ = read(&mut loader, &mut resolver, dir.path());
-            match edited {
-                Some(file) => std::fs::write(
-                    dir.path().join(file),
-                    entry("a", "b/c").replace("127.0.0.9", "127.0.0.8"),
-                )
-                .unwrap(),
-                None => std::fs::remove_file(dir.path().join(removed)).unwrap(),
-            }
-            // `read` compares the reading in turn with the reading from scratch.
-            let _ = read(&mut loader, &mut resolver, dir.path());
-        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.yaml"), workload("kept", "app: shop")).unwrap();
+        let (mut loader, mut resolver) = (Loader::new(LoadOptions::default()), Resolver::default());
+        read(&mut loader, &mut resolver, dir.path()).unwrap();
+        std::fs::write(dir.path().join("a.yaml"), entry("a/b", "c")).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), entry("a", "b/c")).unwrap();
+        let errors = read(&mut loader, &mut resolver, dir.path()).expect_err("invalid names");
+        let fields: Vec<&str> = errors
+            .iter()
+            .filter(|d| d.code == Code::InvalidName)
+            .map(|d| d.field.as_str())
+            .collect();
+        assert_eq!(
+            fields,
+            ["metadata.namespace", "metadata.name"],
+            "{errors:?}"
+        );
     }
 
     /// A new file, read first, defines the kept workload again with other labels: from scratch its definition

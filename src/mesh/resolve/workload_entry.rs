@@ -33,19 +33,15 @@ pub(super) fn resolve(
     resolve_all(
         items,
         |item, key| {
-            // The workload under its key, if it is this entry's (not another's whose name joins into the key).
-            let workload = before.workloads.get(key)?;
-            (was.contains(item)
-                && workload.namespace == item.namespace()
-                && workload.name == item.name())
-            .then(|| workload.clone())
+            was.contains(item)
+                .then(|| before.workloads.get(key).cloned())?
         },
         diags,
     )
 }
 
 /// The last reading's workloads, less those of its entries that are gone, plus those of the entries that are
-/// new: at 10,000 workloads a removed one costs a copy of the map, not 10,000 keys formatted, looked up and
+/// new (an entry of a valid reading owns its key: no name or namespace holds a `/`, `check_name`): at 10,000 workloads a removed one costs a copy of the map, not 10,000 keys formatted, looked up and
 /// inserted again (and never more than that: copying the map is cheaper than building it). `None` (resolve
 /// them all) when a new entry is named as a kept one, whose order against it only a walk through every entry
 /// tells (the same for two new entries named alike: a reading with a duplicate is in error, however slow).
@@ -58,19 +54,7 @@ fn follow(
     let new: Vec<&Arc<Sourced<WorkloadEntry>>> =
         items.iter().filter(|item| !was.contains(item)).collect();
     let is = Vouched::of(items);
-    let gone: Vec<&Arc<Sourced<WorkloadEntry>>> = before
-        .entries
-        .iter()
-        .filter(|entry| !is.contains(entry))
-        .collect();
-    // A key is one entry's only when a `/` cannot be in its namespace or name: `a/b` + `c` and `a` + `b/c`
-    // are one key, which from scratch the first of them holds and the other is silently left out of.
-    let slashed = |entry: &&Arc<Sourced<WorkloadEntry>>| {
-        entry.namespace().contains('/') || entry.name().contains('/')
-    };
-    if gone.iter().chain(&new).any(slashed) {
-        return None;
-    }
+    let gone = before.entries.iter().filter(|entry| !is.contains(entry));
     let mut workloads = before.workloads.clone();
     for entry in gone {
         workloads.remove(&key_of(entry));
