@@ -179,12 +179,13 @@ fn check_name<T>(item: &Sourced<T>, kind: Kind, diags: &mut Diags<'_>) {
     }
 }
 
-/// SY0104: the same kind/namespace/name twice. Reported on the later definition, naming the earlier one.
+/// Every resource's name: SY0128 for one that is not a name ([`check_name`]), and SY0104 for the same
+/// kind/namespace/name twice, reported on the later definition, naming the earlier one.
 /// A kind whose resources are the very ones of `last`, the last valid reading, has none: that reading had
 /// none. Nor do two resources both of that reading: a duplicate has one that is not (a new one). When only a
 /// few are new, only their names are looked for, in one walk through the kind each. Each name is checked
 /// first ([`check_name`]), only the new ones' when only a few are new (the last valid reading's were valid).
-fn check_duplicates(config: &Config, last: Option<&Config>, diags: &mut Diags<'_>) {
+fn check_names(config: &Config, last: Option<&Config>, diags: &mut Diags<'_>) {
     /// New resources beyond this many: every name is put in a map instead.
     const FEW: usize = 32;
     fn name_of<T>(item: &Sourced<T>) -> (&str, &str) {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::vouched::Vouched;
 use super::workload_index::WorkloadIndex;
 use super::{
-    check_duplicates, destination_rule, gateway, same, service_entry, sidecar, virtual_service,
+    check_names, destination_rule, gateway, same, service_entry, sidecar, virtual_service,
     workload_entry, Diags,
 };
 use crate::mesh::{
@@ -101,7 +101,7 @@ impl Resolver {
         let last = self.last.as_ref();
         let mut diags = Diags::new(config);
         let mut steps = Steps::default();
-        check_duplicates(config, last.map(|l| &l.config), &mut diags);
+        check_names(config, last.map(|l| &l.config), &mut diags);
 
         let reuse_workloads =
             last.filter(|l| same(&config.workload_entries, &l.config.workload_entries));

@@ -16,7 +16,7 @@ pub(super) struct Before<'a> {
 }
 
 /// Resolves every WorkloadEntry, keyed `namespace/name`; of two entries with one key, the first (an error
-/// reported by `check_duplicates`). An entry of `before` (the very entry of the last valid reading, which had
+/// reported by `check_names`). An entry of `before` (the very entry of the last valid reading, which had
 /// no diagnostic for it) keeps the workload it resolved to then.
 pub(super) fn resolve(
     items: &[Arc<Sourced<WorkloadEntry>>],
@@ -41,10 +41,11 @@ pub(super) fn resolve(
 }
 
 /// The last reading's workloads, less those of its entries that are gone, plus those of the entries that are
-/// new (an entry of a valid reading owns its key: no name or namespace holds a `/`, `check_name`): at 10,000 workloads a removed one costs a copy of the map, not 10,000 keys formatted, looked up and
-/// inserted again (and never more than that: copying the map is cheaper than building it). `None` (resolve
-/// them all) when a new entry is named as a kept one, whose order against it only a walk through every entry
-/// tells (the same for two new entries named alike: a reading with a duplicate is in error, however slow).
+/// new (an entry of a valid reading owns its key: no name or namespace holds a `/`, `check_name`). At 10,000
+/// workloads a removed one costs a copy of the map, not 10,000 keys formatted, looked up and inserted again
+/// (and never more than that: copying the map is cheaper than building it). `None` (resolve them all) when a
+/// new entry is named as a kept one, whose order against it only a walk through every entry tells (the same
+/// for two new entries named alike: a reading with a duplicate is in error, however slow).
 fn follow(
     items: &[Arc<Sourced<WorkloadEntry>>],
     before: &Before<'_>,
